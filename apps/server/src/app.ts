@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import type { Api, AppRouter } from '@smartspace/api';
+import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from './logger';
+import { trpcErrorBody } from './plugins/trpc-errors';
+
+export interface AppOptions {
+  api: Api;
+  logger: Logger;
+}
+
+/** Max calls in one HTTP batch (API.md). */
+export const MAX_BATCH_SIZE = 20;
+
+function bearer(header: string | undefined): string | null {
+  if (!header) return null;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match?.[1] ?? null;
+}
+
+/** Builds the HTTP app; listening and shutdown live in server.ts so tests can inject. */
+export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInstance> {
+  const { config } = api.deps;
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    trustProxy: config.trustProxy,
+    bodyLimit: config.bodyLimitBytes,
+    requestTimeout: config.requestTimeoutMs,
+    // Our own ids only: a client-chosen id could forge log lines.
+    requestIdHeader: false,
+    genReqId: () => randomUUID(),
+    // Batch paths are long ("a,b,c,..."); the batch cap bounds them, this bounds the URL.
+    routerOptions: { maxParamLength: 4096 },
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; body?: unknown }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    // The rate limiter throws the body it built; send it as is.
+    if (status === 429 && err.body) return reply.status(429).send(err.body);
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    const message = status >= 500 ? 'Internal server error' : err.message;
+    if (req.url.startsWith('/trpc'))
+      return reply.status(status).send(trpcErrorBody(status, message));
+    return reply.status(status).send({ error: message, statusCode: status });
+  });
+
+  await app.register(cors, {
+    origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: ['authorization', 'content-type', 'trpc-accept', 'x-trpc-source'],
+    maxAge: 600,
+  });
+
+  if (config.rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      max: config.rateLimitPerMinute,
+      timeWindow: 60_000,
+      ...(api.redis ? { redis: api.redis, nameSpace: 'smartspace:http:' } : {}),
+      // Liveness probes must never be throttled into "down".
+      allowList: (req) => req.url === '/health' || req.url === '/ready',
+      errorResponseBuilder: (req, ctx) => {
+        const message = `Too many requests; retry in ${Math.ceil(ctx.ttl / 1000)} s`;
+        const body = req.url.startsWith('/trpc')
+          ? trpcErrorBody(429, message)
+          : { error: message, statusCode: 429 };
+        return Object.assign(new Error(message), { statusCode: 429, body });
+      },
+    });
+  }
+
+  app.get('/health', async () => ({ status: 'ok' }));
+
+  app.get('/ready', async (_req, reply) => {
+    const r = await api.readiness();
+    return reply.status(r.ok ? 200 : 503).send({ status: r.ok ? 'ready' : 'not_ready', ...r });
+  });
+
+  await app.register(fastifyTRPCPlugin, {
+    prefix: '/trpc',
+    trpcOptions: {
+      router: api.router,
+      maxBatchSize: MAX_BATCH_SIZE,
+      createContext: ({ req }) =>
+        api.createContext({
+          token: bearer(req.headers.authorization),
+          ip: req.ip,
+          requestId: req.id,
+          userAgent: req.headers['user-agent'],
+        }),
+      onError: ({ error, path, ctx }) => {
+        if (error.code === 'INTERNAL_SERVER_ERROR') {
+          logger.error(
+            { err: error.cause ?? error, path, requestId: ctx?.req.requestId },
+            'procedure failed',
+          );
+        }
+      },
+    },
+  } satisfies FastifyTRPCPluginOptions<AppRouter>);
+
+  return app;
+}

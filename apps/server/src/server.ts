@@ -1,0 +1,55 @@
+import { ConfigError, createApi, loadConfig } from '@smartspace/api';
+import { buildApp } from './app';
+import { createLogger } from './logger';
+
+const SHUTDOWN_GRACE_MS = 10_000;
+
+async function main() {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      process.exit(78); // EX_CONFIG
+    }
+    throw e;
+  }
+  const logger = createLogger(config.logLevel);
+  const api = await createApi({ config, log: logger });
+  const app = await buildApp({ api, logger });
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down: draining requests');
+    const force = setTimeout(() => {
+      logger.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS);
+    force.unref();
+    try {
+      await app.close();
+      await api.close();
+      logger.info('shut down cleanly');
+      process.exit(0);
+    } catch (err) {
+      logger.error({ err }, 'error during shutdown');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  await app.listen({ host: config.host, port: config.port });
+  logger.info(
+    { database: api.database.kind === 'pglite' ? `embedded (${config.dataDir})` : 'postgres' },
+    'SmartSpace is ready',
+  );
+}
+
+main().catch((err) => {
+  console.error('SmartSpace failed to start:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});

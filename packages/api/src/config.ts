@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one module that reads the environment (ARCHITECTURE.md). Everything else receives a
+ * `Config`. A bad or missing setting stops start-up with a message naming the variable.
+ */
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const list = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: int(0, 65535).default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
+  DATABASE_POOL_SIZE: int(1, 500).default(10),
+  DATA_DIR: z.string().min(1).default('./.data'),
+  JWT_SECRET: z.string().optional(),
+  JWT_ISSUER: z.string().min(1).default('smartspace'),
+  JWT_AUDIENCE: z.string().min(1).default('smartspace-api'),
+  ACCESS_TOKEN_TTL_SECONDS: int(30, 3600).default(900),
+  REFRESH_TOKEN_TTL_DAYS: int(1, 365).default(30),
+  CORS_ORIGINS: list.default([]),
+  TRUST_PROXY: bool.default(false),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+    .optional(),
+  RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(600),
+  LOGIN_ATTEMPTS_PER_15_MINUTES: int(1, 10_000).default(10),
+  BODY_LIMIT_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
+  REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
+  ADMIN_EMAILS: list.default([]),
+});
+
+export type Env = z.input<typeof envSchema>;
+
+export interface Config {
+  nodeEnv: 'development' | 'production' | 'test';
+  host: string;
+  port: number;
+  logLevel: string;
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  dataDir: string;
+  jwt: { secret: Uint8Array; issuer: string; audience: string; accessTtlSeconds: number };
+  refreshTokenTtlDays: number;
+  corsOrigins: string[];
+  trustProxy: boolean;
+  redisUrl: string | undefined;
+  rateLimitPerMinute: number;
+  loginAttemptsPer15Minutes: number;
+  bodyLimitBytes: number;
+  requestTimeoutMs: number;
+  adminEmails: string[];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const MIN_SECRET_LENGTH = 32;
+
+/** Reads and validates settings; `env` defaults to the process environment. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Treat empty strings as unset, so `FOO=` in an .env file means "use the default".
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  );
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const dataDir = resolve(e.DATA_DIR);
+  return {
+    nodeEnv: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    dataDir,
+    jwt: {
+      secret: jwtSecret(e.JWT_SECRET, e.NODE_ENV, dataDir),
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      accessTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
+    },
+    refreshTokenTtlDays: e.REFRESH_TOKEN_TTL_DAYS,
+    corsOrigins: e.CORS_ORIGINS,
+    trustProxy: e.TRUST_PROXY,
+    redisUrl: e.REDIS_URL,
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    loginAttemptsPer15Minutes: e.LOGIN_ATTEMPTS_PER_15_MINUTES,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    adminEmails: e.ADMIN_EMAILS.map((a) => a.toLowerCase()),
+  };
+}
+
+/**
+ * In production the secret must be given. Elsewhere one is generated once and kept in the
+ * data directory, so restarts keep sessions valid and no secret ever lives in the code.
+ */
+function jwtSecret(given: string | undefined, nodeEnv: string, dataDir: string): Uint8Array {
+  if (given !== undefined) {
+    if (given.length < MIN_SECRET_LENGTH) {
+      throw new ConfigError(
+        `Invalid configuration:\n  JWT_SECRET: must be at least ${MIN_SECRET_LENGTH} characters`,
+      );
+    }
+    return new TextEncoder().encode(given);
+  }
+  if (nodeEnv === 'production') {
+    throw new ConfigError(
+      'Invalid configuration:\n  JWT_SECRET: required when NODE_ENV=production (at least 32 characters)',
+    );
+  }
+  const file = join(dataDir, 'jwt-secret');
+  try {
+    const stored = readFileSync(file, 'utf8').trim();
+    if (stored.length >= MIN_SECRET_LENGTH) return new TextEncoder().encode(stored);
+  } catch {
+    // not generated yet
+  }
+  const secret = randomBytes(48).toString('base64url');
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return new TextEncoder().encode(secret);
+}

@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import * as schema from './schema';
+
+export type Schema = typeof schema;
+/** A database or a transaction: services take either, so they compose inside one transaction. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+
+export interface DatabaseHandle {
+  db: Db;
+  kind: 'postgres' | 'pglite';
+  /** Applies pending migrations; safe to call from several instances at once. */
+  migrate(): Promise<void>;
+  /** Number of committed migrations not yet applied to this database. */
+  pendingMigrations(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), '../../drizzle');
+// Any constant works; it only has to be the same for every instance of this app.
+const MIGRATION_LOCK_ID = 727_274_001;
+
+function journalEntries(): number {
+  const journal = JSON.parse(readFileSync(join(migrationsFolder, 'meta/_journal.json'), 'utf8'));
+  return (journal.entries as unknown[]).length;
+}
+
+/** Rows of `db.execute`: postgres.js answers an array, PGlite an object with `rows`. */
+export function rowsOf<T>(result: unknown): T[] {
+  return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);
+}
+
+/** Throws when the database cannot be reached; 0 when no migration has run yet. */
+async function countApplied(db: Db): Promise<number> {
+  const [exists] = rowsOf<{ t: string | null }>(
+    await db.execute(sql`select to_regclass('drizzle.__drizzle_migrations')::text as t`),
+  );
+  if (!exists?.t) return 0;
+  const [row] = rowsOf<{ n: number }>(
+    await db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`),
+  );
+  return Number(row?.n ?? 0);
+}
+
+export interface OpenDatabaseOptions {
+  /** PostgreSQL URL; when absent the embedded PGlite is used. */
+  url?: string | undefined;
+  /** Where PGlite keeps its files; `memory://` for a throw-away database. */
+  dataDir: string;
+  poolSize?: number;
+}
+
+export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  return opts.url ? openPostgres(opts.url, opts.poolSize ?? 10) : openPglite(opts.dataDir);
+}
+
+async function openPostgres(url: string, poolSize: number): Promise<DatabaseHandle> {
+  const { default: postgres } = await import('postgres');
+  const { drizzle } = await import('drizzle-orm/postgres-js');
+  const { migrate } = await import('drizzle-orm/postgres-js/migrator');
+  const client = postgres(url, {
+    max: poolSize,
+    onnotice: () => {},
+    connection: { application_name: 'smartspace' },
+  });
+  const db = drizzle(client, { schema }) as unknown as Db;
+  return {
+    db,
+    kind: 'postgres',
+    async migrate() {
+      // A session-level advisory lock needs one connection for lock, migrate and unlock.
+      const single = postgres(url, { max: 1, onnotice: () => {} });
+      try {
+        await single`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
+        await migrate(drizzle(single), { migrationsFolder });
+        await single`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`;
+      } finally {
+        await single.end({ timeout: 5 });
+      }
+    },
+    async pendingMigrations() {
+      return Math.max(0, journalEntries() - (await countApplied(db)));
+    },
+    async close() {
+      await client.end({ timeout: 5 });
+    },
+  };
+}
+
+async function openPglite(dataDir: string): Promise<DatabaseHandle> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  const { migrate } = await import('drizzle-orm/pglite/migrator');
+  const memory = dataDir.startsWith('memory://');
+  const path = memory ? dataDir : join(dataDir, 'pgdata');
+  if (!memory) await mkdir(path, { recursive: true });
+  const client = await PGlite.create(path);
+  const db = drizzle(client, { schema }) as unknown as Db;
+  return {
+    db,
+    kind: 'pglite',
+    async migrate() {
+      // One process owns a PGlite directory, so there is nobody to race.
+      await migrate(drizzle(client), { migrationsFolder });
+    },
+    async pendingMigrations() {
+      return Math.max(0, journalEntries() - (await countApplied(db)));
+    },
+    async close() {
+      if (!client.closed) await client.close();
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Application errors: services throw these with a stable dotted code; the tRPC layer maps the
+ * code to a transport code and HTTP status through the one table below.
+ */
+export const appErrorCodes = {
+  'auth.unauthenticated': 'UNAUTHORIZED',
+  'auth.invalid_credentials': 'UNAUTHORIZED',
+  'auth.token_invalid': 'UNAUTHORIZED',
+  'auth.session_ended': 'UNAUTHORIZED',
+  'auth.refresh_invalid': 'UNAUTHORIZED',
+  'auth.refresh_reused': 'UNAUTHORIZED',
+  'auth.account_disabled': 'FORBIDDEN',
+  'auth.email_taken': 'CONFLICT',
+  'auth.wrong_password': 'BAD_REQUEST',
+  'auth.admin_required': 'FORBIDDEN',
+  'users.not_found': 'NOT_FOUND',
+  'users.cannot_change_self': 'BAD_REQUEST',
+  'projects.not_found': 'NOT_FOUND',
+  'projects.role_insufficient': 'FORBIDDEN',
+  'projects.owner_required': 'FORBIDDEN',
+  'projects.last_owner': 'CONFLICT',
+  'projects.member_exists': 'CONFLICT',
+  'projects.member_not_found': 'NOT_FOUND',
+  'pagination.invalid_cursor': 'BAD_REQUEST',
+  rate_limited: 'TOO_MANY_REQUESTS',
+} as const;
+
+export type AppErrorCode = keyof typeof appErrorCodes;
+export type TransportCode = (typeof appErrorCodes)[AppErrorCode];
+
+export class AppError extends Error {
+  override name = 'AppError';
+  constructor(
+    readonly code: AppErrorCode,
+    message: string,
+    readonly meta?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+/** Stable app codes for errors raised by tRPC itself (bad input, unknown procedure, ...). */
+export const genericAppCodes: Record<string, string> = {
+  PARSE_ERROR: 'request.malformed',
+  BAD_REQUEST: 'request.invalid',
+  UNAUTHORIZED: 'auth.unauthenticated',
+  FORBIDDEN: 'auth.forbidden',
+  NOT_FOUND: 'request.not_found',
+  METHOD_NOT_SUPPORTED: 'request.method_not_supported',
+  TIMEOUT: 'request.timeout',
+  CONFLICT: 'request.conflict',
+  PRECONDITION_FAILED: 'request.precondition_failed',
+  PAYLOAD_TOO_LARGE: 'request.too_large',
+  UNSUPPORTED_MEDIA_TYPE: 'request.unsupported_media_type',
+  UNPROCESSABLE_CONTENT: 'request.unprocessable',
+  TOO_MANY_REQUESTS: 'rate_limited',
+  CLIENT_CLOSED_REQUEST: 'request.cancelled',
+  INTERNAL_SERVER_ERROR: 'internal',
+  NOT_IMPLEMENTED: 'request.not_implemented',
+  SERVICE_UNAVAILABLE: 'service.unavailable',
+};

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { authedProcedure, publicProcedure, router } from '../../trpc';
+import * as auth from './auth.service';
+
+const email = z.string().trim().toLowerCase().pipe(z.email().max(254));
+// Length only, no composition rules (NIST 800-63B); the cap bounds hashing work.
+const password = z.string().min(8).max(128);
+
+export const authRouter = router({
+  register: publicProcedure
+    .input(z.object({ email, password, name: z.string().trim().min(1).max(100) }))
+    .mutation(({ ctx, input }) =>
+      auth.register({ db: ctx.db, config: ctx.config, ...input, client: ctx.req }),
+    ),
+
+  login: publicProcedure
+    .input(z.object({ email, password: z.string().min(1).max(128) }))
+    .mutation(({ ctx, input }) =>
+      auth.login({
+        db: ctx.db,
+        config: ctx.config,
+        limiter: ctx.limiter,
+        ...input,
+        client: ctx.req,
+      }),
+    ),
+
+  refresh: publicProcedure
+    .input(z.object({ refreshToken: z.string().min(1).max(200) }))
+    .mutation(({ ctx, input }) => auth.refresh({ db: ctx.db, config: ctx.config, ...input })),
+
+  logout: publicProcedure
+    .input(z.object({ refreshToken: z.string().min(1).max(200) }))
+    .mutation(async ({ ctx, input }) => {
+      await auth.logout({ db: ctx.db, ...input });
+      return { ok: true as const };
+    }),
+
+  logoutAll: authedProcedure.mutation(async ({ ctx }) => {
+    await auth.endSessions({ db: ctx.db, userId: ctx.user.id, reason: 'logout_all' });
+    return { ok: true as const };
+  }),
+
+  changePassword: authedProcedure
+    .input(z.object({ currentPassword: z.string().min(1).max(128), newPassword: password }))
+    .mutation(async ({ ctx, input }) => {
+      await auth.changePassword({ db: ctx.db, user: ctx.user, ...input });
+      return { ok: true as const };
+    }),
+});

@@ -1,0 +1,301 @@
+import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm';
+import type { Config } from '../../config';
+import type { Db } from '../../db/client';
+import { AppError } from '../../lib/errors';
+import type { RateLimiter } from '../../lib/rate-limit';
+import { normaliseEmail, toUser, type User } from '../users/users.dto';
+import { users } from '../users/users.table';
+import { burnPasswordCheck, hashPassword, needsRehash, verifyPassword } from './password';
+import { refreshTokens, sessions } from './sessions.table';
+import { hashToken, newRefreshToken, signAccessToken, verifyAccessToken } from './tokens';
+
+export interface Session {
+  user: User;
+  accessToken: string;
+  refreshToken: string;
+  accessTokenExpiresAt: string;
+}
+
+export interface AuthUser extends User {
+  sessionId: string;
+}
+
+export interface ClientInfo {
+  ip?: string | undefined;
+  userAgent?: string | undefined;
+}
+
+const FIRST_USER_LOCK = 727_274_002;
+
+function isUniqueViolation(e: unknown): boolean {
+  for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
+    if ((c as { code?: string }).code === '23505') return true;
+  }
+  return false;
+}
+
+export async function register(opts: {
+  db: Db;
+  config: Config;
+  email: string;
+  password: string;
+  name: string;
+  client: ClientInfo;
+}): Promise<Session> {
+  const email = normaliseEmail(opts.email);
+  // Hash before looking the email up, so a taken address costs the same time as a free one.
+  const passwordHash = await hashPassword(opts.password);
+  let row: typeof users.$inferSelect;
+  try {
+    row = await opts.db.transaction(async (tx) => {
+      // Serialises registrations only while deciding who is first (and becomes admin).
+      await tx.execute(sql`select pg_advisory_xact_lock(${FIRST_USER_LOCK})`);
+      const [{ n } = { n: 0 }] = await tx.select({ n: sql<number>`count(*)::int` }).from(users);
+      const admin = n === 0 || opts.config.adminEmails.includes(email);
+      const [inserted] = await tx
+        .insert(users)
+        .values({ email, name: opts.name.trim(), passwordHash, role: admin ? 'admin' : 'user' })
+        .returning();
+      if (!inserted) throw new Error('insert returned no row');
+      return inserted;
+    });
+  } catch (e) {
+    if (isUniqueViolation(e))
+      throw new AppError('auth.email_taken', 'That email cannot be registered');
+    throw e;
+  }
+  return startSession({ db: opts.db, config: opts.config, user: row, client: opts.client });
+}
+
+export async function login(opts: {
+  db: Db;
+  config: Config;
+  limiter: RateLimiter;
+  email: string;
+  password: string;
+  client: ClientInfo;
+}): Promise<Session> {
+  const email = normaliseEmail(opts.email);
+  const key = `login:${email}`;
+  const limit = await opts.limiter.hit(key, opts.config.loginAttemptsPer15Minutes, 15 * 60_000);
+  if (!limit.allowed) {
+    throw new AppError('rate_limited', 'Too many sign-in attempts for this account; try later', {
+      retryAfterMs: limit.retryAfterMs,
+    });
+  }
+  const [user] = await opts.db.select().from(users).where(eq(users.email, email)).limit(1);
+  if (!user) {
+    await burnPasswordCheck(opts.password);
+    throw new AppError('auth.invalid_credentials', 'Email or password is wrong');
+  }
+  if (!(await verifyPassword(user.passwordHash, opts.password))) {
+    throw new AppError('auth.invalid_credentials', 'Email or password is wrong');
+  }
+  // Only someone holding the password learns that the account is disabled.
+  if (!user.active) throw new AppError('auth.account_disabled', 'This account is disabled');
+  await opts.limiter.reset(key);
+
+  const patch: Partial<typeof users.$inferInsert> = {};
+  if (user.role !== 'admin' && opts.config.adminEmails.includes(email)) patch.role = 'admin';
+  if (needsRehash(user.passwordHash)) patch.passwordHash = await hashPassword(opts.password);
+  let current = user;
+  if (Object.keys(patch).length > 0) {
+    const [updated] = await opts.db
+      .update(users)
+      .set({ ...patch, updatedAt: new Date() })
+      .where(eq(users.id, user.id))
+      .returning();
+    if (updated) current = updated;
+  }
+  return startSession({ db: opts.db, config: opts.config, user: current, client: opts.client });
+}
+
+async function startSession(opts: {
+  db: Db;
+  config: Config;
+  user: typeof users.$inferSelect;
+  client: ClientInfo;
+}): Promise<Session> {
+  const refreshToken = newRefreshToken();
+  const expiresAt = new Date(Date.now() + opts.config.refreshTokenTtlDays * 86_400_000);
+  const sessionId = await opts.db.transaction(async (tx) => {
+    const [session] = await tx
+      .insert(sessions)
+      .values({
+        userId: opts.user.id,
+        expiresAt,
+        ip: opts.client.ip ?? null,
+        userAgent: opts.client.userAgent?.slice(0, 500) ?? null,
+      })
+      .returning({ id: sessions.id });
+    if (!session) throw new Error('insert returned no row');
+    await tx
+      .insert(refreshTokens)
+      .values({ sessionId: session.id, tokenHash: hashToken(refreshToken) });
+    return session.id;
+  });
+  const access = await signAccessToken(opts.config.jwt, { userId: opts.user.id, sessionId });
+  return {
+    user: toUser(opts.user),
+    accessToken: access.token,
+    refreshToken,
+    accessTokenExpiresAt: access.expiresAt.toISOString(),
+  };
+}
+
+/**
+ * Exchanges a refresh token for a new pair. The token is spent by one conditional UPDATE,
+ * so of many concurrent exchanges exactly one wins and the chain never forks. Presenting a
+ * spent token again means it leaked: the whole session ends, and that is committed on its
+ * own so the error response cannot roll it back.
+ */
+export async function refresh(opts: {
+  db: Db;
+  config: Config;
+  refreshToken: string;
+}): Promise<Session> {
+  const tokenHash = hashToken(opts.refreshToken);
+  const outcome = await opts.db.transaction(async (tx) => {
+    const [spent] = await tx
+      .update(refreshTokens)
+      .set({ usedAt: new Date() })
+      .where(and(eq(refreshTokens.tokenHash, tokenHash), isNull(refreshTokens.usedAt)))
+      .returning({ sessionId: refreshTokens.sessionId });
+    if (!spent) return { kind: 'not-current' as const };
+    const [row] = await tx
+      .select({ session: sessions, user: users })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(eq(sessions.id, spent.sessionId));
+    if (!row || row.session.revokedAt || row.session.expiresAt <= new Date() || !row.user.active) {
+      return { kind: 'ended' as const };
+    }
+    const next = newRefreshToken();
+    await tx
+      .insert(refreshTokens)
+      .values({ sessionId: row.session.id, tokenHash: hashToken(next) });
+    await tx
+      .update(sessions)
+      .set({ lastUsedAt: new Date() })
+      .where(eq(sessions.id, row.session.id));
+    return { kind: 'rotated' as const, user: row.user, sessionId: row.session.id, next };
+  });
+
+  if (outcome.kind === 'rotated') {
+    const access = await signAccessToken(opts.config.jwt, {
+      userId: outcome.user.id,
+      sessionId: outcome.sessionId,
+    });
+    return {
+      user: toUser(outcome.user),
+      accessToken: access.token,
+      refreshToken: outcome.next,
+      accessTokenExpiresAt: access.expiresAt.toISOString(),
+    };
+  }
+  if (outcome.kind === 'not-current') {
+    const [known] = await opts.db
+      .select({ sessionId: refreshTokens.sessionId })
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, tokenHash));
+    if (known) {
+      await endSessions({ db: opts.db, sessionId: known.sessionId, reason: 'refresh_reuse' });
+      throw new AppError(
+        'auth.refresh_reused',
+        'This refresh token was already used; sign in again',
+      );
+    }
+  }
+  throw new AppError('auth.refresh_invalid', 'Refresh token is invalid or expired; sign in again');
+}
+
+/** Ends the session a refresh token belongs to. Unknown tokens are ignored (same answer). */
+export async function logout(opts: { db: Db; refreshToken: string }): Promise<void> {
+  const [known] = await opts.db
+    .select({ sessionId: refreshTokens.sessionId })
+    .from(refreshTokens)
+    .where(eq(refreshTokens.tokenHash, hashToken(opts.refreshToken)));
+  if (known) await endSessions({ db: opts.db, sessionId: known.sessionId, reason: 'logout' });
+}
+
+/**
+ * Ends sessions: one (`sessionId`), or all of a user's (`userId`), optionally sparing one.
+ * Access tokens carry their session id, so they stop working at once too.
+ */
+export async function endSessions(opts: {
+  db: Db;
+  sessionId?: string;
+  userId?: string;
+  exceptSessionId?: string;
+  reason: string;
+}): Promise<number> {
+  const conditions = [isNull(sessions.revokedAt)];
+  if (opts.sessionId) conditions.push(eq(sessions.id, opts.sessionId));
+  if (opts.userId) conditions.push(eq(sessions.userId, opts.userId));
+  if (opts.exceptSessionId) conditions.push(ne(sessions.id, opts.exceptSessionId));
+  if (!opts.sessionId && !opts.userId) throw new Error('endSessions needs a session or a user');
+  const ended = await opts.db
+    .update(sessions)
+    .set({ revokedAt: new Date(), revokedReason: opts.reason })
+    .where(and(...conditions))
+    .returning({ id: sessions.id });
+  return ended.length;
+}
+
+export async function changePassword(opts: {
+  db: Db;
+  user: AuthUser;
+  currentPassword: string;
+  newPassword: string;
+}): Promise<void> {
+  const [row] = await opts.db
+    .select({ hash: users.passwordHash })
+    .from(users)
+    .where(eq(users.id, opts.user.id));
+  if (!row || !(await verifyPassword(row.hash, opts.currentPassword))) {
+    throw new AppError('auth.wrong_password', 'The current password is wrong');
+  }
+  const passwordHash = await hashPassword(opts.newPassword);
+  await opts.db.transaction(async (tx) => {
+    await tx
+      .update(users)
+      .set({ passwordHash, updatedAt: new Date() })
+      .where(eq(users.id, opts.user.id));
+    await endSessions({
+      db: tx,
+      userId: opts.user.id,
+      exceptSessionId: opts.user.sessionId,
+      reason: 'password_changed',
+    });
+  });
+}
+
+/** Resolves an access token to its user: valid signature and claims, live session, active user. */
+export async function authenticate(opts: {
+  db: Db;
+  config: Config;
+  token: string;
+}): Promise<AuthUser | null> {
+  const claims = await verifyAccessToken(opts.config.jwt, opts.token);
+  if (!claims) return null;
+  const [row] = await opts.db
+    .select({
+      id: users.id,
+      email: users.email,
+      name: users.name,
+      role: users.role,
+      createdAt: users.createdAt,
+    })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(
+      and(
+        eq(sessions.id, claims.sessionId),
+        eq(sessions.userId, claims.userId),
+        isNull(sessions.revokedAt),
+        gt(sessions.expiresAt, sql`now()`),
+        eq(users.active, true),
+      ),
+    );
+  return row ? { ...toUser(row), sessionId: claims.sessionId } : null;
+}

@@ -1,0 +1,59 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { jwtVerify, SignJWT } from 'jose';
+import type { Config } from '../../config';
+
+/** `typ` header of access tokens (RFC 9068); refresh tokens are opaque, never JWTs. */
+const ACCESS_TYP = 'at+jwt';
+const ALG = 'HS256';
+
+export interface AccessClaims {
+  userId: string;
+  sessionId: string;
+}
+
+export async function signAccessToken(
+  jwt: Config['jwt'],
+  claims: AccessClaims,
+): Promise<{ token: string; expiresAt: Date }> {
+  const now = Math.floor(Date.now() / 1000);
+  const exp = now + jwt.accessTtlSeconds;
+  const token = await new SignJWT({ sid: claims.sessionId })
+    .setProtectedHeader({ alg: ALG, typ: ACCESS_TYP })
+    .setIssuer(jwt.issuer)
+    .setAudience(jwt.audience)
+    .setSubject(claims.userId)
+    .setIssuedAt(now)
+    .setExpirationTime(exp)
+    .setJti(randomUUID())
+    .sign(jwt.secret);
+  return { token, expiresAt: new Date(exp * 1000) };
+}
+
+/** Verifies signature, algorithm, issuer, audience, type and expiry; null when any fails. */
+export async function verifyAccessToken(
+  jwt: Config['jwt'],
+  token: string,
+): Promise<AccessClaims | null> {
+  try {
+    const { payload } = await jwtVerify(token, jwt.secret, {
+      algorithms: [ALG],
+      issuer: jwt.issuer,
+      audience: jwt.audience,
+      typ: ACCESS_TYP,
+      requiredClaims: ['sub', 'iat', 'exp', 'jti', 'sid'],
+    });
+    if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string') return null;
+    return { userId: payload.sub, sessionId: payload.sid };
+  } catch {
+    return null;
+  }
+}
+
+/** 256 random bits, URL-safe. */
+export function newRefreshToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}

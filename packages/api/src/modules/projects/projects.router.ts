@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { listInput } from '../../lib/pagination';
+import { authedProcedure, projectProcedure, router } from '../../trpc';
+import * as projects from './projects.service';
+import { projectRole } from './projects.table';
+
+const name = z.string().trim().min(1).max(100);
+const description = z.string().trim().max(2000);
+const role = z.enum(projectRole.enumValues);
+
+const membersRouter = router({
+  list: projectProcedure('viewer').query(({ ctx }) =>
+    projects.listMembers({ db: ctx.db, projectId: ctx.membership.projectId }),
+  ),
+  add: projectProcedure('admin')
+    .input(z.object({ email: z.email().max(254), role }))
+    .mutation(({ ctx, input }) =>
+      projects.addMember({
+        db: ctx.db,
+        actor: ctx.membership,
+        email: input.email,
+        role: input.role,
+      }),
+    ),
+  updateRole: projectProcedure('admin')
+    .input(z.object({ userId: z.uuid(), role }))
+    .mutation(({ ctx, input }) =>
+      projects.updateMemberRole({
+        db: ctx.db,
+        actor: ctx.membership,
+        userId: input.userId,
+        role: input.role,
+      }),
+    ),
+  remove: projectProcedure('admin')
+    .input(z.object({ userId: z.uuid() }))
+    .mutation(async ({ ctx, input }) => {
+      await projects.removeMember({ db: ctx.db, actor: ctx.membership, userId: input.userId });
+      return { ok: true as const };
+    }),
+});
+
+export const projectsRouter = router({
+  list: authedProcedure
+    .input(listInput)
+    .query(({ ctx, input }) =>
+      projects.listProjects({ db: ctx.db, userId: ctx.user.id, ...input }),
+    ),
+
+  create: authedProcedure
+    .input(z.object({ name, description: description.optional() }))
+    .mutation(({ ctx, input }) =>
+      projects.createProject({ db: ctx.db, userId: ctx.user.id, ...input }),
+    ),
+
+  get: projectProcedure('viewer').query(({ ctx }) =>
+    projects.getProject({ db: ctx.db, membership: ctx.membership }),
+  ),
+
+  update: projectProcedure('admin')
+    .input(z.object({ name: name.optional(), description: description.nullable().optional() }))
+    .mutation(({ ctx, input }) => projects.updateProject({ db: ctx.db, ...input })),
+
+  delete: projectProcedure('owner').mutation(async ({ ctx }) => {
+    await projects.deleteProject({ db: ctx.db, projectId: ctx.membership.projectId });
+    return { ok: true as const };
+  }),
+
+  members: membersRouter,
+});

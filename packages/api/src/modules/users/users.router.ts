@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { listInput } from '../../lib/pagination';
+import { adminProcedure, authedProcedure, router } from '../../trpc';
+import * as users from './users.service';
+
+export const usersRouter = router({
+  me: authedProcedure.query(({ ctx }) => users.getUser({ db: ctx.db, userId: ctx.user.id })),
+
+  update: authedProcedure
+    .input(z.object({ name: z.string().trim().min(1).max(100).optional() }))
+    .mutation(({ ctx, input }) =>
+      users.updateProfile({ db: ctx.db, userId: ctx.user.id, ...input }),
+    ),
+
+  list: adminProcedure
+    .input(listInput.extend({ query: z.string().trim().max(100).optional() }))
+    .query(({ ctx, input }) => users.listUsers({ db: ctx.db, ...input })),
+
+  setRole: adminProcedure
+    .input(z.object({ userId: z.uuid(), role: z.enum(['user', 'admin']) }))
+    .mutation(({ ctx, input }) => users.setRole({ db: ctx.db, actorId: ctx.user.id, ...input })),
+
+  setActive: adminProcedure
+    .input(z.object({ userId: z.uuid(), active: z.boolean() }))
+    .mutation(({ ctx, input }) => users.setActive({ db: ctx.db, actorId: ctx.user.id, ...input })),
+});

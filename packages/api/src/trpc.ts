@@ -1,0 +1,117 @@
+/**
+ * 1. INITIALISATION: tRPC is initialised once, with an error formatter that gives every
+ *    error a stable `appCode` and hides internals.
+ */
+import { initTRPC, TRPCError } from '@trpc/server';
+import { z } from 'zod';
+import type { Context } from './context';
+import { AppError, appErrorCodes, genericAppCodes } from './lib/errors';
+import { requireMembership } from './modules/projects/projects.service';
+import { type ProjectRole, roleAtLeast } from './modules/projects/roles';
+
+function isZodError(e: unknown): e is z.core.$ZodError {
+  return e instanceof z.core.$ZodError;
+}
+
+const t = initTRPC.context<Context>().create({
+  // Stack traces stay in the logs, never in responses.
+  isDev: false,
+  errorFormatter({ shape, error }) {
+    const cause = error.cause;
+    const appCode =
+      cause instanceof AppError ? cause.code : (genericAppCodes[error.code] ?? 'internal');
+    const invalidInput = error.code === 'BAD_REQUEST' && isZodError(cause);
+    const flat = invalidInput ? z.flattenError(cause) : undefined;
+    let message = shape.message;
+    if (error.code === 'INTERNAL_SERVER_ERROR') message = 'Internal server error';
+    else if (flat) message = flat.formErrors[0] ?? 'Invalid input';
+    return {
+      message,
+      code: shape.code,
+      data: {
+        code: shape.data.code,
+        httpStatus: shape.data.httpStatus,
+        path: shape.data.path,
+        appCode,
+        ...(flat ? { fieldErrors: flat.fieldErrors as Record<string, string[]> } : {}),
+        ...(cause instanceof AppError && cause.code === 'rate_limited'
+          ? { retryAfterMs: cause.meta?.retryAfterMs as number }
+          : {}),
+      },
+    };
+  },
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+/** 2. MIDDLEWARE */
+
+/** Maps app errors thrown by services to tRPC errors through the one code table. */
+const appErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof AppError) {
+    const cause = result.error.cause;
+    throw new TRPCError({ code: appErrorCodes[cause.code], message: cause.message, cause });
+  }
+  return result;
+});
+
+/**
+ * Per-IP limit on procedure calls. It counts calls, not HTTP requests, so a batch of 20 or
+ * a busy socket spends 20 or many, and neither slips past the limit.
+ */
+const callRateLimit = t.middleware(async ({ ctx, next }) => {
+  const limit = ctx.config.rateLimitPerMinute;
+  if (limit > 0) {
+    const r = await ctx.limiter.hit(`call:${ctx.req.ip}`, limit, 60_000);
+    if (!r.allowed) {
+      throw new AppError('rate_limited', 'Too many requests; slow down', {
+        retryAfterMs: r.retryAfterMs,
+      });
+    }
+  }
+  return next();
+});
+
+const requireUser = t.middleware(async ({ ctx, next }) => {
+  const user = await ctx.getUser();
+  if (!user) throw new AppError('auth.unauthenticated', 'Sign in to do this');
+  return next({ ctx: { user } });
+});
+
+/** 3. PROCEDURES */
+
+export const publicProcedure = t.procedure.use(appErrors).use(callRateLimit);
+
+/** A signed-in, active user whose session has not ended; `ctx.user` is narrowed. */
+export const authedProcedure = publicProcedure.use(requireUser);
+
+/** A platform admin. */
+export const adminProcedure = authedProcedure.use(async ({ ctx, next }) => {
+  if (ctx.user.role !== 'admin') throw new AppError('auth.admin_required', 'Admins only');
+  return next();
+});
+
+/**
+ * Every project-scoped procedure goes through here. A non-member gets NOT_FOUND, exactly as
+ * for a project that does not exist; a member below `minRole` gets FORBIDDEN.
+ */
+export function projectProcedure(minRole: ProjectRole) {
+  return authedProcedure
+    .input(z.object({ projectId: z.uuid() }))
+    .use(async ({ ctx, input, next }) => {
+      const membership = await requireMembership({
+        db: ctx.db,
+        projectId: input.projectId,
+        userId: ctx.user.id,
+      });
+      if (!roleAtLeast(membership.role, minRole)) {
+        throw new AppError(
+          'projects.role_insufficient',
+          `This needs the ${minRole} role or higher`,
+        );
+      }
+      return next({ ctx: { membership } });
+    });
+}

@@ -1,0 +1,123 @@
+import type { AppRouter, Session } from '@smartspace/api';
+import {
+  createTRPCClient,
+  httpBatchLink,
+  httpLink,
+  type TRPCClient,
+  TRPCClientError,
+  type TRPCLink,
+} from '@trpc/client';
+import { observable } from '@trpc/server/observable';
+import { createRefresher, isUnauthorized, memorySessionStore, type SessionStore } from './refresh';
+
+export type {
+  AppRouter,
+  Member,
+  Project,
+  RouterInputs,
+  RouterOutputs,
+  Session,
+  User,
+} from '@smartspace/api';
+export { TRPCClientError } from '@trpc/client';
+export { memorySessionStore, type SessionStore } from './refresh';
+
+export interface ClientOptions {
+  /** Base URL of the server's tRPC endpoint, e.g. `http://localhost:3000/trpc`. */
+  url: string;
+  /** Session storage (defaults to memory). Sign-in results are saved here automatically. */
+  session?: SessionStore;
+  /**
+   * Supplies the access token when you manage tokens yourself (no automatic refresh then
+   * unless `session` is given too).
+   */
+  getAccessToken?: () => string | null | undefined | Promise<string | null | undefined>;
+  /** Called when a refresh fails because the session ended (sign the user out). */
+  onSessionEnded?: () => void;
+  /** Custom fetch (tests, older runtimes). */
+  fetch?: typeof globalThis.fetch;
+  /** Max calls per HTTP batch; the server accepts up to 20. */
+  maxBatchSize?: number;
+}
+
+export type SmartSpaceClient = TRPCClient<AppRouter>;
+
+const SESSION_PATHS = new Set(['auth.register', 'auth.login', 'auth.refresh']);
+const SIGN_OUT_PATHS = new Set(['auth.logout', 'auth.logoutAll']);
+
+export function createClient(opts: ClientOptions): SmartSpaceClient {
+  const store = opts.session ?? memorySessionStore();
+  const fetchImpl = opts.fetch;
+
+  async function accessToken(): Promise<string | null> {
+    if (opts.getAccessToken) return (await opts.getAccessToken()) ?? null;
+    return (await store.get())?.accessToken ?? null;
+  }
+
+  // Refresh calls go over a bare link, so they never recurse into the retry link.
+  const bare = createTRPCClient<AppRouter>({
+    links: [httpLink({ url: opts.url, ...(fetchImpl ? { fetch: fetchImpl } : {}) })],
+  });
+  const refresher = createRefresher({
+    store,
+    exchange: (refreshToken) => bare.auth.refresh.mutate({ refreshToken }),
+    onSessionEnded: opts.onSessionEnded,
+  });
+
+  /**
+   * On UNAUTHORIZED: refresh once (shared by concurrent calls), then retry the call once.
+   * Saves sessions returned by sign-in calls and forgets them on sign-out.
+   */
+  const authLink: TRPCLink<AppRouter> =
+    () =>
+    ({ next, op }) =>
+      observable((observer) => {
+        let sub: { unsubscribe(): void } | undefined;
+        let retried = false;
+        const attempt = (sentWith: string | null) => {
+          sub = next(op).subscribe({
+            next(result) {
+              const data = result.result.type === 'data' ? result.result.data : undefined;
+              if (SESSION_PATHS.has(op.path) && data) void store.set(data as Session);
+              if (SIGN_OUT_PATHS.has(op.path)) void store.set(null);
+              observer.next(result);
+            },
+            error(err) {
+              if (retried || !isUnauthorized(err) || SESSION_PATHS.has(op.path)) {
+                observer.error(err);
+                return;
+              }
+              retried = true;
+              refresher.refresh(sentWith).then(
+                (fresh) => {
+                  if (fresh) attempt(fresh.accessToken);
+                  else observer.error(err);
+                },
+                () => observer.error(err),
+              );
+            },
+            complete() {
+              observer.complete();
+            },
+          });
+        };
+        void accessToken().then(attempt, (e) => observer.error(TRPCClientError.from(e)));
+        return () => sub?.unsubscribe();
+      });
+
+  const client = createTRPCClient<AppRouter>({
+    links: [
+      authLink,
+      httpBatchLink({
+        url: opts.url,
+        maxItems: opts.maxBatchSize ?? 20,
+        ...(fetchImpl ? { fetch: fetchImpl } : {}),
+        async headers() {
+          const token = await accessToken();
+          return token ? { authorization: `Bearer ${token}` } : {};
+        },
+      }),
+    ],
+  });
+  return client;
+}
