@@ -69,7 +69,7 @@ describe('packages/client against the real server', () => {
     });
     const err = await client.users.me.query().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TRPCClientError);
-    expect((err as TRPCClientError<never>).data).toMatchObject({
+    expect((err as TRPCClientError<AppRouter>).data).toMatchObject({
       code: 'UNAUTHORIZED',
       appCode: 'auth.unauthenticated',
       httpStatus: 401,
@@ -90,7 +90,7 @@ describe('packages/client against the real server', () => {
     expect(b.items).toHaveLength(1);
     expect(calls.length - before).toBe(2);
     const bad = await client.projects.create.mutate({ name: '' }).catch((e: unknown) => e);
-    expect((bad as TRPCClientError<never>).data).toMatchObject({
+    expect((bad as TRPCClientError<AppRouter>).data).toMatchObject({
       code: 'BAD_REQUEST',
       appCode: 'request.invalid',
       fieldErrors: { name: [expect.any(String)] },
@@ -106,6 +106,6 @@ describe('packages/client against the real server', () => {
     const again = await createClient({ url: `${server.origin}/trpc` })
       .auth.refresh.mutate({ refreshToken: s.refreshToken })
       .catch((e: unknown) => e);
-    expect((again as TRPCClientError<never>).data?.code).toBe('UNAUTHORIZED');
+    expect((again as TRPCClientError<AppRouter>).data?.code).toBe('UNAUTHORIZED');
   });
 });
