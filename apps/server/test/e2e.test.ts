@@ -1,4 +1,5 @@
 import {
+  type AppRouter,
   createClient,
   memorySessionStore,
   type Session,
