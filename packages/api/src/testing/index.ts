@@ -7,6 +7,7 @@ import { type Api, createApi, createCaller, type Session } from '../index';
 import { createTestDatabase } from './database';
 
 export { createTestDatabase, withDatabase } from './database';
+export { failure } from './errors';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 

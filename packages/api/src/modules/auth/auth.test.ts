@@ -1,25 +1,12 @@
-import { TRPCError } from '@trpc/server';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApi, TEST_JWT_SECRET, type TestApi } from '../../testing';
+import { createTestApi, failure, TEST_JWT_SECRET, type TestApi } from '../../testing';
 
 let t: TestApi;
 beforeAll(async () => {
   t = await createTestApi({ LOGIN_ATTEMPTS_PER_15_MINUTES: '5' });
 });
 afterAll(() => t.close());
-
-/** Awaits a rejection and returns its tRPC code and appCode. */
-async function failure(p: Promise<unknown>): Promise<{ code: string; appCode: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (!(e instanceof TRPCError)) throw e;
-    const cause = e.cause as { code?: string } | undefined;
-    return { code: e.code, appCode: cause?.code ?? e.code };
-  }
-  throw new Error('expected the call to fail');
-}
 
 const password = 'correct horse battery staple';
 
