@@ -1,31 +1,34 @@
-import { pino } from 'pino';
+import { type DestinationStream, pino } from 'pino';
 
 /**
  * Structured logs. Request URLs are logged without their query string (tRPC GET inputs live
  * there) and credentials are redacted wherever they might appear.
  */
-export function createLogger(level: string) {
-  return pino({
-    level,
-    redact: {
-      paths: [
-        'req.headers.authorization',
-        'req.headers.cookie',
-        '*.password',
-        '*.currentPassword',
-        '*.newPassword',
-        '*.refreshToken',
-        '*.accessToken',
-        '*.token',
-      ],
-      censor: '[redacted]',
-    },
-    serializers: {
-      req(req: { method: string; url: string; id: string; ip?: string }) {
-        return { id: req.id, method: req.method, url: req.url.split('?')[0], ip: req.ip };
+export function createLogger(level: string, destination?: DestinationStream) {
+  return pino(
+    {
+      level,
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          '*.password',
+          '*.currentPassword',
+          '*.newPassword',
+          '*.refreshToken',
+          '*.accessToken',
+          '*.token',
+        ],
+        censor: '[redacted]',
+      },
+      serializers: {
+        req(req: { method: string; url: string; id: string; ip?: string }) {
+          return { id: req.id, method: req.method, url: req.url.split('?')[0], ip: req.ip };
+        },
       },
     },
-  });
+    destination,
+  );
 }
 
 export type Logger = ReturnType<typeof createLogger>;

@@ -1,6 +1,7 @@
-import { type Api, createApi } from '@smartspace/api';
+import { type Api, createApi, type DatabaseHandle } from '@smartspace/api';
 import { createTestDatabase, testConfig } from '@smartspace/api/testing';
 import type { FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
 import { buildApp } from '../src/app';
 import { createLogger } from '../src/logger';
 
@@ -13,9 +14,14 @@ export interface TestServer {
 }
 
 /** The real app on an ephemeral port, over a fresh test database. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const database = await createTestDatabase();
-  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+export async function startTestServer(
+  env: Record<string, string> = {},
+  opts: { logs?: DestinationStream; database?: DatabaseHandle } = {},
+): Promise<TestServer> {
+  const database = opts.database ?? (await createTestDatabase());
+  const logger = opts.logs
+    ? createLogger('info', opts.logs)
+    : createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const api = await createApi({ config: testConfig(env), database, migrate: false, log: logger });
   const app = await buildApp({ api, logger });
   await app.listen({ host: '127.0.0.1', port: 0 });

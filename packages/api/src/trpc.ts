@@ -18,13 +18,20 @@ const t = initTRPC.context<Context>().create({
   isDev: false,
   errorFormatter({ shape, error }) {
     const cause = error.cause;
+    // tRPC reports unparseable JSON input as BAD_REQUEST caused by a SyntaxError.
+    const malformed = error.code === 'BAD_REQUEST' && cause instanceof SyntaxError;
     const appCode =
-      cause instanceof AppError ? cause.code : (genericAppCodes[error.code] ?? 'internal');
+      cause instanceof AppError
+        ? cause.code
+        : malformed
+          ? 'request.malformed'
+          : (genericAppCodes[error.code] ?? 'internal');
     const invalidInput = error.code === 'BAD_REQUEST' && isZodError(cause);
     const flat = invalidInput ? z.flattenError(cause) : undefined;
     let message = shape.message;
     if (error.code === 'INTERNAL_SERVER_ERROR') message = 'Internal server error';
     else if (flat) message = flat.formErrors[0] ?? 'Invalid input';
+    else if (malformed) message = 'Malformed JSON input';
     return {
       message,
       code: shape.code,

@@ -185,7 +185,7 @@ describe('members', () => {
 
 /** Procedures whose input names a project: every one must go through projectProcedure. */
 function projectScopedPaths(): string[] {
-  const procedures = appRouter._def.procedures as Record<string, AnyProcedure>;
+  const procedures = appRouter._def.procedures as unknown as Record<string, AnyProcedure>;
   return Object.entries(procedures)
     .filter(([, proc]) =>
       (proc._def.inputs as unknown[]).some(
