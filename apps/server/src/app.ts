@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
+import websocket from '@fastify/websocket';
 import type { Api, AppRouter } from '@smartspace/api';
 import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { WebSocket } from 'ws';
 import type { Logger } from './logger';
 import { trpcErrorBody } from './plugins/trpc-errors';
 
@@ -14,6 +16,10 @@ export interface AppOptions {
 
 /** Max calls in one HTTP batch (API.md). */
 export const MAX_BATCH_SIZE = 20;
+
+function isSocket(res: unknown): res is WebSocket {
+  return typeof (res as WebSocket | null)?.ping === 'function';
+}
 
 function bearer(header: string | undefined): string | null {
   if (!header) return null;
@@ -76,6 +82,21 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
     });
   }
 
+  // Browsers send Origin on WebSocket handshakes but CORS does not apply to them: without
+  // this check any site could open a socket with a victim's token (cross-site hijacking).
+  // Non-browser clients send no Origin and are let through.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.headers.upgrade?.toLowerCase() !== 'websocket') return;
+    const origin = req.headers.origin;
+    if (origin && !config.corsOrigins.includes(origin)) {
+      return reply.status(403).send({ error: 'Origin not allowed', statusCode: 403 });
+    }
+  });
+
+  await app.register(websocket, {
+    options: { maxPayload: config.realtime.maxPayloadBytes },
+  });
+
   app.get('/health', async () => ({ status: 'ok' }));
 
   app.get('/ready', async (_req, reply) => {
@@ -85,16 +106,33 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
 
   await app.register(fastifyTRPCPlugin, {
     prefix: '/trpc',
+    useWSS: true,
     trpcOptions: {
       router: api.router,
       maxBatchSize: MAX_BATCH_SIZE,
-      createContext: ({ req }) =>
-        api.createContext({
+      // Pings reap dead sockets: no pong within pongWaitMs and the socket is closed.
+      keepAlive: { enabled: true, pingMs: 15_000, pongWaitMs: 5_000 },
+      createContext: ({ req, res, info }) => {
+        if (isSocket(res)) {
+          // Tokens come only in connectionParams, never in the URL (it lands in logs).
+          const token = info.connectionParams?.token;
+          return api.createSocketContext(
+            {
+              token: typeof token === 'string' && token.length > 0 ? token : null,
+              ip: req.socket.remoteAddress ?? 'unknown',
+              requestId: randomUUID(),
+              userAgent: req.headers['user-agent'],
+            },
+            res,
+          );
+        }
+        return api.createContext({
           token: bearer(req.headers.authorization),
           ip: req.ip,
           requestId: req.id,
           userAgent: req.headers['user-agent'],
-        }),
+        });
+      },
       onError: ({ error, path, ctx }) => {
         if (error.code === 'INTERNAL_SERVER_ERROR') {
           logger.error(

@@ -1,8 +1,9 @@
-import { ConfigError, createApi, loadConfig } from '@smartspace/api';
+import { CloseCode, ConfigError, createApi, loadConfig } from '@smartspace/api';
 import { buildApp } from './app';
 import { createLogger } from './logger';
 
-const SHUTDOWN_GRACE_MS = 10_000;
+const SHUTDOWN_GRACE_MS = 15_000;
+const SOCKET_DRAIN_MS = 1_000;
 
 async function main() {
   let config: ReturnType<typeof loadConfig>;
@@ -30,7 +31,13 @@ async function main() {
     }, SHUTDOWN_GRACE_MS);
     force.unref();
     try {
+      // Ask socket clients to reconnect (to another instance behind the balancer), give
+      // them a moment, then stop accepting and drain HTTP requests.
+      api.connections.announceRestart();
+      await new Promise((r) => setTimeout(r, SOCKET_DRAIN_MS));
+      api.connections.closeAll(CloseCode.serviceRestart, 'server restarting');
       await app.close();
+      // Replies still streaming here are stored as interrupted before the database closes.
       await api.close();
       logger.info('shut down cleanly');
       process.exit(0);

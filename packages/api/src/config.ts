@@ -2,6 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import {
+  MOCK_MODEL_ID,
+  MODEL_IDS,
+  type ModelPriceOverrides,
+  modelPriceOverridesSchema,
+} from './ai/models';
 
 /**
  * The one module that reads the environment (ARCHITECTURE.md). Everything else receives a
@@ -18,6 +24,14 @@ const list = z.string().transform((v) =>
     .filter(Boolean),
 );
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const json = z.string().transform((v, ctx): unknown => {
+  try {
+    return JSON.parse(v);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be valid JSON' });
+    return z.NEVER;
+  }
+});
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -46,6 +60,28 @@ const envSchema = z.object({
   BODY_LIMIT_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
   ADMIN_EMAILS: list.default([]),
+  WS_MAX_CONNECTIONS_PER_USER: int(1, 10_000).default(20),
+  WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000).default(100),
+  WS_MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
+  EVENT_RETENTION_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 365)
+    .default(72),
+  CHAT_MAX_OUTPUT_TOKENS: int(1, 128_000).default(4096),
+  ANTHROPIC_API_KEY: z.string().trim().min(1).optional(),
+  ANTHROPIC_BASE_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s):// URL' })
+    .optional(),
+  ANTHROPIC_MAX_RETRIES: int(0, 10).default(2),
+  ANTHROPIC_TIMEOUT_MS: int(1000, 3_600_000).default(600_000),
+  DEFAULT_MODEL: z
+    .string()
+    .refine((id) => MODEL_IDS.includes(id), `must be one of: ${MODEL_IDS.join(', ')}`)
+    .optional(),
+  // Unset: on outside production, off in production.
+  MOCK_MODEL_ENABLED: bool.optional(),
+  MODEL_PRICES: json.pipe(modelPriceOverridesSchema).default({}),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -68,6 +104,27 @@ export interface Config {
   bodyLimitBytes: number;
   requestTimeoutMs: number;
   adminEmails: string[];
+  anthropic: {
+    /** Unset: Claude models are unavailable (the mock model stands in). */
+    apiKey: string | undefined;
+    baseUrl: string | undefined;
+    maxRetries: number;
+    timeoutMs: number;
+  };
+  models: {
+    /** As configured; the model registry resolves the effective default. */
+    defaultModel: string | undefined;
+    mockEnabled: boolean;
+    prices: ModelPriceOverrides;
+  };
+  realtime: {
+    maxConnectionsPerUser: number;
+    maxSubscriptionsPerConnection: number;
+    maxPayloadBytes: number;
+    /** Events older than this are pruned; resuming from before it is refused. */
+    eventRetentionMs: number;
+  };
+  chat: { maxOutputTokens: number };
 }
 
 export class ConfigError extends Error {
@@ -89,6 +146,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const dataDir = resolve(e.DATA_DIR);
+  const mockEnabled = e.MOCK_MODEL_ENABLED ?? e.NODE_ENV !== 'production';
+  if (e.DEFAULT_MODEL === MOCK_MODEL_ID && !mockEnabled) {
+    throw new ConfigError(
+      `Invalid configuration:\n  DEFAULT_MODEL: ${MOCK_MODEL_ID} is disabled (set MOCK_MODEL_ENABLED=true to allow it)`,
+    );
+  }
   return {
     nodeEnv: e.NODE_ENV,
     host: e.HOST,
@@ -112,6 +175,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     adminEmails: e.ADMIN_EMAILS.map((a) => a.toLowerCase()),
+    anthropic: {
+      apiKey: e.ANTHROPIC_API_KEY,
+      baseUrl: e.ANTHROPIC_BASE_URL,
+      maxRetries: e.ANTHROPIC_MAX_RETRIES,
+      timeoutMs: e.ANTHROPIC_TIMEOUT_MS,
+    },
+    models: { defaultModel: e.DEFAULT_MODEL, mockEnabled, prices: e.MODEL_PRICES },
+    realtime: {
+      maxConnectionsPerUser: e.WS_MAX_CONNECTIONS_PER_USER,
+      maxSubscriptionsPerConnection: e.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      maxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
+      eventRetentionMs: Math.round(e.EVENT_RETENTION_HOURS * 3_600_000),
+    },
+    chat: { maxOutputTokens: e.CHAT_MAX_OUTPUT_TOKENS },
   };
 }
 

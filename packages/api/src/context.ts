@@ -1,7 +1,11 @@
+import type { ModelRegistry } from './ai/registry';
 import type { Config } from './config';
 import type { Db } from './db/client';
+import type { EventBus } from './events/bus';
 import type { RateLimiter } from './lib/rate-limit';
 import { type AuthUser, authenticate } from './modules/auth/auth.service';
+import type { ReplyRunner } from './modules/chat/replies';
+import type { SocketConnection } from './realtime/connections';
 
 /** The pino-compatible subset of a logger that the api uses. */
 export interface Logger {
@@ -16,6 +20,9 @@ export interface Deps {
   config: Config;
   limiter: RateLimiter;
   log: Logger;
+  bus: EventBus;
+  models: ModelRegistry;
+  replies: ReplyRunner;
 }
 
 /** What the transport knows about the caller. */
@@ -29,18 +36,28 @@ export interface RequestMeta {
 
 export interface Context extends Deps {
   req: RequestMeta;
-  /** The signed-in user, or null; verified once per request and then remembered. */
+  /** The signed-in user, or null (verified once per HTTP request; on every call over a socket). */
   getUser(): Promise<AuthUser | null>;
+  /** Set when the call arrives over a WebSocket. */
+  connection: SocketConnection | null;
 }
 
 /** Builds a context from plain values: the seam tests and every transport go through. */
-export function createContextInner(deps: Deps, req: RequestMeta): Context {
+export function createContextInner(
+  deps: Deps,
+  req: RequestMeta,
+  connection: SocketConnection | null = null,
+): Context {
   let user: Promise<AuthUser | null> | undefined;
   return {
     ...deps,
     req,
+    connection,
     getUser() {
       if (!req.token) return Promise.resolve(null);
+      // A socket lives for many calls: re-check the session on each, so a call made after
+      // the session ended fails even before the socket is closed.
+      if (connection) return authenticate({ db: deps.db, config: deps.config, token: req.token });
       user ??= authenticate({ db: deps.db, config: deps.config, token: req.token });
       return user;
     },

@@ -3,6 +3,7 @@
  */
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import { Redis } from 'ioredis';
+import { createModelRegistry } from './ai/registry';
 import type { Config } from './config';
 import {
   type Context,
@@ -12,7 +13,17 @@ import {
   type RequestMeta,
 } from './context';
 import { type DatabaseHandle, openDatabase } from './db/client';
+import { createEventBus } from './events/bus';
+import { AppError } from './lib/errors';
 import { memoryRateLimiter, type RateLimiter, redisRateLimiter } from './lib/rate-limit';
+import { verifyAccessToken } from './modules/auth/tokens';
+import { createReplyRunner } from './modules/chat/replies';
+import {
+  CloseCode,
+  type ConnectionRegistry,
+  createConnectionRegistry,
+  type SocketLike,
+} from './realtime/connections';
 import { type AppRouter, appRouter } from './router';
 import { createCallerFactory } from './trpc';
 
@@ -24,13 +35,13 @@ export { ConfigError, loadConfig } from './config';
 export type { Context, Logger, RequestMeta } from './context';
 export type { DatabaseHandle } from './db/client';
 export { openDatabase } from './db/client';
-export { AppError } from './lib/errors';
 export type { Page } from './lib/pagination';
 export type { Session } from './modules/auth/auth.service';
 export type { Member, Project } from './modules/projects/projects.service';
 export type { ProjectRole } from './modules/projects/roles';
 export type { User } from './modules/users/users.dto';
-export { appRouter };
+export { CloseCode } from './realtime/connections';
+export { AppError, appRouter };
 
 export const createCaller = createCallerFactory(appRouter);
 
@@ -47,6 +58,13 @@ export interface Api {
   /** Shared Redis connection when REDIS_URL is set (the host reuses it for HTTP limits). */
   redis: Redis | null;
   createContext(req: RequestMeta): Context;
+  /**
+   * Context for a WebSocket connection, authenticated from connectionParams.token. Never
+   * rejects for a bad token (calls then answer UNAUTHORIZED, so clients do not spin
+   * reconnecting); rejects only when the user has too many sockets open.
+   */
+  createSocketContext(req: RequestMeta, socket: SocketLike): Promise<Context>;
+  connections: ConnectionRegistry;
   readiness(): Promise<Readiness>;
   close(): Promise<void>;
 }
@@ -60,6 +78,8 @@ export async function createApi(opts: {
   database?: DatabaseHandle;
   /** Apply pending migrations first (default true). */
   migrate?: boolean;
+  /** Pause between the mock model's chunks (tests and benchmarks set it). */
+  mockChunkDelayMs?: number;
 }): Promise<Api> {
   const { config } = opts;
   const database =
@@ -79,7 +99,35 @@ export async function createApi(opts: {
   } else {
     limiter = memoryRateLimiter();
   }
-  const deps: Deps = { db: database.db, config, limiter, log: opts.log ?? silentLog };
+  const bus = await createEventBus(database);
+  const connections = await createConnectionRegistry(database, {
+    perUser: config.realtime.maxConnectionsPerUser,
+    subscriptionsPerConnection: config.realtime.maxSubscriptionsPerConnection,
+  });
+  const log = opts.log ?? silentLog;
+  const models = createModelRegistry(config, { mockChunkDelayMs: opts.mockChunkDelayMs });
+  const replies = await createReplyRunner(database, {
+    db: database.db,
+    bus,
+    models,
+    log,
+    maxOutputTokens: config.chat.maxOutputTokens,
+  });
+  const deps: Deps = { db: database.db, config, limiter, log, bus, models, replies };
+
+  const sweepReplies = () =>
+    replies.sweep().catch((err: unknown) => log.error({ err }, 'reply sweep failed'));
+  // Replies a dead process left streaming are failed at start-up and then periodically.
+  await sweepReplies();
+  const sweepTimer = setInterval(sweepReplies, 15_000);
+  sweepTimer.unref();
+
+  const pruneEvents = () =>
+    bus
+      .prune(config.realtime.eventRetentionMs)
+      .catch((err: unknown) => log.error({ err }, 'event retention failed'));
+  const pruneTimer = setInterval(pruneEvents, Math.min(config.realtime.eventRetentionMs, 600_000));
+  pruneTimer.unref();
 
   return {
     router: appRouter,
@@ -87,6 +135,26 @@ export async function createApi(opts: {
     database,
     redis,
     createContext: (req) => createContextInner(deps, req),
+    connections,
+    async createSocketContext(req, socket) {
+      // Signature and claims only (no database): registering before the session check means
+      // a session that ends right now still reaches this socket through the registry.
+      const claims = req.token ? await verifyAccessToken(config.jwt, req.token) : null;
+      const connection = connections.add({
+        socket,
+        userId: claims?.userId ?? null,
+        sessionId: claims?.sessionId ?? null,
+        expiresAt: claims?.expiresAt ?? null,
+      });
+      if (!connection) {
+        socket.close(CloseCode.tooManyConnections, 'too many connections');
+        throw new AppError(
+          'realtime.too_many_connections',
+          'Too many open connections for this user',
+        );
+      }
+      return createContextInner(deps, req, connection);
+    },
     async readiness() {
       try {
         const pending = await database.pendingMigrations();
@@ -96,6 +164,11 @@ export async function createApi(opts: {
       }
     },
     async close() {
+      clearInterval(pruneTimer);
+      clearInterval(sweepTimer);
+      await replies.close();
+      await connections.close();
+      await bus.close();
       await limiter.close();
       if (!opts.database) await database.close();
     },

@@ -5,7 +5,8 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import type { Context } from './context';
-import { AppError, appErrorCodes, genericAppCodes } from './lib/errors';
+import type { Db } from './db/client';
+import { AppError, type AppErrorCode, appErrorCodes, genericAppCodes } from './lib/errors';
 import { requireMembership } from './modules/projects/projects.service';
 import { type ProjectRole, roleAtLeast } from './modules/projects/roles';
 
@@ -121,4 +122,35 @@ export function projectProcedure(minRole: ProjectRole) {
       }
       return next({ ctx: { membership } });
     });
+}
+
+/**
+ * For procedures addressed by a resource id (conversationId, replyId, ...): `resolve` finds
+ * the owning project, then the same membership rule applies. A resource in a project the
+ * caller is not in answers `notFound`, exactly as one that does not exist.
+ */
+export function resourceProcedure<S extends z.ZodObject>(
+  minRole: ProjectRole,
+  opts: {
+    input: S;
+    notFound: AppErrorCode;
+    resolve: (args: { db: Db; input: z.output<S> }) => Promise<string | null>;
+  },
+) {
+  return authedProcedure.input(opts.input).use(async ({ ctx, input, next }) => {
+    const missing = () => new AppError(opts.notFound, 'Not found');
+    const projectId = await opts.resolve({ db: ctx.db, input: input as z.output<S> });
+    if (!projectId) throw missing();
+    const membership = await requireMembership({
+      db: ctx.db,
+      projectId,
+      userId: ctx.user.id,
+    }).catch((e: unknown) => {
+      throw e instanceof AppError && e.code === 'projects.not_found' ? missing() : e;
+    });
+    if (!roleAtLeast(membership.role, minRole)) {
+      throw new AppError('projects.role_insufficient', `This needs the ${minRole} role or higher`);
+    }
+    return next({ ctx: { membership } });
+  });
 }

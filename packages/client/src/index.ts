@@ -1,11 +1,14 @@
 import type { AppRouter, Session } from '@smartspace/api';
 import {
   createTRPCClient,
+  createWSClient,
   httpBatchLink,
   httpLink,
+  splitLink,
   type TRPCClient,
   TRPCClientError,
   type TRPCLink,
+  wsLink,
 } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
 import { createRefresher, isUnauthorized, memorySessionStore, type SessionStore } from './refresh';
@@ -38,6 +41,22 @@ export interface ClientOptions {
   fetch?: typeof globalThis.fetch;
   /** Max calls per HTTP batch; the server accepts up to 20. */
   maxBatchSize?: number;
+  /** WebSocket URL for subscriptions; defaults to `url` with ws(s)://. */
+  wsUrl?: string;
+  /**
+   * WebSocket implementation. Browsers have one; Node 20 does not: pass `WebSocket` from
+   * the `ws` package.
+   */
+  WebSocket?: typeof globalThis.WebSocket;
+}
+
+/** Refresh a token this close to expiry before (re)connecting a socket with it. */
+const SOCKET_REFRESH_MARGIN_MS = 60_000;
+
+/** Exponential backoff with jitter, 0.5 s doubling to 30 s. */
+function reconnectDelay(attempt: number): number {
+  const base = Math.min(30_000, 500 * 2 ** attempt);
+  return base / 2 + Math.random() * (base / 2);
 }
 
 export type SmartSpaceClient = TRPCClient<AppRouter>;
@@ -105,19 +124,63 @@ export function createClient(opts: ClientOptions): SmartSpaceClient {
         return () => sub?.unsubscribe();
       });
 
+  // Lazy: the socket opens with the first subscription and closes when none is left, so a
+  // socket always carries the token current when it opened. connectionParams is read on
+  // every (re)connect; on reconnect, tracked subscriptions resume after their last id.
+  const WS = opts.WebSocket ?? globalThis.WebSocket;
+  const ws = WS
+    ? createWSClient({
+        url: opts.wsUrl ?? opts.url.replace(/^http/, 'ws'),
+        WebSocket: WS,
+        lazy: { enabled: true, closeMs: 0 },
+        retryDelayMs: reconnectDelay,
+        keepAlive: { enabled: true, intervalMs: 20_000, pongTimeoutMs: 5_000 },
+        async connectionParams() {
+          if (opts.getAccessToken) {
+            const token = await opts.getAccessToken();
+            return token ? { token } : {};
+          }
+          let session = await store.get();
+          if (
+            session &&
+            Date.parse(session.accessTokenExpiresAt) - Date.now() < SOCKET_REFRESH_MARGIN_MS
+          ) {
+            session = await refresher.refresh(session.accessToken).catch(() => session);
+          }
+          return session ? { token: session.accessToken } : {};
+        },
+      })
+    : null;
+
+  const http = httpBatchLink({
+    url: opts.url,
+    maxItems: opts.maxBatchSize ?? 20,
+    ...(fetchImpl ? { fetch: fetchImpl } : {}),
+    async headers() {
+      const token = await accessToken();
+      return token ? { authorization: `Bearer ${token}` } : {};
+    },
+  });
+
   const client = createTRPCClient<AppRouter>({
     links: [
       authLink,
-      httpBatchLink({
-        url: opts.url,
-        maxItems: opts.maxBatchSize ?? 20,
-        ...(fetchImpl ? { fetch: fetchImpl } : {}),
-        async headers() {
-          const token = await accessToken();
-          return token ? { authorization: `Bearer ${token}` } : {};
-        },
-      }),
+      ws
+        ? splitLink({
+            condition: (op) => op.type === 'subscription',
+            true: wsLink({ client: ws }),
+            false: http,
+          })
+        : http,
     ],
   });
+  if (ws) sockets.set(client, ws);
   return client;
+}
+
+const sockets = new WeakMap<object, ReturnType<typeof createWSClient>>();
+
+/** Closes the client's WebSocket (ending its subscriptions), so a Node process can exit. */
+export async function closeClient(client: SmartSpaceClient): Promise<void> {
+  await sockets.get(client)?.close();
 }

@@ -17,6 +17,8 @@ export interface DatabaseHandle {
   migrate(): Promise<void>;
   /** Number of committed migrations not yet applied to this database. */
   pendingMigrations(): Promise<number>;
+  /** LISTEN on a channel (a dedicated connection on PostgreSQL); resolves to unlisten. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -85,6 +87,10 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
     async pendingMigrations() {
       return Math.max(0, journalEntries() - (await countApplied(db)));
     },
+    async listen(channel, onPayload) {
+      const sub = await client.listen(channel, onPayload);
+      return () => sub.unlisten();
+    },
     async close() {
       await client.end({ timeout: 5 });
     },
@@ -109,6 +115,12 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
     },
     async pendingMigrations() {
       return Math.max(0, journalEntries() - (await countApplied(db)));
+    },
+    async listen(channel, onPayload) {
+      const unlisten = await client.listen(channel, onPayload);
+      return async () => {
+        if (!client.closed) await unlisten();
+      };
     },
     async close() {
       if (!client.closed) await client.close();

@@ -1,4 +1,8 @@
 // The schema barrel: every table, for Drizzle's relational queries and drizzle-kit.
+
+export * from '../events/events.table';
 export * from '../modules/auth/sessions.table';
+export * from '../modules/chat/chat.table';
+export * from '../modules/documents/documents.table';
 export * from '../modules/projects/projects.table';
 export * from '../modules/users/users.table';

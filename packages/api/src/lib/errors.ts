@@ -22,6 +22,15 @@ export const appErrorCodes = {
   'projects.member_exists': 'CONFLICT',
   'projects.member_not_found': 'NOT_FOUND',
   'pagination.invalid_cursor': 'BAD_REQUEST',
+  'events.expired': 'PRECONDITION_FAILED',
+  'events.invalid_id': 'BAD_REQUEST',
+  'realtime.too_many_connections': 'TOO_MANY_REQUESTS',
+  'realtime.too_many_subscriptions': 'TOO_MANY_REQUESTS',
+  'chat.conversation_not_found': 'NOT_FOUND',
+  'chat.reply_not_found': 'NOT_FOUND',
+  'chat.reply_in_progress': 'CONFLICT',
+  'chat.unknown_model': 'BAD_REQUEST',
+  'model.unavailable': 'PRECONDITION_FAILED',
   rate_limited: 'TOO_MANY_REQUESTS',
 } as const;
 

@@ -11,6 +11,10 @@ export interface AccessClaims {
   sessionId: string;
 }
 
+export interface VerifiedAccess extends AccessClaims {
+  expiresAt: Date;
+}
+
 export async function signAccessToken(
   jwt: Config['jwt'],
   claims: AccessClaims,
@@ -33,7 +37,7 @@ export async function signAccessToken(
 export async function verifyAccessToken(
   jwt: Config['jwt'],
   token: string,
-): Promise<AccessClaims | null> {
+): Promise<VerifiedAccess | null> {
   try {
     const { payload } = await jwtVerify(token, jwt.secret, {
       algorithms: [ALG],
@@ -43,7 +47,12 @@ export async function verifyAccessToken(
       requiredClaims: ['sub', 'iat', 'exp', 'jti', 'sid'],
     });
     if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string') return null;
-    return { userId: payload.sub, sessionId: payload.sid };
+    if (!isUuid(payload.sub) || !isUuid(payload.sid)) return null;
+    return {
+      userId: payload.sub,
+      sessionId: payload.sid,
+      expiresAt: new Date((payload.exp ?? 0) * 1000),
+    };
   } catch {
     return null;
   }
@@ -56,4 +65,9 @@ export function newRefreshToken(): string {
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+function isUuid(s: string): boolean {
+  return UUID.test(s);
 }

@@ -1,0 +1,134 @@
+import Anthropic from '@anthropic-ai/sdk';
+import type { RawMessageStreamEvent } from '@anthropic-ai/sdk/resources/messages';
+import { cancelled, toModelError, toStreamError } from './anthropic-errors';
+import type { ModelEvent, ModelInfo, ModelProvider, ModelRequest, Usage } from './provider';
+import { ModelError } from './provider';
+
+/**
+ * The Claude adapter: the Messages API, streamed, through the official SDK. The SDK retries
+ * 429/5xx/connection failures itself (with backoff, honouring `retry-after`) before the
+ * stream starts; once text has flowed nothing is retried, because the caller already holds
+ * it. Anything short of `message_stop` is an interruption, never a quiet truncation.
+ */
+
+export interface AnthropicProviderOptions {
+  apiKey: string;
+  /** Defaults to https://api.anthropic.com; tests point it at the fake server. */
+  baseURL?: string | undefined;
+  /** SDK retries before the stream starts (default 2). */
+  maxRetries?: number | undefined;
+  /** Per attempt, until the response headers arrive (default 10 minutes). */
+  timeoutMs?: number | undefined;
+  /** The Claude models this provider serves, with their prices. */
+  models: ModelInfo[];
+}
+
+const DEFAULT_BASE_URL = 'https://api.anthropic.com';
+
+export function createAnthropicProvider(options: AnthropicProviderOptions): ModelProvider {
+  const models = options.models.map((m) => ({ ...m }));
+  const client = new Anthropic({
+    apiKey: options.apiKey,
+    // Explicit, so the SDK does not fall back to reading ANTHROPIC_BASE_URL itself:
+    // config.ts is the one place that reads the environment.
+    baseURL: options.baseURL ?? DEFAULT_BASE_URL,
+    maxRetries: options.maxRetries ?? 2,
+    timeout: options.timeoutMs ?? 600_000,
+  });
+  return {
+    models: () => models.map((m) => ({ ...m })),
+    stream: (req) => streamMessages(client, models, req),
+  };
+}
+
+async function* streamMessages(
+  client: Anthropic,
+  models: readonly ModelInfo[],
+  req: ModelRequest,
+): AsyncGenerator<ModelEvent> {
+  if (!models.some((m) => m.id === req.model)) {
+    throw new ModelError('model.unavailable', `Unknown Claude model: ${req.model}`);
+  }
+  const { signal } = req;
+  if (signal?.aborted) throw cancelled();
+
+  let events: AsyncIterable<RawMessageStreamEvent>;
+  try {
+    events = await client.messages.create(
+      {
+        model: req.model,
+        max_tokens: req.maxOutputTokens,
+        ...(req.system ? { system: req.system } : {}),
+        messages: req.messages.map((m) => ({ role: m.role, content: m.content })),
+        stream: true,
+      },
+      // The SDK links this signal to the fetch, so aborting closes the upstream connection
+      // whether we are waiting for headers, sleeping before a retry, or reading the body.
+      { signal },
+    );
+  } catch (err) {
+    throw toModelError(err, signal);
+  }
+
+  const usage: Usage = { inputTokens: 0, outputTokens: 0 };
+  let stopReason: string | null = null;
+  let stopped = false;
+  try {
+    for await (const event of events) {
+      // Events already buffered are not worth delivering once the caller has given up.
+      if (signal?.aborted) throw cancelled();
+      switch (event.type) {
+        case 'message_start': {
+          const u = event.message.usage;
+          usage.inputTokens = inputTokens(u);
+          usage.outputTokens = u.output_tokens;
+          break;
+        }
+        case 'content_block_delta':
+          // Thinking, signature and tool-input deltas are not part of the reply text.
+          if (event.delta.type === 'text_delta' && event.delta.text !== '') {
+            yield { type: 'delta', text: event.delta.text };
+          }
+          break;
+        case 'message_delta':
+          // Counts in message_delta are cumulative totals, not increments.
+          stopReason = event.delta.stop_reason;
+          usage.outputTokens = event.usage.output_tokens;
+          // Older API versions leave input counts out of message_delta entirely.
+          if (typeof event.usage.input_tokens === 'number') {
+            usage.inputTokens = inputTokens(event.usage);
+          }
+          break;
+        case 'message_stop':
+          stopped = true;
+          break;
+      }
+    }
+  } catch (err) {
+    throw toStreamError(err, signal);
+  }
+  // The SDK ends the iteration quietly when its request is aborted, so check ourselves.
+  if (signal?.aborted) throw cancelled();
+  if (!stopped) {
+    throw new ModelError(
+      'model.stream_interrupted',
+      'Anthropic stream ended before message_stop',
+      true,
+    );
+  }
+  yield { type: 'done', usage, stopReason: stopReason ?? 'end_turn' };
+}
+
+/**
+ * All prompt tokens. We never ask for prompt caching, but should cache tokens appear they
+ * are counted at the base input price: an over-estimate rather than free tokens.
+ */
+function inputTokens(u: {
+  input_tokens: number | null;
+  cache_creation_input_tokens: number | null;
+  cache_read_input_tokens: number | null;
+}): number {
+  return (
+    (u.input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0)
+  );
+}

@@ -1,0 +1,101 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MOCK_MODEL_ID, modelTable } from './models';
+import type { ModelEvent, ModelInfo, ModelProvider, ModelRequest } from './provider';
+import { ModelError } from './provider';
+
+/**
+ * `mock-echo`: an offline, free, deterministic model, so development and tests run without
+ * an API key and every layer above the provider (streaming, cancellation, billing) can be
+ * exercised for real. It answers `Echo: <last user message>`, streamed word by word.
+ */
+
+/** A last user message containing this yields some text, then fails mid-stream. */
+export const MOCK_FAIL_MARKER = '[[fail]]';
+
+export interface MockProviderOptions {
+  /** Pause before each chunk, so streaming is observable; 0 streams without pausing. */
+  chunkDelayMs?: number | undefined;
+  /** The mock's table entry (prices may be overridden); defaults to the built-in one. */
+  model?: ModelInfo | undefined;
+}
+
+/** Deterministic stand-in for a tokenizer: about four characters per token. */
+export function mockTokenCount(text: string): number {
+  return Math.ceil(text.length / 4);
+}
+
+export function createMockProvider(options: MockProviderOptions = {}): ModelProvider {
+  const delayMs = options.chunkDelayMs ?? 5;
+  const info = options.model ?? modelTable().find((m) => m.id === MOCK_MODEL_ID);
+  if (!info) throw new Error(`${MOCK_MODEL_ID} is missing from the model table`);
+  if (!(Number.isFinite(delayMs) && delayMs >= 0)) {
+    throw new RangeError(`chunkDelayMs must be a non-negative number, got ${delayMs}`);
+  }
+  return {
+    models: () => [{ ...info }],
+    stream: (req) => streamEcho(req, info, delayMs),
+  };
+}
+
+async function* streamEcho(
+  req: ModelRequest,
+  info: ModelInfo,
+  delayMs: number,
+): AsyncGenerator<ModelEvent> {
+  if (req.model !== info.id) {
+    throw new ModelError('model.unavailable', `The mock provider does not serve ${req.model}`);
+  }
+  const { signal } = req;
+  const lastUser = req.messages.findLast((m) => m.role === 'user')?.content ?? '';
+  const fail = lastUser.includes(MOCK_FAIL_MARKER);
+
+  // Like a real model, stop at the output limit and say so.
+  let reply = `Echo: ${lastUser}`;
+  let stopReason = 'end_turn';
+  const limitChars = Math.max(0, req.maxOutputTokens) * 4;
+  if (reply.length > limitChars) {
+    reply = reply.slice(0, limitChars);
+    stopReason = 'max_tokens';
+  }
+
+  // Split between whitespace and the next word, so the chunks join back to the exact reply.
+  const chunks = reply.split(/(?<=\s)(?=\S)/).filter((c) => c !== '');
+  // The failure comes after about half the reply (at least one chunk), as a cut stream would.
+  const failAfter = fail ? Math.max(1, Math.floor(chunks.length / 2)) : Number.POSITIVE_INFINITY;
+
+  for (const [i, text] of chunks.entries()) {
+    if (i >= failAfter) {
+      throw new ModelError(
+        'model.stream_interrupted',
+        `mock-echo: simulated interruption (${MOCK_FAIL_MARKER})`,
+        true,
+      );
+    }
+    await pause(delayMs, signal);
+    yield { type: 'delta', text };
+  }
+  throwIfCancelled(signal);
+
+  const prompt = [req.system ?? '', ...req.messages.map((m) => m.content)].join('');
+  yield {
+    type: 'done',
+    usage: { inputTokens: mockTokenCount(prompt), outputTokens: mockTokenCount(reply) },
+    stopReason,
+  };
+}
+
+async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  throwIfCancelled(signal);
+  if (ms === 0) return;
+  try {
+    await sleep(ms, undefined, { signal });
+  } catch (err) {
+    // The timer rejects with an AbortError as soon as the signal fires: cancel mid-pause.
+    throwIfCancelled(signal);
+    throw err;
+  }
+}
+
+function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new ModelError('model.cancelled', 'The request was cancelled');
+}

@@ -1,0 +1,70 @@
+/**
+ * The one interface every model call goes through (chat now, agent runs and the gateway
+ * later). Adapters turn a provider's wire protocol into these events.
+ */
+
+export interface ChatTurn {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+export interface ModelRequest {
+  model: string;
+  /** System prompt (instructions, grounding passages). */
+  system?: string | undefined;
+  messages: ChatTurn[];
+  maxOutputTokens: number;
+  /** Aborting stops the upstream stream; the call then ends with a `cancelled` ModelError. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export type ModelEvent =
+  | { type: 'delta'; text: string }
+  | { type: 'done'; usage: Usage; stopReason: string };
+
+export type ModelErrorCode =
+  | 'model.unavailable' // no key / not configured / unknown model
+  | 'model.rate_limited' // upstream 429 after retries
+  | 'model.overloaded' // upstream 529/5xx after retries
+  | 'model.bad_request' // upstream 400 (e.g. prompt too long)
+  | 'model.auth_failed' // upstream 401/403
+  | 'model.stream_interrupted' // connection cut mid-stream
+  | 'model.cancelled' // the signal was aborted
+  | 'model.failed'; // anything else
+
+export class ModelError extends Error {
+  override name = 'ModelError';
+  constructor(
+    readonly code: ModelErrorCode,
+    message: string,
+    /** Whether retrying the same request could succeed. */
+    readonly retryable = false,
+  ) {
+    super(message);
+  }
+}
+
+export interface ModelInfo {
+  id: string;
+  provider: 'anthropic' | 'mock';
+  /** USD per million tokens, as decimal strings. */
+  inputPricePerMTok: string;
+  outputPricePerMTok: string;
+  contextWindow: number;
+  maxOutputTokens: number;
+}
+
+export interface ModelProvider {
+  /** Models this provider can serve right now. */
+  models(): ModelInfo[];
+  /**
+   * Streams one completion. Yields `delta`s then exactly one `done`; throws ModelError on
+   * failure (after any text already yielded: callers keep the partial text).
+   */
+  stream(req: ModelRequest): AsyncIterable<ModelEvent>;
+}

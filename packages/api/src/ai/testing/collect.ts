@@ -1,0 +1,38 @@
+import type { ModelEvent, ModelProvider, ModelRequest } from '../provider';
+import { ModelError } from '../provider';
+
+/** What one `stream()` call produced: the deltas, the final event, or the error it threw. */
+export interface StreamOutcome {
+  deltas: string[];
+  text: string;
+  done: Extract<ModelEvent, { type: 'done' }> | undefined;
+  error: ModelError | undefined;
+}
+
+/**
+ * Drains a model stream, keeping the text yielded before any failure, as callers must.
+ * `onDelta` runs after each delta (e.g. to abort mid-stream). Non-ModelErrors are rethrown:
+ * a provider must never leak them.
+ */
+export async function collectStream(
+  provider: ModelProvider,
+  req: ModelRequest,
+  onDelta?: (text: string, index: number) => void,
+): Promise<StreamOutcome> {
+  const out: StreamOutcome = { deltas: [], text: '', done: undefined, error: undefined };
+  try {
+    for await (const event of provider.stream(req)) {
+      if (event.type === 'delta') {
+        out.deltas.push(event.text);
+        onDelta?.(event.text, out.deltas.length - 1);
+      } else {
+        out.done = event;
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof ModelError)) throw err;
+    out.error = err;
+  }
+  out.text = out.deltas.join('');
+  return out;
+}

@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatabaseHandle } from '../db/client';
+import { createTestDatabase } from '../testing';
+import { createEventBus, type EventBus } from './bus';
+import { streamTopic } from './stream';
+
+let handle: DatabaseHandle;
+let bus: EventBus;
+beforeAll(async () => {
+  handle = await createTestDatabase();
+  bus = await createEventBus(handle);
+});
+afterAll(async () => {
+  await bus.close();
+  await handle.close();
+});
+
+async function take<T>(it: AsyncGenerator<T>, n: number): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) {
+    out.push(x);
+    if (out.length === n) break;
+  }
+  return out;
+}
+
+// tracked() events are [id, data] pairs on the server side.
+const ids = (xs: unknown[]) => xs.map((x) => (x as [string, unknown])[0]);
+const datas = (xs: unknown[]) => xs.map((x) => (x as [string, { n: number }])[1].n);
+
+describe('event bus', () => {
+  it('stores with increasing ids and delivers live events in order', async () => {
+    const seen: number[] = [];
+    const off = bus.listen('t-live', (e) => seen.push(e.payload.n as number));
+    for (let n = 0; n < 20; n++) await bus.publish({ topic: 't-live', type: 'x', payload: { n } });
+    await expect.poll(() => seen.length).toBe(20);
+    expect(seen).toEqual([...Array(20).keys()]);
+    off();
+    const stored = await bus.readAfter('t-live', 0, 100);
+    expect(stored.map((e) => e.payload.n)).toEqual([...Array(20).keys()]);
+    expect(stored.every((e, i) => i === 0 || e.id > (stored[i - 1]?.id ?? 0))).toBe(true);
+  });
+
+  it('concurrent publishers of one topic still deliver in id order', async () => {
+    const seen: number[] = [];
+    const off = bus.listen('t-conc', (e) => seen.push(e.id));
+    await Promise.all(
+      Array.from({ length: 30 }, (_, n) =>
+        bus.publish({ topic: 't-conc', type: 'x', payload: { n } }),
+      ),
+    );
+    await expect.poll(() => seen.length).toBe(30);
+    expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+    off();
+  });
+
+  it('topics are isolated', async () => {
+    const seen: string[] = [];
+    const off = bus.listen('t-a', (e) => seen.push(e.topic));
+    await bus.publish({ topic: 't-b', type: 'x', payload: {} });
+    await bus.publish({ topic: 't-a', type: 'x', payload: {} });
+    await expect.poll(() => seen.length).toBe(1);
+    expect(seen).toEqual(['t-a']);
+    off();
+  });
+});
+
+describe('streamTopic', () => {
+  it('resumes after lastEventId: backlog then live, nothing missed or repeated', async () => {
+    const first = [];
+    for (let n = 0; n < 5; n++)
+      first.push(await bus.publish({ topic: 't-resume', type: 'x', payload: { n } }));
+    const ac = new AbortController();
+    const stream = streamTopic({
+      bus,
+      topic: 't-resume',
+      lastEventId: String(first[1]?.id),
+      signal: ac.signal,
+      map: (e) => e.payload,
+    });
+    const got = take(stream, 6);
+    // Published while the backlog is being read: must appear once, after the backlog.
+    await bus.publish({ topic: 't-resume', type: 'x', payload: { n: 5 } });
+    await bus.publish({ topic: 't-resume', type: 'x', payload: { n: 6 } });
+    await bus.publish({ topic: 't-resume', type: 'x', payload: { n: 7 } });
+    const events = await got;
+    expect(datas(events)).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(new Set(ids(events)).size).toBe(6);
+    ac.abort();
+  });
+
+  it('ends when the signal aborts', async () => {
+    const ac = new AbortController();
+    const stream = streamTopic({ bus, topic: 't-abort', signal: ac.signal, map: (e) => e.payload });
+    const done = (async () => {
+      for await (const _ of stream) {
+        // nothing is published
+      }
+      return 'ended';
+    })();
+    setTimeout(() => ac.abort(), 50);
+    expect(await done).toBe('ended');
+  });
+
+  it('refuses a malformed lastEventId and one older than retention', async () => {
+    const bad = streamTopic({
+      bus,
+      topic: 't',
+      lastEventId: 'abc',
+      signal: undefined,
+      map: (e) => e,
+    });
+    await expect(bad.next()).rejects.toMatchObject({ code: 'events.invalid_id' });
+    const old = await bus.publish({ topic: 't-prune', type: 'x', payload: {} });
+    await bus.publish({ topic: 't-prune', type: 'x', payload: {} });
+    expect(await bus.prune(-1000)).toBeGreaterThanOrEqual(2);
+    const expired = streamTopic({
+      bus,
+      topic: 't-prune',
+      lastEventId: String(old.id),
+      signal: undefined,
+      map: (e) => e,
+    });
+    await expect(expired.next()).rejects.toMatchObject({ code: 'events.expired' });
+  });
+});

@@ -1,0 +1,118 @@
+import type { AnyProcedure } from '@trpc/server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { appRouter } from './router';
+import { createTestApi, failure, type TestApi } from './testing';
+
+/**
+ * The tenant boundary, checked across the whole router: a member of project A calls every
+ * procedure that takes an id of something inside a project with project B's ids, and gets
+ * NOT_FOUND exactly as for an id that does not exist. A new scoped procedure without an
+ * entry below fails this test.
+ */
+
+/** Input keys naming something inside a project (userId names a platform user). */
+const scopedKey = (key: string) => key.endsWith('Id') && key !== 'userId' && key !== 'lastEventId';
+
+function scopedPaths(): string[] {
+  const procedures = appRouter._def.procedures as unknown as Record<string, AnyProcedure>;
+  return Object.entries(procedures)
+    .filter(([, proc]) =>
+      (proc._def.inputs as unknown[]).some(
+        (i) => i instanceof z.ZodObject && Object.keys((i as z.ZodObject).shape).some(scopedKey),
+      ),
+    )
+    .map(([path]) => path)
+    .sort();
+}
+
+let t: TestApi;
+beforeAll(async () => {
+  t = await createTestApi({ MOCK_MODEL_ENABLED: 'true' });
+});
+afterAll(() => t.close());
+
+describe('cross-tenant matrix', () => {
+  it('every scoped procedure answers NOT_FOUND with another tenant’s ids', async () => {
+    const owner = await t.signUp('Victim Owner');
+    const intruder = await t.signUp('Intruder');
+    const o = t.caller(owner.accessToken);
+    const { id: projectId } = await o.projects.create({ name: 'Victim' });
+    const conversation = await o.chat.conversations.create({ projectId });
+    const { replyId } = await o.chat.send({ conversationId: conversation.id, content: 'hello' });
+    // The intruder is a real member elsewhere, so role checks are not what stops them.
+    await t.caller(intruder.accessToken).projects.create({ name: 'Own' });
+
+    const c = t.caller(intruder.accessToken);
+    const p = { projectId };
+    const conv = { conversationId: conversation.id };
+    const uid = owner.user.id;
+    const notFound = (appCode: string) => ({ code: 'NOT_FOUND', appCode });
+    const calls: Record<string, [() => Promise<unknown>, ReturnType<typeof notFound>]> = {
+      'projects.get': [() => c.projects.get(p), notFound('projects.not_found')],
+      'projects.update': [
+        () => c.projects.update({ ...p, name: 'pwned' }),
+        notFound('projects.not_found'),
+      ],
+      'projects.delete': [() => c.projects.delete(p), notFound('projects.not_found')],
+      'projects.members.list': [() => c.projects.members.list(p), notFound('projects.not_found')],
+      'projects.members.add': [
+        () => c.projects.members.add({ ...p, email: intruder.user.email, role: 'owner' }),
+        notFound('projects.not_found'),
+      ],
+      'projects.members.updateRole': [
+        () => c.projects.members.updateRole({ ...p, userId: uid, role: 'viewer' }),
+        notFound('projects.not_found'),
+      ],
+      'projects.members.remove': [
+        () => c.projects.members.remove({ ...p, userId: uid }),
+        notFound('projects.not_found'),
+      ],
+      'chat.conversations.create': [
+        () => c.chat.conversations.create(p),
+        notFound('projects.not_found'),
+      ],
+      'chat.conversations.list': [
+        () => c.chat.conversations.list(p),
+        notFound('projects.not_found'),
+      ],
+      'chat.messages.list': [
+        () => c.chat.messages.list(conv),
+        notFound('chat.conversation_not_found'),
+      ],
+      'chat.send': [
+        () => c.chat.send({ ...conv, content: 'injected' }),
+        notFound('chat.conversation_not_found'),
+      ],
+      'chat.cancel': [() => c.chat.cancel({ replyId }), notFound('chat.reply_not_found')],
+      'chat.onEvent': [
+        async () => {
+          const it = (await c.chat.onEvent(conv)) as AsyncIterable<unknown>;
+          for await (const _ of it) break;
+        },
+        notFound('chat.conversation_not_found'),
+      ],
+    };
+    expect(Object.keys(calls).sort()).toEqual(scopedPaths());
+
+    for (const [path, [call, expected]] of Object.entries(calls)) {
+      expect({ path, ...(await failure(call())) }).toEqual({ path, ...expected });
+    }
+    // The same answers as for ids that do not exist at all.
+    const ghost = crypto.randomUUID();
+    expect(await failure(c.projects.get({ projectId: ghost }))).toEqual(
+      notFound('projects.not_found'),
+    );
+    expect(await failure(c.chat.messages.list({ conversationId: ghost }))).toEqual(
+      notFound('chat.conversation_not_found'),
+    );
+    expect(await failure(c.chat.cancel({ replyId: ghost }))).toEqual(
+      notFound('chat.reply_not_found'),
+    );
+
+    // Nothing changed on the victim's side.
+    expect((await o.projects.get(p)).name).toBe('Victim');
+    const msgs = await o.chat.messages.list(conv);
+    expect(msgs.items.some((m) => m.content === 'injected')).toBe(false);
+  });
+});
