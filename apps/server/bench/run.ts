@@ -1,0 +1,238 @@
+/**
+ * `pnpm bench`: HTTP throughput and p99 latency of the real app, as ratios against a raw
+ * Fastify route on the same server. The server runs in a child process (server.ts); autocannon
+ * generates load from this one. PostgreSQL when BENCH_DATABASE_URL or TEST_DATABASE_URL is
+ * set (a cloned test database), else in-memory PGlite. BENCH_DURATION_SECONDS overrides 5 s.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import autocannon, { type Options, type Result } from 'autocannon';
+import { failures, type Row, summary, table } from './report';
+import type { ReadyMessage } from './server';
+
+const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 5);
+const WARMUP = 1;
+const CONNECTIONS = 50;
+const LOGIN_CONNECTIONS = 8;
+const PROBE = { connections: 2, overallRate: 200 };
+const PASSWORD = 'correct horse battery staple';
+
+async function startServer(): Promise<{ child: ChildProcess; ready: ReadyMessage }> {
+  const env = { ...process.env };
+  const databaseUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
+  if (databaseUrl) env.TEST_DATABASE_URL = databaseUrl;
+  const child = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), {
+    execArgv: ['--import', 'tsx'],
+    env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const ready = await new Promise<ReadyMessage>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as ReadyMessage));
+    child.once('exit', (code) => reject(new Error(`bench server exited (${code}) before ready`)));
+  });
+  return { child, ready };
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = once(child, 'exit');
+  child.disconnect(); // the child closes the app and drops its database
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Calls a tRPC mutation over HTTP and returns its data, or throws. */
+async function mutate<T>(origin: string, path: string, input: unknown, token?: string) {
+  const res = await fetch(`${origin}/trpc/${path}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify(input),
+  });
+  const body = (await res.json()) as { result?: { data: T }; error?: unknown };
+  if (!res.ok || !body.result) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`);
+  return body.result.data;
+}
+
+/** One request first: a case that fails outright is reported before it is measured. */
+async function preflight(opts: Options): Promise<void> {
+  const init: RequestInit = { method: opts.method ?? 'GET' };
+  if (opts.headers) init.headers = opts.headers;
+  if (opts.body) init.body = opts.body;
+  const res = await fetch(opts.url, init);
+  const text = await res.text();
+  // A tRPC batch answers 207 when some calls fail; every entry must be a result.
+  const body: unknown = JSON.parse(text);
+  const ok = Array.isArray(body) ? body.every((e) => 'result' in e) : !('error' in Object(body));
+  if (res.status !== 200 || !ok)
+    throw new Error(`${opts.url} → ${res.status} ${text.slice(0, 300)}`);
+}
+
+function load(opts: Options, duration: number): Promise<Result> {
+  return autocannon({ timeout: 10, ...opts, duration });
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const loadBefore = loadavg()[0] ?? 0;
+  console.log('Starting the server (child process)…');
+  const { child, ready } = await startServer();
+  try {
+    const origin = `http://127.0.0.1:${ready.port}`;
+    const session = await mutate<{ accessToken: string; user: { id: string; email: string } }>(
+      origin,
+      'auth.register',
+      { email: `bench.${Date.now()}@example.com`, password: PASSWORD, name: 'Bench' },
+    );
+    const auth = { authorization: `Bearer ${session.accessToken}` };
+    const project = await mutate<{ id: string }>(
+      origin,
+      'projects.create',
+      { name: 'Bench' },
+      session.accessToken,
+    );
+    const input = (value: unknown) => encodeURIComponent(JSON.stringify(value));
+    const batch = Array.from({ length: 10 }, () => 'users.me').join(',');
+    const login: Options = {
+      url: `${origin}/trpc/auth.login`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: session.user.email, password: PASSWORD }),
+      connections: LOGIN_CONNECTIONS,
+    };
+    const probe: Options = { url: `${origin}/bench-trpc/ping`, ...PROBE };
+
+    type Case = Omit<Row, 'result' | 'connections'> & { opts: Options };
+    const get = (path: string, headers?: Record<string, string>): Options => ({
+      url: `${origin}${path}`,
+      connections: CONNECTIONS,
+      ...(headers ? { headers } : {}),
+    });
+    const cases: Case[] = [
+      { name: 'raw Fastify JSON (baseline)', queries: '0', ratio: true, opts: get('/bench/raw') },
+      { name: 'GET /health', queries: '0', ratio: true, opts: get('/health') },
+      {
+        name: 'tRPC query, no DB (bench ping)',
+        queries: '0',
+        ratio: true,
+        opts: get('/bench-trpc/ping'),
+      },
+      {
+        name: 'tRPC users.me (session check + PK read)',
+        queries: '2',
+        ratio: true,
+        opts: get('/trpc/users.me', auth),
+      },
+      {
+        name: 'tRPC projects.get (session + membership + PK)',
+        queries: '3',
+        ratio: true,
+        opts: get(`/trpc/projects.get?input=${input({ projectId: project.id })}`, auth),
+      },
+      {
+        name: 'raw Fastify + driver PK read (same row)',
+        queries: '1',
+        ratio: true,
+        opts: get(`/bench/raw-pk?id=${session.user.id}`),
+      },
+      {
+        name: 'tRPC batch 10× users.me (per HTTP request)',
+        queries: '11',
+        ratio: true,
+        opts: get(`/trpc/${batch}?batch=1&input=${input({})}`, auth),
+      },
+      {
+        name: 'raw Fastify JSON again (drift check)',
+        queries: '0',
+        ratio: true,
+        opts: get('/bench/raw'),
+      },
+      {
+        name: 'login, argon2id m=19MiB t=2 (logins/s)',
+        queries: '1 + tx(2)',
+        ratio: true,
+        opts: login,
+      },
+      { name: 'probe: tRPC ping @200 req/s, unloaded', queries: '0', ratio: false, opts: probe },
+    ];
+
+    const total = cases.length + 1;
+    const rows: Row[] = [];
+    const connections = (o: Options) =>
+      `${o.connections ?? 10}${o.overallRate ? ` @${o.overallRate}/s` : ''}`;
+    for (const [i, c] of cases.entries()) {
+      process.stdout.write(`[${i + 1}/${total}] ${c.name} … `);
+      await preflight(c.opts);
+      await load(c.opts, WARMUP);
+      const result = await load(c.opts, DURATION);
+      console.log(summary(result));
+      rows.push({ ...c, connections: connections(c.opts), result });
+    }
+
+    process.stdout.write(`[${total}/${total}] logins saturating + probe, concurrently … `);
+    const [loginLoaded, probeLoaded] = await Promise.all([
+      load(login, DURATION),
+      load(probe, DURATION),
+    ]);
+    console.log(`probe ${summary(probeLoaded)}`);
+    rows.push(
+      {
+        name: 'probe: tRPC ping @200 req/s, during logins',
+        queries: '0',
+        ratio: false,
+        connections: connections(probe),
+        result: probeLoaded,
+      },
+      {
+        name: 'login, while the probe runs (logins/s)',
+        queries: '1 + tx(2)',
+        ratio: true,
+        connections: connections(login),
+        result: loginLoaded,
+      },
+    );
+
+    const baseline = rows[0]?.result.requests.average ?? 1;
+    const batchRow = rows.find((r) => r.name.startsWith('tRPC batch'));
+    const again = rows.find((r) => r.name.includes('drift'))?.result.requests.average ?? baseline;
+    const drift = again / baseline - 1;
+    const driftNote =
+      Math.abs(drift) > 0.15
+        ? `\n- WARNING: the baseline moved ${(drift * 100).toFixed(0)}% between its two runs; something else competed for the CPU, so treat the ratios as rough and rerun on a quiet machine.`
+        : '';
+    const probeUnloaded = rows.find((r) => r.name.includes('unloaded'))?.result.latency.p99 ?? 0;
+    const cpu = cpus();
+    console.log(`
+## SmartSpace HTTP bench
+
+node ${process.version} · ${cpu.length} CPU (${cpu[0]?.model.trim() ?? 'unknown'}) · UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'} · load average before start ${loadBefore.toFixed(2)}
+database: ${ready.database}
+autocannon: ${DURATION} s per case after a ${WARMUP} s warm-up; server and load generator in separate processes on this machine
+
+${table(rows, baseline)}
+
+- vs raw: req/s divided by the raw Fastify JSON route's (${Math.round(baseline)} req/s) on the same server; baseline routes also pass the app's global hooks (request id, CORS). The repeat of the baseline shows run-to-run drift: read ratios within that margin.
+- users.me is 2 queries: the session check (sessions ⋈ users by primary key) and the service's users primary-key read; projects.get adds the membership read.
+- the batch makes 10 calls per HTTP request (${Math.round((batchRow?.result.requests.average ?? 0) * 10)} calls/s); the session check runs once per request, so 11 queries.
+- login: user lookup, argon2id verify on the libuv pool, then one transaction inserting the session and its refresh token.
+- probe p99 while logins saturate the server: ${probeLoaded.latency.p99} ms vs ${probeUnloaded} ms unloaded.${driftNote}
+- total run time ${Math.round((Date.now() - started) / 1000)} s`);
+
+    const failed = rows.filter((r) => failures(r.result) > 0);
+    for (const r of failed)
+      console.error(`FAILED: ${r.name}: ${failures(r.result)} non-2xx responses or errors`);
+    if (failed.length > 0) process.exitCode = 1;
+  } finally {
+    await stopServer(child);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error('\nbench aborted:', err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});
