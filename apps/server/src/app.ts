@@ -89,7 +89,12 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
     if (req.headers.upgrade?.toLowerCase() !== 'websocket') return;
     const origin = req.headers.origin;
     if (origin && !config.corsOrigins.includes(origin)) {
-      return reply.status(403).send({ error: 'Origin not allowed', statusCode: 403 });
+      // The refused upgrade must not leave its socket open (it would also stall shutdown).
+      reply.raw.once('finish', () => req.raw.socket.destroy());
+      return reply
+        .header('connection', 'close')
+        .status(403)
+        .send({ error: 'Origin not allowed', statusCode: 403 });
     }
   });
 

@@ -32,6 +32,7 @@ export async function startTestServer(
     api,
     origin: `http://127.0.0.1:${address.port}`,
     async close() {
+      api.connections.closeAll(1001, 'test server closing');
       await app.close();
       await api.close();
       await database.close();

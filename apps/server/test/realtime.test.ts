@@ -79,7 +79,7 @@ describe('chat over WebSocket', () => {
       .filter((e) => e.type === 'reply.delta')
       .map((e) => e.text)
       .join('');
-    const completed = events.at(-1) as { message: { content: string; id: string } };
+    const completed = events.at(-1) as unknown as { message: { content: string; id: string } };
     expect(completed.message.id).toBe(sent.replyId);
     expect(text).toBe(completed.message.content);
     expect(text).toBe('Echo: hello over the wire');

@@ -55,13 +55,14 @@ export const createCallerFactory = t.createCallerFactory;
 
 /** 2. MIDDLEWARE */
 
+export function toTRPCError(cause: AppError): TRPCError {
+  return new TRPCError({ code: appErrorCodes[cause.code], message: cause.message, cause });
+}
+
 /** Maps app errors thrown by services to tRPC errors through the one code table. */
 const appErrors = t.middleware(async ({ next }) => {
   const result = await next();
-  if (!result.ok && result.error.cause instanceof AppError) {
-    const cause = result.error.cause;
-    throw new TRPCError({ code: appErrorCodes[cause.code], message: cause.message, cause });
-  }
+  if (!result.ok && result.error.cause instanceof AppError) throw toTRPCError(result.error.cause);
   return result;
 });
 

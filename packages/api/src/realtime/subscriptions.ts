@@ -1,9 +1,11 @@
 import { AppError } from '../lib/errors';
+import { toTRPCError } from '../trpc';
 import type { SocketConnection } from './connections';
 
 /**
- * Caps live subscriptions per socket: takes a slot before the stream starts and gives it
- * back however the stream ends (client unsubscribes, socket closes, error).
+ * Wraps every subscription's stream: caps live subscriptions per socket (a slot taken
+ * before the stream starts, given back however it ends) and maps app errors raised while
+ * streaming (e.g. events.expired) to tRPC errors.
  */
 export async function* withSubscriptionSlot<T>(
   connection: SocketConnection | null,
@@ -12,15 +14,20 @@ export async function* withSubscriptionSlot<T>(
   if (connection) {
     if (connection.subscriptions >= connection.maxSubscriptions) {
       await stream.return(undefined);
-      throw new AppError(
-        'realtime.too_many_subscriptions',
-        `At most ${connection.maxSubscriptions} subscriptions per connection`,
+      throw toTRPCError(
+        new AppError(
+          'realtime.too_many_subscriptions',
+          `At most ${connection.maxSubscriptions} subscriptions per connection`,
+        ),
       );
     }
     connection.subscriptions++;
   }
   try {
     yield* stream;
+  } catch (e) {
+    // A subscription's stream runs after its middleware returned, so map app errors here.
+    throw e instanceof AppError ? toTRPCError(e) : e;
   } finally {
     if (connection) connection.subscriptions--;
   }

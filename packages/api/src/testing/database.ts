@@ -8,12 +8,17 @@ import { type DatabaseHandle, migrationsFolder, openDatabase } from '../db/clien
  * One database per test file. With TEST_DATABASE_URL (CI), each is cloned from a template
  * that the real migrations built once; otherwise an in-memory PGlite, migrated the same way.
  */
-export async function createTestDatabase(): Promise<DatabaseHandle> {
+export interface TestDatabase extends DatabaseHandle {
+  /** Its PostgreSQL URL, for other processes; null on PGlite (one process only). */
+  url: string | null;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
   const url = process.env.TEST_DATABASE_URL;
   if (!url) {
     const handle = await openDatabase({ dataDir: 'memory://' });
     await handle.migrate();
-    return handle;
+    return { ...handle, url: null };
   }
   const template = await ensureTemplate(url);
   const name = `ss_test_${randomBytes(6).toString('hex')}`;
@@ -27,6 +32,7 @@ export async function createTestDatabase(): Promise<DatabaseHandle> {
   const handle = await openDatabase({ url: dbUrl, dataDir: 'unused', poolSize: 20 });
   return {
     ...handle,
+    url: dbUrl,
     async close() {
       await handle.close();
       const drop = postgres(url, { max: 1, onnotice: () => {} });
