@@ -91,3 +91,44 @@ describe('chat over WebSocket', () => {
     await closeClient(client);
   });
 });
+
+describe('resume after a dropped socket', () => {
+  it('the client reconnects with lastEventId: received text equals the stored reply exactly', async () => {
+    const { client } = await signedIn('Resumer');
+    const project = await client.projects.create.mutate({ name: 'Resume' });
+    const conversation = await client.chat.conversations.create.mutate({ projectId: project.id });
+    let upgrades = 0;
+    const onUpgrade = () => upgrades++;
+    server.app.server.on('upgrade', onUpgrade);
+    const sub = collect(
+      client,
+      { conversationId: conversation.id },
+      (e) => e.type === 'reply.completed',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const words = Array.from({ length: 120 }, (_, i) => `word${i}`).join(' ');
+    await client.chat.send.mutate({ conversationId: conversation.id, content: words });
+    // Cut every socket once a few deltas have arrived, mid-stream.
+    await expect
+      .poll(() => sub.events.filter((e) => e.type === 'reply.delta').length)
+      .toBeGreaterThan(2);
+    const cutAt = sub.events.length;
+    for (const socket of server.app.websocketServer.clients) socket.terminate();
+    const { events, ids } = await sub.done;
+    server.app.server.off('upgrade', onUpgrade);
+
+    expect(upgrades).toBeGreaterThanOrEqual(2); // it really reconnected
+    expect(events.length).toBeGreaterThan(cutAt);
+    const numeric = ids.map(Number);
+    expect(numeric).toEqual([...numeric].sort((a, b) => a - b));
+    expect(new Set(ids).size).toBe(ids.length); // nothing twice
+    const text = events
+      .filter((e) => e.type === 'reply.delta')
+      .map((e) => e.text)
+      .join('');
+    const stored = await client.chat.messages.list.query({ conversationId: conversation.id });
+    expect(text).toBe(stored.items[1]?.content);
+    expect(text).toBe(`Echo: ${words}`); // nothing missing
+    await closeClient(client);
+  });
+});
