@@ -31,9 +31,17 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function createTestApi(env: Record<string, string> = {}): Promise<TestApi> {
+/** Options passed through to createApi (e.g. the mock model's pause between chunks). */
+export interface TestApiOptions {
+  mockChunkDelayMs?: number;
+}
+
+export async function createTestApi(
+  env: Record<string, string> = {},
+  options: TestApiOptions = {},
+): Promise<TestApi> {
   const database = await createTestDatabase();
-  const api = await createApi({ config: testConfig(env), database, migrate: false });
+  const api = await createApi({ config: testConfig(env), database, migrate: false, ...options });
   const caller = (token: string | null = null, ip = '127.0.0.1') =>
     createCaller(api.createContext({ token, ip, requestId: randomUUID() }));
   return {

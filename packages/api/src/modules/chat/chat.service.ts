@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { ModelError } from '../../ai/provider';
 import type { ModelRegistry } from '../../ai/registry';
 import type { Db } from '../../db/client';
@@ -161,6 +161,10 @@ export async function sendMessage(opts: {
       .returning();
     if (!userRow) throw new Error('insert returned no row');
     // Created a millisecond later so "oldest first" always puts the reply after the question.
+    // Computed in JS, not in raw SQL: a Date interpolated into sql`...` skips drizzle's column
+    // mapping, and postgres.js (whose date serialiser drizzle turns off) throws
+    // ERR_INVALID_ARG_TYPE on it, so every send failed on PostgreSQL (PGlite accepted it).
+    // Timestamps have millisecond precision, so +1 ms is exact.
     const [reply] = await tx
       .insert(messages)
       .values({
@@ -170,7 +174,7 @@ export async function sendMessage(opts: {
         model,
         status: 'streaming',
         heartbeatAt: new Date(),
-        createdAt: sql`${userRow.createdAt}::timestamptz + interval '1 millisecond'`,
+        createdAt: new Date(userRow.createdAt.getTime() + 1),
       })
       .returning({ id: messages.id });
     if (!reply) throw new Error('insert returned no row');

@@ -146,7 +146,9 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
         if (ev.type === 'delta') {
           text += ev.text;
           pending += ev.text;
-          flushTimer ??= setTimeout(() => void flush(), DELTA_COALESCE_MS);
+          // A failed publish surfaces at the next awaited flush; the timer must not leave an
+          // unhandled rejection behind.
+          flushTimer ??= setTimeout(() => flush().catch(() => {}), DELTA_COALESCE_MS);
         } else {
           usage = ev.usage;
         }
@@ -163,7 +165,8 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
           completedAt: new Date(),
           heartbeatAt: null,
         })
-        .where(eq(messages.id, replyId))
+        // Only a reply still streaming: one a sweeper already failed stays failed.
+        .where(and(eq(messages.id, replyId), eq(messages.status, 'streaming')))
         .returning();
       if (row)
         await publish(conversation.id, { type: 'reply.completed', message: toMessage(row), usage });
@@ -208,8 +211,8 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
     appCode: string;
     message: string;
     cancelled: boolean;
-  }) {
-    await deps.db.transaction(async (tx) => {
+  }): Promise<boolean> {
+    return deps.db.transaction(async (tx) => {
       const [row] = await tx
         .update(messages)
         .set({
@@ -233,6 +236,7 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
           tx,
         );
       }
+      return row !== undefined;
     });
   }
 
@@ -256,7 +260,10 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
       else await deps.db.execute(sql`select pg_notify(${CANCEL_CHANNEL}, ${replyId})`);
     },
 
-    /** Fails replies left streaming by a process that died (stale heartbeat). */
+    /**
+     * Fails replies left streaming by a process that died (stale heartbeat); returns how
+     * many it failed.
+     */
     async sweep(staleMs = STALE_REPLY_MS): Promise<number> {
       const stale = await deps.db
         .select({
@@ -271,9 +278,13 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
             lt(messages.heartbeatAt, new Date(Date.now() - staleMs)),
           ),
         );
+      // Counts what was failed here: it used to return stale.length, which also counted
+      // replies still running in this process (skipped) and ones another process's sweep
+      // failed first.
+      let failed = 0;
       for (const r of stale) {
         if (inFlight.has(r.id)) continue;
-        await finishFailed({
+        const done = await finishFailed({
           conversationId: r.conversationId,
           replyId: r.id,
           text: null,
@@ -281,8 +292,9 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
           message: 'The server stopped while writing this reply; send the message again',
           cancelled: false,
         });
+        if (done) failed++;
       }
-      return stale.length;
+      return failed;
     },
 
     get inFlight() {
