@@ -3,10 +3,9 @@ import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import websocket from '@fastify/websocket';
 import type { Api, AppRouter } from '@smartspace/api';
-import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
 import type { Logger } from './logger';
+import { trpcPlugin } from './plugins/trpc';
 import { trpcErrorBody } from './plugins/trpc-errors';
 
 export interface AppOptions {
@@ -16,10 +15,6 @@ export interface AppOptions {
 
 /** Max calls in one HTTP batch (API.md). */
 export const MAX_BATCH_SIZE = 20;
-
-function isSocket(res: unknown): res is WebSocket {
-  return typeof (res as WebSocket | null)?.ping === 'function';
-}
 
 function bearer(header: string | undefined): string | null {
   if (!header) return null;
@@ -109,45 +104,43 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
     return reply.status(r.ok ? 200 : 503).send({ status: r.ok ? 'ready' : 'not_ready', ...r });
   });
 
-  await app.register(fastifyTRPCPlugin, {
-    prefix: '/trpc',
-    useWSS: true,
-    trpcOptions: {
-      router: api.router,
-      maxBatchSize: MAX_BATCH_SIZE,
+  await app.register(trpcPlugin, {
+    mountPath: '/trpc',
+    router: api.router,
+    maxBatchSize: MAX_BATCH_SIZE,
+    createContext: (req) =>
+      api.createContext({
+        token: bearer(req.headers.authorization),
+        ip: req.ip,
+        requestId: req.id,
+        userAgent: req.headers['user-agent'],
+      }),
+    onError: ({ error, path, ctx }) => {
+      if (error.code === 'INTERNAL_SERVER_ERROR') {
+        logger.error(
+          { err: error.cause ?? error, path, requestId: ctx?.req.requestId },
+          'procedure failed',
+        );
+      }
+    },
+    ws: {
       // Pings reap dead sockets: no pong within pongWaitMs and the socket is closed.
       keepAlive: { enabled: true, pingMs: 15_000, pongWaitMs: 5_000 },
       createContext: ({ req, res, info }) => {
-        if (isSocket(res)) {
-          // Tokens come only in connectionParams, never in the URL (it lands in logs).
-          const token = info.connectionParams?.token;
-          return api.createSocketContext(
-            {
-              token: typeof token === 'string' && token.length > 0 ? token : null,
-              ip: req.socket.remoteAddress ?? 'unknown',
-              requestId: randomUUID(),
-              userAgent: req.headers['user-agent'],
-            },
-            res,
-          );
-        }
-        return api.createContext({
-          token: bearer(req.headers.authorization),
-          ip: req.ip,
-          requestId: req.id,
-          userAgent: req.headers['user-agent'],
-        });
-      },
-      onError: ({ error, path, ctx }) => {
-        if (error.code === 'INTERNAL_SERVER_ERROR') {
-          logger.error(
-            { err: error.cause ?? error, path, requestId: ctx?.req.requestId },
-            'procedure failed',
-          );
-        }
+        // Tokens come only in connectionParams, never in the URL (it lands in logs).
+        const token = info.connectionParams?.token;
+        return api.createSocketContext(
+          {
+            token: typeof token === 'string' && token.length > 0 ? token : null,
+            ip: req.socket.remoteAddress ?? 'unknown',
+            requestId: randomUUID(),
+            userAgent: req.headers['user-agent'],
+          },
+          res,
+        );
       },
     },
-  } satisfies FastifyTRPCPluginOptions<AppRouter>);
+  });
 
   return app;
 }

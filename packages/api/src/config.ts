@@ -94,7 +94,12 @@ export interface Config {
   databaseUrl: string | undefined;
   databasePoolSize: number;
   dataDir: string;
-  jwt: { secret: Uint8Array; issuer: string; audience: string; accessTtlSeconds: number };
+  jwt: {
+    secret: Uint8Array<ArrayBuffer>;
+    issuer: string;
+    audience: string;
+    accessTtlSeconds: number;
+  };
   refreshTokenTtlDays: number;
   corsOrigins: string[];
   trustProxy: boolean;
@@ -196,7 +201,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
  * In production the secret must be given. Elsewhere one is generated once and kept in the
  * data directory, so restarts keep sessions valid and no secret ever lives in the code.
  */
-function jwtSecret(given: string | undefined, nodeEnv: string, dataDir: string): Uint8Array {
+function jwtSecret(
+  given: string | undefined,
+  nodeEnv: string,
+  dataDir: string,
+): Uint8Array<ArrayBuffer> {
   if (given !== undefined) {
     if (given.length < MIN_SECRET_LENGTH) {
       throw new ConfigError(

@@ -270,15 +270,13 @@ export async function changePassword(opts: {
   });
 }
 
-/** Resolves an access token to its user: valid signature and claims, live session, active user. */
-export async function authenticate(opts: {
-  db: Db;
-  config: Config;
-  token: string;
-}): Promise<AuthUser | null> {
-  const claims = await verifyAccessToken(opts.config.jwt, opts.token);
-  if (!claims) return null;
-  const [row] = await opts.db
+/**
+ * The session check every authenticated call makes: one indexed join, prepared once per
+ * database so it is planned and built once, not per request.
+ */
+const sessionQueries = new WeakMap<Db, ReturnType<typeof prepareSessionQuery>>();
+function prepareSessionQuery(db: Db) {
+  return db
     .select({
       id: users.id,
       email: users.email,
@@ -290,12 +288,29 @@ export async function authenticate(opts: {
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(
       and(
-        eq(sessions.id, claims.sessionId),
-        eq(sessions.userId, claims.userId),
+        eq(sessions.id, sql.placeholder('sessionId')),
+        eq(sessions.userId, sql.placeholder('userId')),
         isNull(sessions.revokedAt),
         gt(sessions.expiresAt, sql`now()`),
         eq(users.active, true),
       ),
-    );
+    )
+    .prepare('auth_session');
+}
+
+/** Resolves an access token to its user: valid signature and claims, live session, active user. */
+export async function authenticate(opts: {
+  db: Db;
+  config: Config;
+  token: string;
+}): Promise<AuthUser | null> {
+  const claims = await verifyAccessToken(opts.config.jwt, opts.token);
+  if (!claims) return null;
+  let query = sessionQueries.get(opts.db);
+  if (!query) {
+    query = prepareSessionQuery(opts.db);
+    sessionQueries.set(opts.db, query);
+  }
+  const [row] = await query.execute({ sessionId: claims.sessionId, userId: claims.userId });
   return row ? { ...toUser(row), sessionId: claims.sessionId } : null;
 }

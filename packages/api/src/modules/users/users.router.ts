@@ -1,10 +1,15 @@
 import { z } from 'zod';
 import { listInput } from '../../lib/pagination';
 import { adminProcedure, authedProcedure, router } from '../../trpc';
+import type { User } from './users.dto';
 import * as users from './users.service';
 
 export const usersRouter = router({
-  me: authedProcedure.query(({ ctx }) => users.getUser({ db: ctx.db, userId: ctx.user.id })),
+  // The session check has just read this user; no second query.
+  me: authedProcedure.query(({ ctx }): User => {
+    const { sessionId: _, ...user } = ctx.user;
+    return user;
+  }),
 
   update: authedProcedure
     .input(z.object({ name: z.string().trim().min(1).max(100).optional() }))

@@ -1,0 +1,173 @@
+import type { AppRouter, Context } from '@smartspace/api';
+import { fastifyRequestHandler } from '@trpc/server/adapters/fastify';
+import {
+  type CreateWSSContextFnOptions,
+  getWSConnectionHandler,
+  type WSSHandlerOptions,
+} from '@trpc/server/adapters/ws';
+import { getHTTPStatusCode } from '@trpc/server/http';
+import {
+  type AnyProcedure,
+  getErrorShape,
+  getTRPCErrorFromUnknown,
+  type ProcedureType,
+  TRPCError,
+  type TRPCResponse,
+} from '@trpc/server/unstable-core-do-not-import';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+/**
+ * tRPC over HTTP and WebSocket on one prefix.
+ *
+ * Plain JSON queries and mutations (what httpLink/httpBatchLink send) take a direct path:
+ * look the procedure up, call it, format errors with the router's own formatter. The stock
+ * adapter converts every request and response to the Fetch API, which cost ~90% of the
+ * throughput of a raw route in `pnpm bench`. Everything else (JSONL batch streaming, SSE
+ * subscriptions, multipart form data) goes to the stock handler unchanged.
+ */
+export interface TrpcPluginOptions {
+  /** Where tRPC is served (not `prefix`: Fastify would prefix the routes with it twice). */
+  mountPath: string;
+  router: AppRouter;
+  maxBatchSize: number;
+  createContext: (req: FastifyRequest) => Context;
+  onError: (opts: { error: TRPCError; path: string | undefined; ctx: Context | undefined }) => void;
+  ws: {
+    createContext: (opts: CreateWSSContextFnOptions) => Promise<Context>;
+    keepAlive: { enabled: boolean; pingMs: number; pongWaitMs: number };
+  };
+}
+
+const METHOD_TYPE: Record<string, ProcedureType> = { GET: 'query', POST: 'mutation' };
+
+export async function trpcPlugin(app: FastifyInstance, opts: TrpcPluginOptions) {
+  // Bodies reach tRPC as text; it parses JSON itself (so `__proto__` keys stay plain data).
+  app.removeContentTypeParser(['application/json', 'multipart/form-data']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) =>
+    done(null, body),
+  );
+  app.addContentTypeParser('multipart/form-data', (_req, payload, done) => done(null, payload));
+
+  const procedures = opts.router._def.procedures as unknown as Record<
+    string,
+    AnyProcedure | undefined
+  >;
+  const config = opts.router._def._config;
+
+  const stock = (req: FastifyRequest, reply: FastifyReply, path: string) =>
+    fastifyRequestHandler({
+      router: opts.router,
+      createContext: ({ req }) => opts.createContext(req),
+      onError: ({ error, path, ctx }) => opts.onError({ error, path, ctx }),
+      maxBatchSize: opts.maxBatchSize,
+      req,
+      res: reply,
+      path,
+    });
+
+  app.route({
+    method: ['GET', 'POST'],
+    url: `${opts.mountPath}/:path`,
+    handler: async (req, reply) => {
+      const path = (req.params as { path: string }).path;
+      const type = METHOD_TYPE[req.method];
+      const query = req.query as Record<string, string | undefined>;
+      const contentType = req.headers['content-type'];
+      const plain =
+        type !== undefined &&
+        req.headers['trpc-accept'] === undefined &&
+        (type === 'query' || contentType?.split(';', 1)[0]?.trim() === 'application/json');
+      const isBatch = query.batch === '1';
+      const paths = isBatch ? path.split(',') : [path];
+      if (!plain || paths.some((p) => procedures[p]?._def.type === 'subscription')) {
+        return stock(req, reply, path);
+      }
+
+      const ctx = opts.createContext(req);
+
+      let inputs: unknown;
+      try {
+        if (isBatch && paths.length > opts.maxBatchSize) {
+          throw new TRPCError({ code: 'BAD_REQUEST', message: 'Batch call exceeds maximum size' });
+        }
+        const raw = type === 'query' ? query.input : (req.body as string | undefined);
+        try {
+          inputs = raw ? JSON.parse(raw) : undefined;
+        } catch (cause) {
+          throw new TRPCError({ code: 'BAD_REQUEST', message: 'Malformed JSON input', cause });
+        }
+      } catch (cause) {
+        // A request that cannot be split into calls gets one error, not one per call.
+        const error = getTRPCErrorFromUnknown(cause);
+        opts.onError({ error, path: undefined, ctx });
+        const shape = getErrorShape({
+          config,
+          error,
+          type,
+          path: undefined,
+          input: undefined,
+          ctx,
+        });
+        return reply
+          .status(getHTTPStatusCode({ error: shape }, [error]))
+          .header('content-type', 'application/json')
+          .send(JSON.stringify({ error: shape }));
+      }
+
+      const errors: (TRPCError | undefined)[] = [];
+      const responses: TRPCResponse[] = await Promise.all(
+        paths.map(async (p, index) => {
+          const input = isBatch ? (inputs as Record<string, unknown> | undefined)?.[index] : inputs;
+          try {
+            const proc = procedures[p];
+            if (!proc) {
+              throw new TRPCError({
+                code: 'NOT_FOUND',
+                message: `No procedure found on path "${p}"`,
+              });
+            }
+            if (proc._def.type !== type) {
+              reply.header('allow', proc._def.type === 'query' ? 'GET' : 'POST');
+              throw new TRPCError({
+                code: 'METHOD_NOT_SUPPORTED',
+                message: `Unsupported ${req.method}-request to ${proc._def.type} procedure at path "${p}"`,
+              });
+            }
+            const data = await proc({
+              path: p,
+              getRawInput: async () => input,
+              ctx,
+              type,
+              signal: undefined,
+              batchIndex: index,
+            });
+            return { result: { data } };
+          } catch (cause) {
+            const error = getTRPCErrorFromUnknown(cause);
+            errors[index] = error;
+            opts.onError({ error, path: p, ctx });
+            return { error: getErrorShape({ config, error, type, path: p, input, ctx }) };
+          }
+        }),
+      );
+
+      reply
+        .status(getHTTPStatusCode(responses, errors))
+        .header('content-type', 'application/json')
+        .header('vary', 'trpc-accept');
+      return reply.send(JSON.stringify(isBatch ? responses : responses[0]));
+    },
+  });
+
+  // The handler never reads `wss` (Fastify owns the server); the stock plugin casts alike.
+  const wsOptions = {
+    router: opts.router,
+    createContext: opts.ws.createContext,
+    keepAlive: opts.ws.keepAlive,
+    maxBatchSize: opts.maxBatchSize,
+    onError: ({ error, path, ctx }: { error: TRPCError; path?: string; ctx?: Context }) =>
+      opts.onError({ error, path, ctx }),
+  };
+  const onConnection = getWSConnectionHandler(wsOptions as unknown as WSSHandlerOptions<AppRouter>);
+  app.get(opts.mountPath, { websocket: true }, (socket, req) => onConnection(socket, req.raw));
+}
