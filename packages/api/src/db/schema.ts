@@ -6,3 +6,7 @@ export * from '../modules/chat/chat.table';
 export * from '../modules/documents/documents.table';
 export * from '../modules/projects/projects.table';
 export * from '../modules/users/users.table';
+export * from '../modules/billing/billing.table';
+export * from '../modules/budgets/budgets.table';
+export * from '../modules/policies/policies.table';
+export * from '../modules/usage/usage.table';

@@ -1,0 +1,79 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  check,
+  index,
+  jsonb,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  real,
+  timestamp,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import { projects } from '../projects/projects.table';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
+const micro = (name: string) => bigint(name, { mode: 'bigint' });
+
+export const budgetScope = pgEnum('budget_scope', ['project', 'agent', 'member']);
+export const budgetPeriod = pgEnum('budget_period', ['day', 'week', 'month', 'total']);
+
+export const budgetLimits = pgTable(
+  'budget_limits',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    projectId: uuid('project_id')
+      .notNull()
+      .references(() => projects.id, { onDelete: 'cascade' }),
+    scope: budgetScope('scope').notNull(),
+    // The agent or member the limit applies to; null for scope 'project'.
+    scopeId: uuid('scope_id'),
+    period: budgetPeriod('period').notNull(),
+    amount: micro('amount').notNull(),
+    alertAt: jsonb('alert_at').$type<number[]>().notNull().default([]),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('budget_limits_project_idx').on(t.projectId),
+    check('budget_limits_amount_positive', sql`${t.amount} > 0`),
+    check('budget_limits_scope_id', sql`(${t.scope} = 'project') = (${t.scopeId} is null)`),
+  ],
+);
+
+/**
+ * Spend and holds of one limit in one period (UTC calendar; 'total' uses the epoch). The
+ * reservation is one conditional UPDATE: spent + reserved + hold <= amount, or no row.
+ */
+export const budgetUsage = pgTable(
+  'budget_usage',
+  {
+    limitId: uuid('limit_id')
+      .notNull()
+      .references(() => budgetLimits.id, { onDelete: 'cascade' }),
+    periodStart: ts('period_start').notNull(),
+    spent: micro('spent').notNull().default(sql`0`),
+    reserved: micro('reserved').notNull().default(sql`0`),
+  },
+  (t) => [
+    primaryKey({ columns: [t.limitId, t.periodStart] }),
+    check('budget_usage_nonnegative', sql`${t.spent} >= 0 and ${t.reserved} >= 0`),
+  ],
+);
+
+/** One row per threshold crossed per period: the alert fires once. */
+export const budgetAlerts = pgTable(
+  'budget_alerts',
+  {
+    limitId: uuid('limit_id')
+      .notNull()
+      .references(() => budgetLimits.id, { onDelete: 'cascade' }),
+    periodStart: ts('period_start').notNull(),
+    threshold: real('threshold').notNull(),
+    spent: micro('spent').notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.limitId, t.periodStart, t.threshold] })],
+);
+
+export type BudgetLimitRow = typeof budgetLimits.$inferSelect;

@@ -1,0 +1,71 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  index,
+  integer,
+  pgEnum,
+  pgTable,
+  text,
+  timestamp,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+export const requestSource = pgEnum('request_source', ['chat', 'run']);
+export const requestStatus = pgEnum('request_status', [
+  'in_progress',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'denied',
+]);
+
+/**
+ * One row per provider call (and per denied call): who, what, how much, how long. No
+ * prompt or reply text. No foreign keys: usage history outlives deleted agents or chats.
+ * While in progress it also holds the call's reservation, so a crash leaves a row the
+ * sweeper can release.
+ */
+export const apiRequests = pgTable(
+  'api_requests',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    projectId: uuid('project_id').notNull(),
+    userId: uuid('user_id'),
+    agentId: uuid('agent_id'),
+    runId: uuid('run_id'),
+    conversationId: uuid('conversation_id'),
+    source: requestSource('source').notNull(),
+    model: text('model').notNull(),
+    status: requestStatus('status').notNull(),
+    errorCode: text('error_code'),
+    inputTokens: integer('input_tokens').notNull().default(0),
+    outputTokens: integer('output_tokens').notNull().default(0),
+    cost: bigint('cost', { mode: 'bigint' }).notNull().default(sql`0`),
+    reserved: bigint('reserved', { mode: 'bigint' }).notNull().default(sql`0`),
+    latencyMs: integer('latency_ms'),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true, precision: 3 }),
+    heartbeatAt: timestamp('heartbeat_at', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [
+    index('api_requests_project_time_idx').on(t.projectId, t.createdAt),
+    index('api_requests_project_model_idx').on(t.projectId, t.model, t.createdAt),
+    index('api_requests_project_agent_idx').on(t.projectId, t.agentId, t.createdAt),
+    index('api_requests_project_user_idx').on(t.projectId, t.userId, t.createdAt),
+    index('api_requests_in_progress_idx').on(t.status, t.heartbeatAt),
+  ],
+);
+
+/** Which budget periods a call's reservation holds, to settle or release exactly those. */
+export const apiRequestHolds = pgTable(
+  'api_request_holds',
+  {
+    requestId: uuid('request_id')
+      .notNull()
+      .references(() => apiRequests.id, { onDelete: 'cascade' }),
+    limitId: uuid('limit_id').notNull(),
+    periodStart: timestamp('period_start', { withTimezone: true, precision: 3 }).notNull(),
+    amount: bigint('amount', { mode: 'bigint' }).notNull(),
+  },
+  (t) => [index('api_request_holds_request_idx').on(t.requestId)],
+);
