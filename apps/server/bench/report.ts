@@ -33,7 +33,18 @@ export function summary(r: Result): string {
   return `${number.format(r.requests.average)} req/s, p99 ${r.latency.p99} ms, failures ${failureText(r)}`;
 }
 
-/** A Markdown table, columns padded; numbers right-aligned. */
+/** A Markdown table, columns padded; `right` marks the right-aligned (numeric) columns. */
+export function markdownTable(header: string[], right: boolean[], body: string[][]): string {
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...body.map((cells) => cells[i]?.length ?? 0)),
+  );
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (right[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (right[i] ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
+  return [line(header), rule, ...body.map(line)].join('\n');
+}
+
+/** The HTTP suite's table: one row per case. */
 export function table(rows: Row[], baseline: number): string {
   const header = ['case', 'DB queries', 'conns', 'req/s', 'p99 ms', 'vs raw', 'non-2xx/errors'];
   const right = [false, true, true, true, true, true, true];
@@ -46,11 +57,5 @@ export function table(rows: Row[], baseline: number): string {
     row.ratio ? (row.result.requests.average / baseline).toFixed(2) : '—',
     failureText(row.result),
   ]);
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...body.map((cells) => cells[i]?.length ?? 0)),
-  );
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (right[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (right[i] ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
-  return [line(header), rule, ...body.map(line)].join('\n');
+  return markdownTable(header, right, body);
 }

@@ -1,16 +1,21 @@
 /**
- * `pnpm bench`: HTTP throughput and p99 latency of the real app, as ratios against a raw
- * Fastify route on the same server. The server runs in a child process (server.ts); autocannon
- * generates load from this one. PostgreSQL when BENCH_DATABASE_URL or TEST_DATABASE_URL is
- * set (a cloned test database), else in-memory PGlite. BENCH_DURATION_SECONDS overrides 5 s.
+ * `pnpm bench`: every suite, or the one named by `pnpm bench <suite>` or BENCH_SUITE
+ * (http | fanout). PostgreSQL when BENCH_DATABASE_URL or TEST_DATABASE_URL is set (a cloned
+ * test database), else in-memory PGlite.
+ *
+ * http: throughput and p99 latency of the real app, as ratios against a raw Fastify route on
+ * the same server. The server runs in a child process (server.ts); autocannon generates load
+ * from this one. BENCH_DURATION_SECONDS overrides 5 s.
+ *
+ * fanout: WebSocket delivery to N subscribers of one conversation beside a raw `ws`
+ * broadcast (fanout.ts).
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { once } from 'node:events';
 import { cpus, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import autocannon, { type Options, type Result } from 'autocannon';
+import { runFanout } from './fanout';
 import { failures, type Row, summary, table } from './report';
 import type { ReadyMessage } from './server';
+import { mutate, startChild, stopChild } from './shared';
 
 const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 5);
 const WARMUP = 1;
@@ -18,46 +23,6 @@ const CONNECTIONS = 50;
 const LOGIN_CONNECTIONS = 8;
 const PROBE = { connections: 2, overallRate: 200 };
 const PASSWORD = 'correct horse battery staple';
-
-async function startServer(): Promise<{ child: ChildProcess; ready: ReadyMessage }> {
-  const env = { ...process.env };
-  const databaseUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
-  if (databaseUrl) env.TEST_DATABASE_URL = databaseUrl;
-  const child = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), {
-    execArgv: ['--import', 'tsx'],
-    env,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const ready = await new Promise<ReadyMessage>((resolve, reject) => {
-    child.once('message', (m) => resolve(m as ReadyMessage));
-    child.once('exit', (code) => reject(new Error(`bench server exited (${code}) before ready`)));
-  });
-  return { child, ready };
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = once(child, 'exit');
-  child.disconnect(); // the child closes the app and drops its database
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Calls a tRPC mutation over HTTP and returns its data, or throws. */
-async function mutate<T>(origin: string, path: string, input: unknown, token?: string) {
-  const res = await fetch(`${origin}/trpc/${path}`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify(input),
-  });
-  const body = (await res.json()) as { result?: { data: T }; error?: unknown };
-  if (!res.ok || !body.result) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`);
-  return body.result.data;
-}
 
 /** One request first: a case that fails outright is reported before it is measured. */
 async function preflight(opts: Options): Promise<void> {
@@ -77,11 +42,12 @@ function load(opts: Options, duration: number): Promise<Result> {
   return autocannon({ timeout: 10, ...opts, duration });
 }
 
-async function main(): Promise<void> {
+/** Runs the HTTP suite and prints its report; false when a case had failures. */
+async function runHttp(): Promise<boolean> {
   const started = Date.now();
   const loadBefore = loadavg()[0] ?? 0;
   console.log('Starting the server (child process)…');
-  const { child, ready } = await startServer();
+  const { child, ready } = await startChild<ReadyMessage>('./server.ts');
   try {
     const origin = `http://127.0.0.1:${ready.port}`;
     const session = await mutate<{ accessToken: string; user: { id: string; email: string } }>(
@@ -121,6 +87,12 @@ async function main(): Promise<void> {
         queries: '0',
         ratio: true,
         opts: get('/bench-trpc/ping'),
+      },
+      {
+        name: 'same, stock @trpc fastify adapter',
+        queries: '0',
+        ratio: true,
+        opts: get('/bench-trpc-stock/ping'),
       },
       {
         name: 'tRPC users.me (session check + PK read)',
@@ -226,13 +198,32 @@ ${table(rows, baseline)}
     const failed = rows.filter((r) => failures(r.result) > 0);
     for (const r of failed)
       console.error(`FAILED: ${r.name}: ${failures(r.result)} non-2xx responses or errors`);
-    if (failed.length > 0) process.exitCode = 1;
+    return failed.length === 0;
   } finally {
-    await stopServer(child);
+    await stopChild(child);
   }
 }
 
-main().catch((err: unknown) => {
-  console.error('\nbench aborted:', err instanceof Error ? err.message : err);
-  process.exitCode = 1;
-});
+const SUITES = { http: runHttp, fanout: runFanout } as const;
+type Suite = keyof typeof SUITES;
+const isSuite = (s: string): s is Suite => Object.hasOwn(SUITES, s);
+
+async function main(): Promise<void> {
+  const selected = process.argv[2] ?? process.env.BENCH_SUITE ?? 'all';
+  const names = selected === 'all' ? (Object.keys(SUITES) as Suite[]) : [selected];
+  for (const name of names) {
+    if (!isSuite(name)) {
+      console.error(`unknown suite "${name}": use ${Object.keys(SUITES).join(' | ')} or all`);
+      process.exitCode = 1;
+      return;
+    }
+    try {
+      if (!(await SUITES[name]())) process.exitCode = 1;
+    } catch (err: unknown) {
+      console.error(`\n${name} bench aborted:`, err instanceof Error ? err.message : err);
+      process.exitCode = 1;
+    }
+  }
+}
+
+void main();

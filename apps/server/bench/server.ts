@@ -11,6 +11,7 @@ import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import type { Sql } from 'postgres';
 import { buildApp } from '../src/app';
 import { createLogger } from '../src/logger';
+import { trpcPlugin } from '../src/plugins/trpc';
 
 export interface ReadyMessage {
   type: 'ready';
@@ -84,8 +85,16 @@ async function main(): Promise<void> {
   // tRPC adapter overhead with no database: a one-procedure router on its own prefix.
   const t = initTRPC.create();
   const benchRouter = t.router({ ping: t.procedure.query(() => ({ ok: true })) });
+  // Through the app's own HTTP path, and through the stock adapter for comparison.
+  await app.register(trpcPlugin, {
+    mountPath: '/bench-trpc',
+    router: benchRouter,
+    maxBatchSize: 20,
+    createContext: () => ({}),
+    onError: () => {},
+  });
   await app.register(fastifyTRPCPlugin, {
-    prefix: '/bench-trpc',
+    prefix: '/bench-trpc-stock',
     trpcOptions: { router: benchRouter, createContext: () => ({}) },
   });
 

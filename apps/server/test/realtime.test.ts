@@ -1,4 +1,4 @@
-import { closeClient, createClient, memorySessionStore, type Session } from '@smartspace/client';
+import { closeClient, createClient, memorySessionStore } from '@smartspace/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestServer, type TestServer } from './harness';

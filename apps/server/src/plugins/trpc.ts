@@ -1,4 +1,4 @@
-import type { AppRouter, Context } from '@smartspace/api';
+import type { AnyTRPCRouter } from '@trpc/server';
 import { fastifyRequestHandler } from '@trpc/server/adapters/fastify';
 import {
   type CreateWSSContextFnOptions,
@@ -25,22 +25,30 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
  * throughput of a raw route in `pnpm bench`. Everything else (JSONL batch streaming, SSE
  * subscriptions, multipart form data) goes to the stock handler unchanged.
  */
-export interface TrpcPluginOptions {
+export interface TrpcPluginOptions<TContext extends object> {
   /** Where tRPC is served (not `prefix`: Fastify would prefix the routes with it twice). */
   mountPath: string;
-  router: AppRouter;
+  router: AnyTRPCRouter;
   maxBatchSize: number;
-  createContext: (req: FastifyRequest) => Context;
-  onError: (opts: { error: TRPCError; path: string | undefined; ctx: Context | undefined }) => void;
-  ws: {
-    createContext: (opts: CreateWSSContextFnOptions) => Promise<Context>;
+  createContext: (req: FastifyRequest) => TContext;
+  onError: (opts: {
+    error: TRPCError;
+    path: string | undefined;
+    ctx: TContext | undefined;
+  }) => void;
+  /** Omit to serve no WebSocket. */
+  ws?: {
+    createContext: (opts: CreateWSSContextFnOptions) => Promise<TContext>;
     keepAlive: { enabled: boolean; pingMs: number; pongWaitMs: number };
   };
 }
 
 const METHOD_TYPE: Record<string, ProcedureType> = { GET: 'query', POST: 'mutation' };
 
-export async function trpcPlugin(app: FastifyInstance, opts: TrpcPluginOptions) {
+export async function trpcPlugin<TContext extends object>(
+  app: FastifyInstance,
+  opts: TrpcPluginOptions<TContext>,
+) {
   // Bodies reach tRPC as text; it parses JSON itself (so `__proto__` keys stay plain data).
   app.removeContentTypeParser(['application/json', 'multipart/form-data']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) =>
@@ -58,7 +66,7 @@ export async function trpcPlugin(app: FastifyInstance, opts: TrpcPluginOptions) 
     fastifyRequestHandler({
       router: opts.router,
       createContext: ({ req }) => opts.createContext(req),
-      onError: ({ error, path, ctx }) => opts.onError({ error, path, ctx }),
+      onError: ({ error, path, ctx }) => opts.onError({ error, path, ctx: ctx as TContext }),
       maxBatchSize: opts.maxBatchSize,
       req,
       res: reply,
@@ -159,15 +167,18 @@ export async function trpcPlugin(app: FastifyInstance, opts: TrpcPluginOptions) 
     },
   });
 
+  if (!opts.ws) return;
   // The handler never reads `wss` (Fastify owns the server); the stock plugin casts alike.
   const wsOptions = {
     router: opts.router,
     createContext: opts.ws.createContext,
     keepAlive: opts.ws.keepAlive,
     maxBatchSize: opts.maxBatchSize,
-    onError: ({ error, path, ctx }: { error: TRPCError; path?: string; ctx?: Context }) =>
+    onError: ({ error, path, ctx }: { error: TRPCError; path?: string; ctx?: TContext }) =>
       opts.onError({ error, path, ctx }),
   };
-  const onConnection = getWSConnectionHandler(wsOptions as unknown as WSSHandlerOptions<AppRouter>);
+  const onConnection = getWSConnectionHandler(
+    wsOptions as unknown as WSSHandlerOptions<AnyTRPCRouter>,
+  );
   app.get(opts.mountPath, { websocket: true }, (socket, req) => onConnection(socket, req.raw));
 }
