@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import websocket from '@fastify/websocket';
-import type { Api, AppRouter } from '@smartspace/api';
+import type { Api, Context } from '@smartspace/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from './logger';
 import { trpcPlugin } from './plugins/trpc';
@@ -104,7 +104,7 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
     return reply.status(r.ok ? 200 : 503).send({ status: r.ok ? 'ready' : 'not_ready', ...r });
   });
 
-  await app.register(trpcPlugin, {
+  await app.register(trpcPlugin<Context>, {
     mountPath: '/trpc',
     router: api.router,
     maxBatchSize: MAX_BATCH_SIZE,

@@ -69,6 +69,7 @@ const envSchema = z.object({
     .max(24 * 365)
     .default(72),
   CHAT_MAX_OUTPUT_TOKENS: int(1, 128_000).default(4096),
+  BILLING_MODE: z.enum(['off', 'prepaid']).default('off'),
   ANTHROPIC_API_KEY: z.string().trim().min(1).optional(),
   ANTHROPIC_BASE_URL: z
     .url({ protocol: /^https?$/, error: 'must be an http(s):// URL' })
@@ -130,6 +131,8 @@ export interface Config {
     eventRetentionMs: number;
   };
   chat: { maxOutputTokens: number };
+  /** off: spend is metered and budgets enforced, no balance needed; prepaid: calls need balance. */
+  billing: { mode: 'off' | 'prepaid' };
 }
 
 export class ConfigError extends Error {
@@ -194,6 +197,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       eventRetentionMs: Math.round(e.EVENT_RETENTION_HOURS * 3_600_000),
     },
     chat: { maxOutputTokens: e.CHAT_MAX_OUTPUT_TOKENS },
+    billing: { mode: e.BILLING_MODE },
   };
 }
 

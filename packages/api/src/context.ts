@@ -5,6 +5,7 @@ import type { EventBus } from './events/bus';
 import type { RateLimiter } from './lib/rate-limit';
 import { type AuthUser, authenticate } from './modules/auth/auth.service';
 import type { ReplyRunner } from './modules/chat/replies';
+import type { Gateway } from './modules/gateway/gateway';
 import type { SocketConnection } from './realtime/connections';
 
 /** The pino-compatible subset of a logger that the api uses. */
@@ -22,6 +23,7 @@ export interface Deps {
   log: Logger;
   bus: EventBus;
   models: ModelRegistry;
+  gateway: Gateway;
   replies: ReplyRunner;
 }
 

@@ -16,8 +16,10 @@ import { type DatabaseHandle, openDatabase } from './db/client';
 import { createEventBus } from './events/bus';
 import { AppError } from './lib/errors';
 import { memoryRateLimiter, type RateLimiter, redisRateLimiter } from './lib/rate-limit';
+import { recordAudit } from './modules/audit/audit.service';
 import { verifyAccessToken } from './modules/auth/tokens';
 import { createReplyRunner } from './modules/chat/replies';
+import { createGateway } from './modules/gateway/gateway';
 import {
   CloseCode,
   type ConnectionRegistry,
@@ -106,18 +108,42 @@ export async function createApi(opts: {
   });
   const log = opts.log ?? silentLog;
   const models = createModelRegistry(config, { mockChunkDelayMs: opts.mockChunkDelayMs });
+  const gateway = createGateway({
+    db: database.db,
+    bus,
+    models,
+    limiter,
+    log,
+    billingMode: config.billing.mode,
+    // Alerts are notifications: recorded after the settlement commits, in their own append.
+    onAlert: async (projectId, alert) => {
+      await recordAudit({
+        db: database.db,
+        actorId: null,
+        action: 'budgets.alert',
+        projectId,
+        target: alert.limitId,
+        metadata: { ...alert },
+      });
+    },
+  });
   const replies = await createReplyRunner(database, {
     db: database.db,
     bus,
     models,
+    gateway,
     log,
     maxOutputTokens: config.chat.maxOutputTokens,
   });
-  const deps: Deps = { db: database.db, config, limiter, log, bus, models, replies };
+  const deps: Deps = { db: database.db, config, limiter, log, bus, models, gateway, replies };
 
+  // Replies and model calls a dead process left in flight are failed and their
+  // reservations released: at start-up, then periodically.
   const sweepReplies = () =>
-    replies.sweep().catch((err: unknown) => log.error({ err }, 'reply sweep failed'));
-  // Replies a dead process left streaming are failed at start-up and then periodically.
+    Promise.all([
+      replies.sweep().catch((err: unknown) => log.error({ err }, 'reply sweep failed')),
+      gateway.sweep().catch((err: unknown) => log.error({ err }, 'reservation sweep failed')),
+    ]);
   await sweepReplies();
   const sweepTimer = setInterval(sweepReplies, 15_000);
   sweepTimer.unref();

@@ -40,6 +40,12 @@ describe('cross-tenant matrix', () => {
     const { id: projectId } = await o.projects.create({ name: 'Victim' });
     const conversation = await o.chat.conversations.create({ projectId });
     const { replyId } = await o.chat.send({ conversationId: conversation.id, content: 'hello' });
+    const { id: limitId } = await o.budgets.setLimit({
+      projectId,
+      scope: 'project',
+      period: 'month',
+      amount: '5',
+    });
     // The intruder is a real member elsewhere, so role checks are not what stops them.
     await t.caller(intruder.accessToken).projects.create({ name: 'Own' });
 
@@ -48,7 +54,7 @@ describe('cross-tenant matrix', () => {
     const conv = { conversationId: conversation.id };
     const uid = owner.user.id;
     const notFound = (appCode: string) => ({ code: 'NOT_FOUND', appCode });
-    const calls: Record<string, [() => Promise<unknown>, ReturnType<typeof notFound>]> = {
+    const calls: Record<string, [() => Promise<unknown>, { code: string; appCode: string }]> = {
       'projects.get': [() => c.projects.get(p), notFound('projects.not_found')],
       'projects.update': [
         () => c.projects.update({ ...p, name: 'pwned' }),
@@ -56,6 +62,44 @@ describe('cross-tenant matrix', () => {
       ],
       'projects.delete': [() => c.projects.delete(p), notFound('projects.not_found')],
       'projects.members.list': [() => c.projects.members.list(p), notFound('projects.not_found')],
+      'audit.list': [() => c.audit.list(p), notFound('projects.not_found')],
+      'budgets.get': [() => c.budgets.get(p), notFound('projects.not_found')],
+      'budgets.setLimit': [
+        () => c.budgets.setLimit({ ...p, scope: 'project', period: 'day', amount: '1' }),
+        notFound('projects.not_found'),
+      ],
+      'budgets.removeLimit': [
+        () => c.budgets.removeLimit({ limitId }),
+        notFound('budget.limit_not_found'),
+      ],
+      'budgets.onAlert': [
+        async () => {
+          const it = (await c.budgets.onAlert(p)) as AsyncIterable<unknown>;
+          for await (const _ of it) break;
+        },
+        notFound('projects.not_found'),
+      ],
+      'policies.get': [() => c.policies.get(p), notFound('projects.not_found')],
+      'policies.update': [
+        () => c.policies.update({ ...p, maxOutputTokens: 1 }),
+        notFound('projects.not_found'),
+      ],
+      'usage.summary': [
+        () =>
+          c.usage.summary({
+            ...p,
+            from: '2026-01-01T00:00:00Z',
+            to: '2026-02-01T00:00:00Z',
+            groupBy: 'day',
+          }),
+        notFound('projects.not_found'),
+      ],
+      'usage.requests': [() => c.usage.requests(p), notFound('projects.not_found')],
+      // Platform admins only: a signed-in non-admin is refused before any project lookup.
+      'payments.credit': [
+        () => c.payments.credit({ ...p, amount: '1', reason: 'free money' }),
+        { code: 'FORBIDDEN', appCode: 'auth.admin_required' },
+      ],
       'projects.members.add': [
         () => c.projects.members.add({ ...p, email: intruder.user.email, role: 'owner' }),
         notFound('projects.not_found'),
@@ -112,6 +156,8 @@ describe('cross-tenant matrix', () => {
 
     // Nothing changed on the victim's side.
     expect((await o.projects.get(p)).name).toBe('Victim');
+    expect((await o.budgets.get(p)).limits.map((l) => l.amount)).toEqual(['5.000000']);
+    expect((await o.policies.get(p)).maxOutputTokens).toBeNull();
     const msgs = await o.chat.messages.list(conv);
     expect(msgs.items.some((m) => m.content === 'injected')).toBe(false);
   });

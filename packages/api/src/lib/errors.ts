@@ -31,6 +31,12 @@ export const appErrorCodes = {
   'chat.reply_in_progress': 'CONFLICT',
   'chat.unknown_model': 'BAD_REQUEST',
   'model.unavailable': 'PRECONDITION_FAILED',
+  'policy.model_not_allowed': 'FORBIDDEN',
+  'policy.cost_limit': 'FORBIDDEN',
+  'budget.exceeded': 'PAYMENT_REQUIRED',
+  'budget.limit_not_found': 'NOT_FOUND',
+  'budget.invalid_scope': 'BAD_REQUEST',
+  'balance.insufficient': 'PAYMENT_REQUIRED',
   rate_limited: 'TOO_MANY_REQUESTS',
 } as const;
 

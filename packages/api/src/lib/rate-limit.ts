@@ -9,8 +9,11 @@ export interface RateLimitResult {
 }
 
 export interface RateLimiter {
-  /** Counts one hit on `key` and says whether it is within `limit` per `windowMs`. */
-  hit(key: string, limit: number, windowMs: number): Promise<RateLimitResult>;
+  /**
+   * Counts `cost` (default 1: one request; or tokens) on `key` and says whether the total
+   * is within `limit` per `windowMs`.
+   */
+  hit(key: string, limit: number, windowMs: number, cost?: number): Promise<RateLimitResult>;
   reset(key: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -23,14 +26,14 @@ export function memoryRateLimiter(): RateLimiter {
   }, 60_000);
   sweep.unref();
   return {
-    async hit(key, limit, windowMs) {
+    async hit(key, limit, windowMs, cost = 1) {
       const now = Date.now();
       let w = windows.get(key);
       if (!w || w.resetAt <= now) {
         w = { count: 0, resetAt: now + windowMs };
         windows.set(key, w);
       }
-      w.count += 1;
+      w.count += cost;
       return {
         allowed: w.count <= limit,
         remaining: Math.max(0, limit - w.count),
@@ -53,18 +56,18 @@ export interface RedisLike {
   quit(): Promise<unknown>;
 }
 
-// INCR and set the expiry on the first hit, atomically; answers [count, ttl ms].
+// INCRBY and set the expiry on the first hit, atomically; answers [count, ttl ms].
 const HIT_SCRIPT = `
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if n == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {n, ttl}`;
 
 export function redisRateLimiter(redis: RedisLike, prefix = 'smartspace:rl:'): RateLimiter {
   return {
-    async hit(key, limit, windowMs) {
-      const [count, ttl] = (await redis.eval(HIT_SCRIPT, 1, prefix + key, windowMs)) as [
+    async hit(key, limit, windowMs, cost = 1) {
+      const [count, ttl] = (await redis.eval(HIT_SCRIPT, 1, prefix + key, windowMs, cost)) as [
         number,
         number,
       ];

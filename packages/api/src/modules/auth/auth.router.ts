@@ -27,7 +27,9 @@ export const authRouter = router({
 
   refresh: publicProcedure
     .input(z.object({ refreshToken: z.string().min(1).max(200) }))
-    .mutation(({ ctx, input }) => auth.refresh({ db: ctx.db, config: ctx.config, ...input })),
+    .mutation(({ ctx, input }) =>
+      auth.refresh({ db: ctx.db, config: ctx.config, ...input, client: ctx.req }),
+    ),
 
   logout: publicProcedure
     .input(z.object({ refreshToken: z.string().min(1).max(200) }))
@@ -37,14 +39,14 @@ export const authRouter = router({
     }),
 
   logoutAll: authedProcedure.mutation(async ({ ctx }) => {
-    await auth.endSessions({ db: ctx.db, userId: ctx.user.id, reason: 'logout_all' });
+    await auth.logoutAll({ db: ctx.db, userId: ctx.user.id, client: ctx.req });
     return { ok: true as const };
   }),
 
   changePassword: authedProcedure
     .input(z.object({ currentPassword: z.string().min(1).max(128), newPassword: password }))
     .mutation(async ({ ctx, input }) => {
-      await auth.changePassword({ db: ctx.db, user: ctx.user, ...input });
+      await auth.changePassword({ db: ctx.db, user: ctx.user, ...input, client: ctx.req });
       return { ok: true as const };
     }),
 });

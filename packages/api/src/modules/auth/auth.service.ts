@@ -3,6 +3,7 @@ import type { Config } from '../../config';
 import type { Db } from '../../db/client';
 import { AppError } from '../../lib/errors';
 import type { RateLimiter } from '../../lib/rate-limit';
+import { recordAudit } from '../audit/audit.service';
 import { normaliseEmail, toUser, type User } from '../users/users.dto';
 import { users } from '../users/users.table';
 import { burnPasswordCheck, hashPassword, needsRehash, verifyPassword } from './password';
@@ -57,6 +58,14 @@ export async function register(opts: {
         .values({ email, name: opts.name.trim(), passwordHash, role: admin ? 'admin' : 'user' })
         .returning();
       if (!inserted) throw new Error('insert returned no row');
+      await recordAudit({
+        db: tx,
+        actorId: inserted.id,
+        action: 'auth.registered',
+        target: inserted.id,
+        ip: opts.client.ip,
+        metadata: { role: inserted.role },
+      });
       return inserted;
     });
   } catch (e) {
@@ -83,16 +92,31 @@ export async function login(opts: {
       retryAfterMs: limit.retryAfterMs,
     });
   }
+  // Every rejected attempt is audited, known account or not, so both paths cost the same.
+  const failed = (actorId: string | null, reason: string) =>
+    recordAudit({
+      db: opts.db,
+      actorId,
+      action: 'auth.login_failed',
+      target: actorId,
+      ip: opts.client.ip,
+      metadata: { email, reason },
+    });
   const [user] = await opts.db.select().from(users).where(eq(users.email, email)).limit(1);
   if (!user) {
     await burnPasswordCheck(opts.password);
+    await failed(null, 'unknown_email');
     throw new AppError('auth.invalid_credentials', 'Email or password is wrong');
   }
   if (!(await verifyPassword(user.passwordHash, opts.password))) {
+    await failed(user.id, 'wrong_password');
     throw new AppError('auth.invalid_credentials', 'Email or password is wrong');
   }
   // Only someone holding the password learns that the account is disabled.
-  if (!user.active) throw new AppError('auth.account_disabled', 'This account is disabled');
+  if (!user.active) {
+    await failed(user.id, 'account_disabled');
+    throw new AppError('auth.account_disabled', 'This account is disabled');
+  }
   await opts.limiter.reset(key);
 
   const patch: Partial<typeof users.$inferInsert> = {};
@@ -100,14 +124,32 @@ export async function login(opts: {
   if (needsRehash(user.passwordHash)) patch.passwordHash = await hashPassword(opts.password);
   let current = user;
   if (Object.keys(patch).length > 0) {
-    const [updated] = await opts.db
-      .update(users)
-      .set({ ...patch, updatedAt: new Date() })
-      .where(eq(users.id, user.id))
-      .returning();
-    if (updated) current = updated;
+    current = await opts.db.transaction(async (tx) => {
+      const [updated] = await tx
+        .update(users)
+        .set({ ...patch, updatedAt: new Date() })
+        .where(eq(users.id, user.id))
+        .returning();
+      if (updated && patch.role) {
+        await recordAudit({
+          db: tx,
+          actorId: null,
+          action: 'users.role_changed',
+          target: user.id,
+          ip: opts.client.ip,
+          metadata: { from: user.role, to: patch.role, reason: 'admin_emails' },
+        });
+      }
+      return updated ?? user;
+    });
   }
-  return startSession({ db: opts.db, config: opts.config, user: current, client: opts.client });
+  return startSession({
+    db: opts.db,
+    config: opts.config,
+    user: current,
+    client: opts.client,
+    audit: 'auth.login_succeeded',
+  });
 }
 
 async function startSession(opts: {
@@ -115,6 +157,8 @@ async function startSession(opts: {
   config: Config;
   user: typeof users.$inferSelect;
   client: ClientInfo;
+  /** The audit action to record with the new session, if any. */
+  audit?: string;
 }): Promise<Session> {
   const refreshToken = newRefreshToken();
   const expiresAt = new Date(Date.now() + opts.config.refreshTokenTtlDays * 86_400_000);
@@ -132,6 +176,16 @@ async function startSession(opts: {
     await tx
       .insert(refreshTokens)
       .values({ sessionId: session.id, tokenHash: hashToken(refreshToken) });
+    if (opts.audit) {
+      await recordAudit({
+        db: tx,
+        actorId: opts.user.id,
+        action: opts.audit,
+        target: opts.user.id,
+        ip: opts.client.ip,
+        metadata: { sessionId: session.id },
+      });
+    }
     return session.id;
   });
   const access = await signAccessToken(opts.config.jwt, { userId: opts.user.id, sessionId });
@@ -153,6 +207,7 @@ export async function refresh(opts: {
   db: Db;
   config: Config;
   refreshToken: string;
+  client?: ClientInfo;
 }): Promise<Session> {
   const tokenHash = hashToken(opts.refreshToken);
   const outcome = await opts.db.transaction(async (tx) => {
@@ -195,11 +250,26 @@ export async function refresh(opts: {
   }
   if (outcome.kind === 'not-current') {
     const [known] = await opts.db
-      .select({ sessionId: refreshTokens.sessionId })
+      .select({ sessionId: refreshTokens.sessionId, userId: sessions.userId })
       .from(refreshTokens)
+      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
       .where(eq(refreshTokens.tokenHash, tokenHash));
     if (known) {
-      await endSessions({ db: opts.db, sessionId: known.sessionId, reason: 'refresh_reuse' });
+      await opts.db.transaction(async (tx) => {
+        const ended = await endSessions({
+          db: tx,
+          sessionId: known.sessionId,
+          reason: 'refresh_reuse',
+        });
+        await recordAudit({
+          db: tx,
+          actorId: known.userId,
+          action: 'auth.refresh_reused',
+          target: known.userId,
+          ip: opts.client?.ip,
+          metadata: { sessionId: known.sessionId, sessionsEnded: ended },
+        });
+      });
       throw new AppError(
         'auth.refresh_reused',
         'This refresh token was already used; sign in again',
@@ -242,11 +312,31 @@ export async function endSessions(opts: {
   return ended.length;
 }
 
+/** Ends every session of the user, the caller's included. */
+export async function logoutAll(opts: {
+  db: Db;
+  userId: string;
+  client?: ClientInfo;
+}): Promise<void> {
+  await opts.db.transaction(async (tx) => {
+    const ended = await endSessions({ db: tx, userId: opts.userId, reason: 'logout_all' });
+    await recordAudit({
+      db: tx,
+      actorId: opts.userId,
+      action: 'auth.logout_all',
+      target: opts.userId,
+      ip: opts.client?.ip,
+      metadata: { sessionsEnded: ended },
+    });
+  });
+}
+
 export async function changePassword(opts: {
   db: Db;
   user: AuthUser;
   currentPassword: string;
   newPassword: string;
+  client?: ClientInfo;
 }): Promise<void> {
   const [row] = await opts.db
     .select({ hash: users.passwordHash })
@@ -261,11 +351,19 @@ export async function changePassword(opts: {
       .update(users)
       .set({ passwordHash, updatedAt: new Date() })
       .where(eq(users.id, opts.user.id));
-    await endSessions({
+    const ended = await endSessions({
       db: tx,
       userId: opts.user.id,
       exceptSessionId: opts.user.sessionId,
       reason: 'password_changed',
+    });
+    await recordAudit({
+      db: tx,
+      actorId: opts.user.id,
+      action: 'auth.password_changed',
+      target: opts.user.id,
+      ip: opts.client?.ip,
+      metadata: { sessionsEnded: ended },
     });
   });
 }

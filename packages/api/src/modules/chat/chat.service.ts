@@ -191,6 +191,6 @@ export async function sendMessage(opts: {
     });
     return { conversation, message, replyId: reply.id, model };
   });
-  opts.replies.start({ conversation, replyId, model });
+  opts.replies.start({ conversation, replyId, model, userId: opts.userId });
   return { message, replyId };
 }

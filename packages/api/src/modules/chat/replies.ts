@@ -4,7 +4,9 @@ import type { ModelRegistry } from '../../ai/registry';
 import type { Logger } from '../../context';
 import type { DatabaseHandle, Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
+import { AppError } from '../../lib/errors';
 import { searchPassages } from '../documents/documents.service';
+import type { Gateway } from '../gateway/gateway';
 import { type ChatEvent, conversationTopic, toMessage } from './chat.dto';
 import { type Citation, type ConversationRow, messages } from './chat.table';
 import { fitHistory } from './context-window';
@@ -25,6 +27,7 @@ export interface ReplyRunnerDeps {
   db: Db;
   bus: EventBus;
   models: ModelRegistry;
+  gateway: Gateway;
   log: Logger;
   maxOutputTokens: number;
 }
@@ -92,6 +95,7 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
     conversation: ConversationRow;
     replyId: string;
     model: string;
+    userId: string | null;
     signal: AbortSignal;
   }) {
     const { conversation, replyId, model, signal } = opts;
@@ -123,7 +127,6 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
 
     try {
       await publish(conversation.id, { type: 'reply.started', replyId });
-      const provider = deps.models.provider(model);
       const { turns, system, citations } = await buildPrompt(conversation, replyId);
       const maxOutputTokens = Math.min(
         deps.maxOutputTokens,
@@ -136,7 +139,13 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
         maxOutputTokens,
       });
       let usage: Usage = { inputTokens: 0, outputTokens: 0 };
-      for await (const ev of provider.stream({
+      // Through the gateway: policy, rate limits, budgets and balance apply; denials land
+      // in the catch below as reply.failed with the gateway's appCode.
+      for await (const ev of deps.gateway.stream({
+        projectId: conversation.projectId,
+        userId: opts.userId,
+        conversationId: conversation.id,
+        source: 'chat',
         model,
         system,
         messages: history,
@@ -178,17 +187,19 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
         ? 'reply.interrupted'
         : cancelled
           ? 'reply.cancelled'
-          : err instanceof ModelError
+          : err instanceof ModelError || err instanceof AppError
             ? err.code
             : 'reply.failed';
       const message = shutdown
         ? 'The server restarted while writing this reply; send the message again'
         : cancelled
           ? 'The reply was cancelled'
-          : err instanceof ModelError
+          : err instanceof ModelError || err instanceof AppError
             ? err.message
             : 'The reply failed';
-      if (!(err instanceof ModelError)) deps.log.error({ err, replyId }, 'reply failed');
+      if (!(err instanceof ModelError || err instanceof AppError)) {
+        deps.log.error({ err, replyId }, 'reply failed');
+      }
       await finishFailed({
         conversationId: conversation.id,
         replyId,
@@ -243,7 +254,12 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
   return {
     CANCEL_CHANNEL,
     /** Starts streaming a reply whose row (status 'streaming') already exists. */
-    start(opts: { conversation: ConversationRow; replyId: string; model: string }) {
+    start(opts: {
+      conversation: ConversationRow;
+      replyId: string;
+      model: string;
+      userId: string | null;
+    }) {
       const abort = new AbortController();
       const done = run({ ...opts, signal: abort.signal })
         .catch((err: unknown) =>

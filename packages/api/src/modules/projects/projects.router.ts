@@ -20,6 +20,7 @@ const membersRouter = router({
         actor: ctx.membership,
         email: input.email,
         role: input.role,
+        ip: ctx.req.ip,
       }),
     ),
   updateRole: projectProcedure('admin')
@@ -30,12 +31,18 @@ const membersRouter = router({
         actor: ctx.membership,
         userId: input.userId,
         role: input.role,
+        ip: ctx.req.ip,
       }),
     ),
   remove: projectProcedure('admin')
     .input(z.object({ userId: z.uuid() }))
     .mutation(async ({ ctx, input }) => {
-      await projects.removeMember({ db: ctx.db, actor: ctx.membership, userId: input.userId });
+      await projects.removeMember({
+        db: ctx.db,
+        actor: ctx.membership,
+        userId: input.userId,
+        ip: ctx.req.ip,
+      });
       return { ok: true as const };
     }),
 });
@@ -50,7 +57,7 @@ export const projectsRouter = router({
   create: authedProcedure
     .input(z.object({ name, description: description.optional() }))
     .mutation(({ ctx, input }) =>
-      projects.createProject({ db: ctx.db, userId: ctx.user.id, ...input }),
+      projects.createProject({ db: ctx.db, userId: ctx.user.id, ip: ctx.req.ip, ...input }),
     ),
 
   get: projectProcedure('viewer').query(({ ctx }) =>
@@ -59,10 +66,17 @@ export const projectsRouter = router({
 
   update: projectProcedure('admin')
     .input(z.object({ name: name.optional(), description: description.nullable().optional() }))
-    .mutation(({ ctx, input }) => projects.updateProject({ db: ctx.db, ...input })),
+    .mutation(({ ctx, input }) =>
+      projects.updateProject({ db: ctx.db, actorId: ctx.user.id, ip: ctx.req.ip, ...input }),
+    ),
 
   delete: projectProcedure('owner').mutation(async ({ ctx }) => {
-    await projects.deleteProject({ db: ctx.db, projectId: ctx.membership.projectId });
+    await projects.deleteProject({
+      db: ctx.db,
+      actorId: ctx.user.id,
+      projectId: ctx.membership.projectId,
+      ip: ctx.req.ip,
+    });
     return { ok: true as const };
   }),
 

@@ -2,6 +2,7 @@ import { and, count, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
+import { recordAudit } from '../audit/audit.service';
 import { users } from '../users/users.table';
 import { type ProjectRole, projectMembers, projects } from './projects.table';
 
@@ -86,6 +87,7 @@ export async function createProject(opts: {
   userId: string;
   name: string;
   description?: string | undefined;
+  ip?: string | undefined;
 }): Promise<Project> {
   return opts.db.transaction(async (tx) => {
     const [row] = await tx
@@ -96,6 +98,15 @@ export async function createProject(opts: {
     await tx
       .insert(projectMembers)
       .values({ projectId: row.id, userId: opts.userId, role: 'owner' });
+    await recordAudit({
+      db: tx,
+      actorId: opts.userId,
+      action: 'projects.created',
+      projectId: row.id,
+      target: row.id,
+      ip: opts.ip,
+      metadata: { name: row.name },
+    });
     return toProject(row);
   });
 }
@@ -114,24 +125,60 @@ export async function getProject(opts: {
 
 export async function updateProject(opts: {
   db: Db;
+  actorId: string;
   projectId: string;
   name?: string | undefined;
   description?: string | null | undefined;
+  ip?: string | undefined;
 }): Promise<Project> {
   const patch: Partial<typeof projects.$inferInsert> = { updatedAt: new Date() };
   if (opts.name !== undefined) patch.name = opts.name;
   if (opts.description !== undefined) patch.description = opts.description;
-  const [row] = await opts.db
-    .update(projects)
-    .set(patch)
-    .where(eq(projects.id, opts.projectId))
-    .returning();
-  if (!row) throw notFound();
-  return toProject(row);
+  return opts.db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(projects)
+      .set(patch)
+      .where(eq(projects.id, opts.projectId))
+      .returning();
+    if (!row) throw notFound();
+    // Which fields changed, and the new name; descriptions can be long and stay out.
+    const changed = (['name', 'description'] as const).filter((f) => opts[f] !== undefined);
+    await recordAudit({
+      db: tx,
+      actorId: opts.actorId,
+      action: 'projects.updated',
+      projectId: row.id,
+      target: row.id,
+      ip: opts.ip,
+      metadata: { fields: changed, ...(opts.name !== undefined ? { name: row.name } : {}) },
+    });
+    return toProject(row);
+  });
 }
 
-export async function deleteProject(opts: { db: Db; projectId: string }): Promise<void> {
-  await opts.db.delete(projects).where(eq(projects.id, opts.projectId));
+export async function deleteProject(opts: {
+  db: Db;
+  actorId: string;
+  projectId: string;
+  ip?: string | undefined;
+}): Promise<void> {
+  await opts.db.transaction(async (tx) => {
+    const deleted = await tx
+      .delete(projects)
+      .where(eq(projects.id, opts.projectId))
+      .returning({ name: projects.name });
+    if (deleted.length === 0) return;
+    // The project's rows go with it; its audit events stay (no foreign key).
+    await recordAudit({
+      db: tx,
+      actorId: opts.actorId,
+      action: 'projects.deleted',
+      projectId: opts.projectId,
+      target: opts.projectId,
+      ip: opts.ip,
+      metadata: { name: deleted[0]?.name ?? null },
+    });
+  });
 }
 
 export async function listMembers(opts: { db: Db; projectId: string }): Promise<Member[]> {
@@ -183,6 +230,7 @@ export async function addMember(opts: {
   actor: Membership;
   email: string;
   role: ProjectRole;
+  ip?: string | undefined;
 }): Promise<Member> {
   requireOwnerFor(opts.actor, opts.role);
   const projectId = opts.actor.projectId;
@@ -200,6 +248,15 @@ export async function addMember(opts: {
     if (inserted.length === 0) {
       throw new AppError('projects.member_exists', 'That user is already a member');
     }
+    await recordAudit({
+      db: tx,
+      actorId: opts.actor.userId,
+      action: 'projects.member_added',
+      projectId,
+      target: user.id,
+      ip: opts.ip,
+      metadata: { role: opts.role },
+    });
     return { userId: user.id, email: user.email, name: user.name, role: opts.role };
   });
 }
@@ -209,6 +266,7 @@ export async function updateMemberRole(opts: {
   actor: Membership;
   userId: string;
   role: ProjectRole;
+  ip?: string | undefined;
 }): Promise<Member> {
   const projectId = opts.actor.projectId;
   return opts.db.transaction(async (tx) => {
@@ -221,6 +279,15 @@ export async function updateMemberRole(opts: {
       .update(projectMembers)
       .set({ role: opts.role })
       .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.userId, opts.userId)));
+    await recordAudit({
+      db: tx,
+      actorId: opts.actor.userId,
+      action: 'projects.member_role_changed',
+      projectId,
+      target: opts.userId,
+      ip: opts.ip,
+      metadata: { from: target.role, to: opts.role },
+    });
     return { ...target, role: opts.role };
   });
 }
@@ -229,6 +296,7 @@ export async function removeMember(opts: {
   db: Db;
   actor: Membership;
   userId: string;
+  ip?: string | undefined;
 }): Promise<void> {
   const projectId = opts.actor.projectId;
   await opts.db.transaction(async (tx) => {
@@ -239,5 +307,14 @@ export async function removeMember(opts: {
     await tx
       .delete(projectMembers)
       .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.userId, opts.userId)));
+    await recordAudit({
+      db: tx,
+      actorId: opts.actor.userId,
+      action: 'projects.member_removed',
+      projectId,
+      target: opts.userId,
+      ip: opts.ip,
+      metadata: { role: target.role },
+    });
   });
 }

@@ -23,9 +23,13 @@ export const usersRouter = router({
 
   setRole: adminProcedure
     .input(z.object({ userId: z.uuid(), role: z.enum(['user', 'admin']) }))
-    .mutation(({ ctx, input }) => users.setRole({ db: ctx.db, actorId: ctx.user.id, ...input })),
+    .mutation(({ ctx, input }) =>
+      users.setRole({ db: ctx.db, actorId: ctx.user.id, ip: ctx.req.ip, ...input }),
+    ),
 
   setActive: adminProcedure
     .input(z.object({ userId: z.uuid(), active: z.boolean() }))
-    .mutation(({ ctx, input }) => users.setActive({ db: ctx.db, actorId: ctx.user.id, ...input })),
+    .mutation(({ ctx, input }) =>
+      users.setActive({ db: ctx.db, actorId: ctx.user.id, ip: ctx.req.ip, ...input }),
+    ),
 });

@@ -2,6 +2,7 @@ import { and, eq, ilike, or } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
+import { recordAudit } from '../audit/audit.service';
 import { endSessions } from '../auth/auth.service';
 import { toUser, type User } from './users.dto';
 import { users } from './users.table';
@@ -70,15 +71,31 @@ export async function setRole(opts: {
   actorId: string;
   userId: string;
   role: 'user' | 'admin';
+  ip?: string | undefined;
 }): Promise<User> {
   refuseSelf(opts.actorId, opts.userId);
-  const [row] = await opts.db
-    .update(users)
-    .set({ role: opts.role, updatedAt: new Date() })
-    .where(eq(users.id, opts.userId))
-    .returning();
-  if (!row) throw new AppError('users.not_found', 'No such user');
-  return toUser(row);
+  return opts.db.transaction(async (tx) => {
+    const [before] = await tx
+      .select({ role: users.role })
+      .from(users)
+      .where(eq(users.id, opts.userId))
+      .for('update');
+    const [row] = await tx
+      .update(users)
+      .set({ role: opts.role, updatedAt: new Date() })
+      .where(eq(users.id, opts.userId))
+      .returning();
+    if (!before || !row) throw new AppError('users.not_found', 'No such user');
+    await recordAudit({
+      db: tx,
+      actorId: opts.actorId,
+      action: 'users.role_changed',
+      target: opts.userId,
+      ip: opts.ip,
+      metadata: { from: before.role, to: row.role },
+    });
+    return toUser(row);
+  });
 }
 
 export async function setActive(opts: {
@@ -86,6 +103,7 @@ export async function setActive(opts: {
   actorId: string;
   userId: string;
   active: boolean;
+  ip?: string | undefined;
 }): Promise<User> {
   refuseSelf(opts.actorId, opts.userId);
   return opts.db.transaction(async (tx) => {
@@ -95,7 +113,17 @@ export async function setActive(opts: {
       .where(eq(users.id, opts.userId))
       .returning();
     if (!row) throw new AppError('users.not_found', 'No such user');
-    if (!opts.active) await endSessions({ db: tx, userId: opts.userId, reason: 'deactivated' });
+    const ended = opts.active
+      ? 0
+      : await endSessions({ db: tx, userId: opts.userId, reason: 'deactivated' });
+    await recordAudit({
+      db: tx,
+      actorId: opts.actorId,
+      action: opts.active ? 'users.reactivated' : 'users.deactivated',
+      target: opts.userId,
+      ip: opts.ip,
+      metadata: opts.active ? {} : { sessionsEnded: ended },
+    });
     return toUser(row);
   });
 }

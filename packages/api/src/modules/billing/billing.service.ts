@@ -1,0 +1,169 @@
+import { and, desc, eq, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client';
+import { AppError } from '../../lib/errors';
+import { formatUsdc } from '../../lib/money';
+import { ledgerEntries, projectBalances } from './billing.table';
+
+export type LedgerKind = (typeof ledgerEntries.$inferInsert)['kind'];
+
+export interface LedgerEntry {
+  id: string;
+  projectId: string;
+  kind: LedgerKind;
+  amount: string;
+  balanceAfter: string;
+  reference: string;
+  reason: string | null;
+  createdAt: string;
+}
+
+function toEntry(r: typeof ledgerEntries.$inferSelect): LedgerEntry {
+  return {
+    id: r.id,
+    projectId: r.projectId,
+    kind: r.kind,
+    amount: formatUsdc(r.amount),
+    balanceAfter: formatUsdc(r.balanceAfter),
+    reference: r.reference,
+    reason: r.reason,
+    createdAt: r.createdAt.toISOString(),
+  };
+}
+
+async function ensureBalanceRow(db: Db, projectId: string) {
+  await db.insert(projectBalances).values({ projectId }).onConflictDoNothing();
+}
+
+export async function getBalance(
+  db: Db,
+  projectId: string,
+): Promise<{ balance: bigint; reserved: bigint }> {
+  const [row] = await db
+    .select({ balance: projectBalances.balance, reserved: projectBalances.reserved })
+    .from(projectBalances)
+    .where(eq(projectBalances.projectId, projectId));
+  return row ?? { balance: 0n, reserved: 0n };
+}
+
+/**
+ * Applies a signed amount to a project's balance and writes its ledger entry, in the
+ * caller's transaction. The reference is unique: applying the same operation twice returns
+ * the first entry and changes nothing. The UPDATE's condition keeps money that is held by
+ * calls in flight (and the check constraints are the backstop).
+ */
+export async function applyLedgerEntry(opts: {
+  tx: Db;
+  projectId: string;
+  kind: LedgerKind;
+  amount: bigint;
+  reference: string;
+  reason?: string | null;
+  actorId?: string | null;
+  metadata?: Record<string, unknown>;
+}): Promise<{ entry: LedgerEntry; applied: boolean }> {
+  const { tx } = opts;
+  const [existing] = await tx
+    .select()
+    .from(ledgerEntries)
+    .where(eq(ledgerEntries.reference, opts.reference));
+  if (existing) return { entry: toEntry(existing), applied: false };
+  await ensureBalanceRow(tx, opts.projectId);
+  const [updated] = await tx
+    .update(projectBalances)
+    .set({ balance: sql`${projectBalances.balance} + ${opts.amount}`, updatedAt: new Date() })
+    .where(
+      and(
+        eq(projectBalances.projectId, opts.projectId),
+        sql`${projectBalances.balance} + ${opts.amount} >= ${projectBalances.reserved}`,
+      ),
+    )
+    .returning({ balance: projectBalances.balance });
+  if (!updated) throw new AppError('balance.insufficient', 'The project balance is too low');
+  const [entry] = await tx
+    .insert(ledgerEntries)
+    .values({
+      projectId: opts.projectId,
+      kind: opts.kind,
+      amount: opts.amount,
+      balanceAfter: updated.balance,
+      reference: opts.reference,
+      reason: opts.reason ?? null,
+      actorId: opts.actorId ?? null,
+      metadata: opts.metadata ?? {},
+    })
+    .returning();
+  if (!entry) throw new Error('insert returned no row');
+  return { entry: toEntry(entry), applied: true };
+}
+
+/** Holds `amount` of the available balance for a call; false when it is not there. */
+export async function holdBalance(tx: Db, projectId: string, amount: bigint): Promise<boolean> {
+  await ensureBalanceRow(tx, projectId);
+  const held = await tx
+    .update(projectBalances)
+    .set({ reserved: sql`${projectBalances.reserved} + ${amount}` })
+    .where(
+      and(
+        eq(projectBalances.projectId, projectId),
+        sql`${projectBalances.balance} - ${projectBalances.reserved} >= ${amount}`,
+      ),
+    )
+    .returning({ projectId: projectBalances.projectId });
+  return held.length === 1;
+}
+
+/**
+ * Ends a hold: releases it and charges `cost` (capped at what the balance holds: a call
+ * can cost more than its estimate, but the balance never goes below zero; the shortfall is
+ * recorded on the entry).
+ */
+export async function settleBalanceHold(opts: {
+  tx: Db;
+  projectId: string;
+  held: bigint;
+  cost: bigint;
+  reference: string;
+  metadata: Record<string, unknown>;
+}): Promise<void> {
+  const { tx } = opts;
+  const [row] = await tx
+    .update(projectBalances)
+    .set({ reserved: sql`greatest(${projectBalances.reserved} - ${opts.held}, 0)` })
+    .where(eq(projectBalances.projectId, opts.projectId))
+    .returning({ balance: projectBalances.balance, reserved: projectBalances.reserved });
+  if (!row || opts.cost <= 0n) return;
+  const chargeable = row.balance - row.reserved;
+  const charge = opts.cost < chargeable ? opts.cost : chargeable > 0n ? chargeable : 0n;
+  if (charge <= 0n) return;
+  await applyLedgerEntry({
+    tx,
+    projectId: opts.projectId,
+    kind: 'charge',
+    amount: -charge,
+    reference: opts.reference,
+    metadata: {
+      ...opts.metadata,
+      cost: formatUsdc(opts.cost),
+      uncollected: formatUsdc(opts.cost - charge),
+    },
+  });
+}
+
+export async function listLedger(db: Db, projectId: string, limit: number): Promise<LedgerEntry[]> {
+  const rows = await db
+    .select()
+    .from(ledgerEntries)
+    .where(eq(ledgerEntries.projectId, projectId))
+    .orderBy(desc(ledgerEntries.createdAt), desc(ledgerEntries.id))
+    .limit(limit);
+  return rows.map(toEntry);
+}
+
+/** Sum of a project's entries; equals its balance (tests assert it). */
+export async function ledgerTotal(db: Db, projectId: string): Promise<bigint> {
+  const [row] = await db
+    .select({ total: sql<string>`coalesce(sum(${ledgerEntries.amount}), 0)::text` })
+    .from(ledgerEntries)
+    .where(eq(ledgerEntries.projectId, projectId));
+  return BigInt(row?.total ?? '0');
+}

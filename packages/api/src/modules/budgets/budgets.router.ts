@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { streamTopic } from '../../events/stream';
+import { AppError } from '../../lib/errors';
+import { formatUsdc, usdcAmount } from '../../lib/money';
+import { withSubscriptionSlot } from '../../realtime/subscriptions';
+import { projectProcedure, resourceProcedure, router } from '../../trpc';
+import { recordAudit } from '../audit/audit.service';
+import { getBalance } from '../billing/billing.service';
+import { requireMembership } from '../projects/projects.service';
+import { spentThisMonth } from '../usage/usage.service';
+import * as budgets from './budgets.service';
+
+export const budgetsRouter = router({
+  /** Balance, limits with their current-period spend, and this calendar month's spend. */
+  get: projectProcedure('viewer').query(async ({ ctx }) => {
+    const projectId = ctx.membership.projectId;
+    const [balance, limits, spent] = await Promise.all([
+      getBalance(ctx.db, projectId),
+      budgets.listLimits(ctx.db, projectId),
+      spentThisMonth(ctx.db, projectId),
+    ]);
+    return {
+      balance: formatUsdc(balance.balance),
+      reserved: formatUsdc(balance.reserved),
+      limits,
+      spentThisPeriod: formatUsdc(spent),
+    };
+  }),
+
+  setLimit: projectProcedure('admin')
+    .input(
+      z.object({
+        scope: z.enum(['project', 'agent', 'member']),
+        scopeId: z.uuid().optional(),
+        period: z.enum(['day', 'week', 'month', 'total']),
+        amount: usdcAmount,
+        alertAt: z.array(z.number().gt(0).lte(1)).max(10).optional(),
+      }),
+    )
+    .mutation(async ({ ctx, input }) => {
+      const projectId = ctx.membership.projectId;
+      if ((input.scope === 'project') !== (input.scopeId === undefined)) {
+        throw new AppError(
+          'budget.invalid_scope',
+          input.scope === 'project'
+            ? 'A project limit takes no scopeId'
+            : `A ${input.scope} limit needs a scopeId`,
+        );
+      }
+      if (input.scope === 'member' && input.scopeId) {
+        await requireMembership({ db: ctx.db, projectId, userId: input.scopeId }).catch(() => {
+          throw new AppError('budget.invalid_scope', 'scopeId is not a member of this project');
+        });
+      }
+      return ctx.db.transaction(async (tx) => {
+        const limit = await budgets.setLimit({
+          db: tx,
+          projectId,
+          scope: input.scope,
+          scopeId: input.scopeId ?? null,
+          period: input.period,
+          amount: input.amount,
+          alertAt: input.alertAt ?? [],
+        });
+        await recordAudit({
+          db: tx,
+          actorId: ctx.user.id,
+          action: 'budgets.limit_set',
+          projectId,
+          target: limit.id,
+          ip: ctx.req.ip,
+          metadata: {
+            scope: limit.scope,
+            scopeId: limit.scopeId,
+            period: limit.period,
+            amount: limit.amount,
+            alertAt: limit.alertAt,
+          },
+        });
+        return limit;
+      });
+    }),
+
+  removeLimit: resourceProcedure('admin', {
+    input: z.object({ limitId: z.uuid() }),
+    notFound: 'budget.limit_not_found',
+    resolve: ({ db, input }) => budgets.projectOfLimit(db, input.limitId),
+  }).mutation(async ({ ctx, input }) => {
+    await ctx.db.transaction(async (tx) => {
+      await budgets.removeLimit(tx, input.limitId);
+      await recordAudit({
+        db: tx,
+        actorId: ctx.user.id,
+        action: 'budgets.limit_removed',
+        projectId: ctx.membership.projectId,
+        target: input.limitId,
+        ip: ctx.req.ip,
+      });
+    });
+    return { ok: true as const };
+  }),
+
+  /** Alerts as thresholds are crossed, once per threshold per period; resumable. */
+  onAlert: projectProcedure('admin')
+    .input(z.object({ lastEventId: z.string().max(20).nullish() }))
+    .subscription(({ ctx, input, signal }) =>
+      withSubscriptionSlot(
+        ctx.connection,
+        streamTopic({
+          bus: ctx.bus,
+          topic: budgets.budgetTopic(ctx.membership.projectId),
+          lastEventId: input.lastEventId,
+          signal,
+          map: (e) => e.payload as unknown as budgets.BudgetAlert,
+        }),
+      ),
+    ),
+});

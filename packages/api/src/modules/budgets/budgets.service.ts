@@ -1,0 +1,259 @@
+import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client';
+import type { EventBus } from '../../events/bus';
+import { AppError } from '../../lib/errors';
+import { formatUsdc } from '../../lib/money';
+import { budgetAlerts, budgetLimits, budgetUsage } from './budgets.table';
+import { type Period, periodStart } from './periods';
+
+export interface BudgetLimit {
+  id: string;
+  projectId: string;
+  scope: 'project' | 'agent' | 'member';
+  scopeId: string | null;
+  period: Period;
+  amount: string;
+  alertAt: number[];
+  /** Spent (and held by calls in flight) in the current period. */
+  spent: string;
+  reserved: string;
+  periodStart: string;
+}
+
+export interface BudgetAlert {
+  limitId: string;
+  threshold: number;
+  spent: string;
+  amount: string;
+}
+
+export const budgetTopic = (projectId: string) => `budget:${projectId}`;
+
+export interface Hold {
+  limitId: string;
+  periodStart: Date;
+  amount: bigint;
+}
+
+/** Limits that apply to a call: the project's, the agent's, and the member's. */
+async function applicableLimits(
+  db: Db,
+  call: { projectId: string; agentId?: string | null; userId?: string | null },
+) {
+  const scopes = [eq(budgetLimits.scope, 'project')];
+  if (call.agentId)
+    scopes.push(
+      and(eq(budgetLimits.scope, 'agent'), eq(budgetLimits.scopeId, call.agentId)) ?? sql`false`,
+    );
+  if (call.userId)
+    scopes.push(
+      and(eq(budgetLimits.scope, 'member'), eq(budgetLimits.scopeId, call.userId)) ?? sql`false`,
+    );
+  return (
+    db
+      .select()
+      .from(budgetLimits)
+      .where(and(eq(budgetLimits.projectId, call.projectId), or(...scopes)))
+      // A fixed order, so concurrent reservations lock budget rows alike and cannot deadlock.
+      .orderBy(budgetLimits.id)
+  );
+}
+
+/**
+ * Holds `amount` against every applicable limit, each with one conditional UPDATE
+ * (spent + reserved + amount <= limit), so concurrent calls can never overspend. Runs in the
+ * caller's transaction: one refusal throws and rolls back the holds taken before it.
+ */
+export async function holdBudgets(opts: {
+  tx: Db;
+  projectId: string;
+  agentId?: string | null;
+  userId?: string | null;
+  amount: bigint;
+  now: Date;
+}): Promise<Hold[]> {
+  const limits = await applicableLimits(opts.tx, opts);
+  const holds: Hold[] = [];
+  for (const limit of limits) {
+    const start = periodStart(limit.period, opts.now);
+    await opts.tx
+      .insert(budgetUsage)
+      .values({ limitId: limit.id, periodStart: start })
+      .onConflictDoNothing();
+    const held = await opts.tx
+      .update(budgetUsage)
+      .set({ reserved: sql`${budgetUsage.reserved} + ${opts.amount}` })
+      .where(
+        and(
+          eq(budgetUsage.limitId, limit.id),
+          eq(budgetUsage.periodStart, start),
+          sql`${budgetUsage.spent} + ${budgetUsage.reserved} + ${opts.amount} <= ${limit.amount}`,
+        ),
+      )
+      .returning({ limitId: budgetUsage.limitId });
+    if (held.length === 0) {
+      throw new AppError(
+        'budget.exceeded',
+        `The ${limit.scope} budget (${formatUsdc(limit.amount)} per ${limit.period}) does not cover this request`,
+        { limitId: limit.id },
+      );
+    }
+    holds.push({ limitId: limit.id, periodStart: start, amount: opts.amount });
+  }
+  return holds;
+}
+
+/**
+ * Turns holds into spend: releases each hold and adds the actual cost. Thresholds crossed
+ * by this spend fire once per period (the alert row's key makes it so), through the event
+ * log and to the caller (for the audit log).
+ */
+export async function settleBudgets(opts: {
+  tx: Db;
+  bus: EventBus;
+  projectId: string;
+  holds: Hold[];
+  cost: bigint;
+}): Promise<BudgetAlert[]> {
+  const alerts: BudgetAlert[] = [];
+  const ordered = [...opts.holds].sort((a, b) => (a.limitId < b.limitId ? -1 : 1));
+  for (const hold of ordered) {
+    const [row] = await opts.tx
+      .update(budgetUsage)
+      .set({
+        reserved: sql`greatest(${budgetUsage.reserved} - ${hold.amount}, 0)`,
+        spent: sql`${budgetUsage.spent} + ${opts.cost}`,
+      })
+      .where(
+        and(eq(budgetUsage.limitId, hold.limitId), eq(budgetUsage.periodStart, hold.periodStart)),
+      )
+      .returning({ spent: budgetUsage.spent });
+    if (!row || opts.cost <= 0n) continue;
+    const [limit] = await opts.tx
+      .select()
+      .from(budgetLimits)
+      .where(eq(budgetLimits.id, hold.limitId));
+    if (!limit) continue;
+    const before = row.spent - opts.cost;
+    for (const threshold of limit.alertAt) {
+      const mark = (limit.amount * BigInt(Math.round(threshold * 1_000_000))) / 1_000_000n;
+      if (before >= mark || row.spent < mark) continue;
+      const inserted = await opts.tx
+        .insert(budgetAlerts)
+        .values({ limitId: limit.id, periodStart: hold.periodStart, threshold, spent: row.spent })
+        .onConflictDoNothing()
+        .returning({ limitId: budgetAlerts.limitId });
+      if (inserted.length === 0) continue;
+      const alert = {
+        limitId: limit.id,
+        threshold,
+        spent: formatUsdc(row.spent),
+        amount: formatUsdc(limit.amount),
+      };
+      await opts.bus.publish({
+        topic: budgetTopic(opts.projectId),
+        type: 'budget.alert',
+        payload: alert,
+        db: opts.tx,
+      });
+      alerts.push(alert);
+    }
+  }
+  return alerts;
+}
+
+export async function listLimits(
+  db: Db,
+  projectId: string,
+  now = new Date(),
+): Promise<BudgetLimit[]> {
+  const limits = await db.select().from(budgetLimits).where(eq(budgetLimits.projectId, projectId));
+  if (limits.length === 0) return [];
+  const usage = await db
+    .select()
+    .from(budgetUsage)
+    .where(
+      inArray(
+        budgetUsage.limitId,
+        limits.map((l) => l.id),
+      ),
+    );
+  return limits.map((l) => {
+    const start = periodStart(l.period, now);
+    const u = usage.find((x) => x.limitId === l.id && x.periodStart.getTime() === start.getTime());
+    return {
+      id: l.id,
+      projectId: l.projectId,
+      scope: l.scope,
+      scopeId: l.scopeId,
+      period: l.period,
+      amount: formatUsdc(l.amount),
+      alertAt: l.alertAt,
+      spent: formatUsdc(u?.spent ?? 0n),
+      reserved: formatUsdc(u?.reserved ?? 0n),
+      periodStart: start.toISOString(),
+    };
+  });
+}
+
+/** One limit per (scope, scope id, period): setting it again replaces the amount and alerts. */
+export async function setLimit(opts: {
+  db: Db;
+  projectId: string;
+  scope: 'project' | 'agent' | 'member';
+  scopeId: string | null;
+  period: Period;
+  amount: bigint;
+  alertAt: number[];
+}): Promise<BudgetLimit> {
+  const id = await opts.db.transaction(async (tx) => {
+    const [existing] = await tx
+      .select({ id: budgetLimits.id })
+      .from(budgetLimits)
+      .where(
+        and(
+          eq(budgetLimits.projectId, opts.projectId),
+          eq(budgetLimits.scope, opts.scope),
+          opts.scopeId ? eq(budgetLimits.scopeId, opts.scopeId) : isNull(budgetLimits.scopeId),
+          eq(budgetLimits.period, opts.period),
+        ),
+      )
+      .for('update');
+    const alertAt = [...new Set(opts.alertAt)].sort((a, b) => a - b);
+    if (existing) {
+      await tx
+        .update(budgetLimits)
+        .set({ amount: opts.amount, alertAt })
+        .where(eq(budgetLimits.id, existing.id));
+      return existing.id;
+    }
+    const [row] = await tx
+      .insert(budgetLimits)
+      .values({
+        projectId: opts.projectId,
+        scope: opts.scope,
+        scopeId: opts.scopeId,
+        period: opts.period,
+        amount: opts.amount,
+        alertAt,
+      })
+      .returning({ id: budgetLimits.id });
+    if (!row) throw new Error('insert returned no row');
+    return row.id;
+  });
+  const limit = (await listLimits(opts.db, opts.projectId)).find((l) => l.id === id);
+  if (!limit) throw new Error('limit vanished');
+  return limit;
+}
+
+export async function projectOfLimit(db: Db, limitId: string): Promise<string | null> {
+  const [row] = await db
+    .select({ projectId: budgetLimits.projectId })
+    .from(budgetLimits)
+    .where(eq(budgetLimits.id, limitId));
+  return row?.projectId ?? null;
+}
+
+export async function removeLimit(db: Db, limitId: string): Promise<void> {
+  await db.delete(budgetLimits).where(eq(budgetLimits.id, limitId));
+}

@@ -1,0 +1,345 @@
+import { and, eq, lt } from 'drizzle-orm';
+import { ModelError, type ModelEvent, type ModelRequest, type Usage } from '../../ai/provider';
+import type { ModelRegistry } from '../../ai/registry';
+import type { Config } from '../../config';
+import type { Logger } from '../../context';
+import type { Db } from '../../db/client';
+import type { EventBus } from '../../events/bus';
+import { AppError } from '../../lib/errors';
+import { costMicro, formatUsdc } from '../../lib/money';
+import type { RateLimiter } from '../../lib/rate-limit';
+import { holdBalance, settleBalanceHold } from '../billing/billing.service';
+import {
+  type BudgetAlert,
+  type Hold,
+  holdBudgets,
+  settleBudgets,
+} from '../budgets/budgets.service';
+import { loadRules } from '../policies/policies.service';
+import { apiRequestHolds, apiRequests } from '../usage/usage.table';
+import { estimateInputTokens, estimateOutputTokens } from './estimate';
+
+export interface GatewayCall extends Omit<ModelRequest, 'signal'> {
+  projectId: string;
+  userId: string | null;
+  agentId?: string | null;
+  runId?: string | null;
+  conversationId?: string | null;
+  source: 'chat' | 'run';
+  signal?: AbortSignal | undefined;
+}
+
+export interface GatewayDeps {
+  db: Db;
+  bus: EventBus;
+  models: ModelRegistry;
+  limiter: RateLimiter;
+  log: Logger;
+  billingMode: Config['billing']['mode'];
+  /** Called with each budget threshold crossed (the audit log listens). */
+  onAlert?: (projectId: string, alert: BudgetAlert) => Promise<void>;
+}
+
+const HEARTBEAT_MS = 10_000;
+/** An in-progress call whose heartbeat is older than this lost its process. */
+export const STALE_CALL_MS = 60_000;
+
+/**
+ * Every model call goes through here. In order: policy (allowed models, output cap, cost
+ * cap), rate limits per project and per member, an atomic reservation of the worst-case
+ * cost against every applicable budget limit and the prepaid balance, the provider call,
+ * then settlement of the actual cost and release of the rest. A call that dies is settled
+ * in `finally`; one whose process dies is released by the sweeper.
+ */
+export function createGateway(deps: GatewayDeps) {
+  async function deny(call: GatewayCall, error: AppError): Promise<never> {
+    await deps.db
+      .insert(apiRequests)
+      .values({
+        projectId: call.projectId,
+        userId: call.userId,
+        agentId: call.agentId ?? null,
+        runId: call.runId ?? null,
+        conversationId: call.conversationId ?? null,
+        source: call.source,
+        model: call.model,
+        status: 'denied',
+        errorCode: error.code,
+        finishedAt: new Date(),
+      })
+      .catch((err: unknown) => deps.log.warn({ err }, 'could not record a denied call'));
+    throw error;
+  }
+
+  async function rateLimit(call: GatewayCall, kind: 'rpm' | 'tpm', limit: number, cost: number) {
+    const keys = [`${kind}:p:${call.projectId}`];
+    if (call.userId) keys.push(`${kind}:m:${call.projectId}:${call.userId}`);
+    for (const key of keys) {
+      const r = await deps.limiter.hit(key, limit, 60_000, cost);
+      if (!r.allowed) {
+        const what = kind === 'rpm' ? 'requests' : 'tokens';
+        await deny(
+          call,
+          new AppError(
+            'rate_limited',
+            `This project's ${what}-per-minute policy is used up; retry shortly`,
+            {
+              retryAfterMs: r.retryAfterMs,
+            },
+          ),
+        );
+      }
+    }
+  }
+
+  async function settle(opts: {
+    call: GatewayCall;
+    requestId: string;
+    holds: Hold[];
+    balanceHold: bigint;
+    usage: Usage;
+    cost: bigint;
+    status: 'succeeded' | 'failed' | 'cancelled';
+    errorCode: string | null;
+    startedAt: number;
+  }) {
+    const alerts = await deps.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(apiRequests)
+        .set({
+          status: opts.status,
+          errorCode: opts.errorCode,
+          inputTokens: opts.usage.inputTokens,
+          outputTokens: opts.usage.outputTokens,
+          cost: opts.cost,
+          reserved: 0n,
+          latencyMs: Date.now() - opts.startedAt,
+          finishedAt: new Date(),
+          heartbeatAt: null,
+        })
+        // Settle once: a sweeper that got here first already released the holds.
+        .where(and(eq(apiRequests.id, opts.requestId), eq(apiRequests.status, 'in_progress')))
+        .returning({ id: apiRequests.id });
+      if (!row) return [];
+      // Same lock order as the reservation (budget rows, then the balance): no deadlocks.
+      const alerts = await settleBudgets({
+        tx,
+        bus: deps.bus,
+        projectId: opts.call.projectId,
+        holds: opts.holds,
+        cost: opts.cost,
+      });
+      if (opts.balanceHold > 0n || (deps.billingMode === 'prepaid' && opts.cost > 0n)) {
+        await settleBalanceHold({
+          tx,
+          projectId: opts.call.projectId,
+          held: opts.balanceHold,
+          cost: deps.billingMode === 'prepaid' ? opts.cost : 0n,
+          reference: `charge:${opts.requestId}`,
+          metadata: { requestId: opts.requestId, model: opts.call.model },
+        });
+      }
+      return alerts;
+    });
+    for (const alert of alerts) await deps.onAlert?.(opts.call.projectId, alert).catch(() => {});
+  }
+
+  return {
+    async *stream(call: GatewayCall): AsyncGenerator<ModelEvent> {
+      const info = deps.models.get(call.model);
+      if (!info) throw new ModelError('model.unavailable', `Unknown model "${call.model}"`);
+      const provider = deps.models.provider(call.model);
+      const rules = await loadRules(deps.db, call.projectId);
+
+      if (rules.allowedModels && !rules.allowedModels.includes(call.model)) {
+        await deny(
+          call,
+          new AppError(
+            'policy.model_not_allowed',
+            `This project's policy does not allow ${call.model}`,
+          ),
+        );
+      }
+      const maxOutputTokens = Math.min(
+        call.maxOutputTokens,
+        rules.maxOutputTokens ?? Number.MAX_SAFE_INTEGER,
+      );
+      const inputEstimate = estimateInputTokens(call.system, call.messages);
+      const price = {
+        inputPricePerMTok: info.inputPricePerMTok,
+        outputPricePerMTok: info.outputPricePerMTok,
+      };
+      const worst = costMicro({
+        ...price,
+        inputTokens: inputEstimate,
+        outputTokens: maxOutputTokens,
+      });
+      if (rules.maxCostPerRequest !== null && worst > rules.maxCostPerRequest) {
+        await deny(
+          call,
+          new AppError(
+            'policy.cost_limit',
+            `This request could cost up to ${formatUsdc(worst)} USDC; the policy allows ${formatUsdc(rules.maxCostPerRequest)}`,
+          ),
+        );
+      }
+      if (rules.requestsPerMinute !== null)
+        await rateLimit(call, 'rpm', rules.requestsPerMinute, 1);
+      if (rules.tokensPerMinute !== null) {
+        await rateLimit(call, 'tpm', rules.tokensPerMinute, inputEstimate + maxOutputTokens);
+      }
+
+      // The reservation: one transaction, each hold a conditional UPDATE. A refusal rolls
+      // back every hold taken so far.
+      const holdBalanceToo = deps.billingMode === 'prepaid' && worst > 0n;
+      let reserved: { requestId: string; holds: Hold[] };
+      try {
+        reserved = await deps.db.transaction(async (tx) => {
+          const holds = await holdBudgets({
+            tx,
+            projectId: call.projectId,
+            agentId: call.agentId,
+            userId: call.userId,
+            amount: worst,
+            now: new Date(),
+          });
+          if (holdBalanceToo && !(await holdBalance(tx, call.projectId, worst))) {
+            throw new AppError(
+              'balance.insufficient',
+              `The project balance does not cover this request (up to ${formatUsdc(worst)} USDC)`,
+            );
+          }
+          const [row] = await tx
+            .insert(apiRequests)
+            .values({
+              projectId: call.projectId,
+              userId: call.userId,
+              agentId: call.agentId ?? null,
+              runId: call.runId ?? null,
+              conversationId: call.conversationId ?? null,
+              source: call.source,
+              model: call.model,
+              status: 'in_progress',
+              reserved: worst,
+              heartbeatAt: new Date(),
+            })
+            .returning({ id: apiRequests.id });
+          if (!row) throw new Error('insert returned no row');
+          if (holds.length > 0) {
+            await tx
+              .insert(apiRequestHolds)
+              .values(holds.map((h) => ({ requestId: row.id, ...h })));
+          }
+          return { requestId: row.id, holds };
+        });
+      } catch (e) {
+        if (e instanceof AppError) await deny(call, e);
+        throw e;
+      }
+
+      const startedAt = Date.now();
+      const heartbeat = setInterval(() => {
+        void deps.db
+          .update(apiRequests)
+          .set({ heartbeatAt: new Date() })
+          .where(and(eq(apiRequests.id, reserved.requestId), eq(apiRequests.status, 'in_progress')))
+          .catch(() => {});
+      }, HEARTBEAT_MS);
+      heartbeat.unref();
+
+      let usage: Usage | null = null;
+      let text = '';
+      let status: 'succeeded' | 'failed' | 'cancelled' = 'failed';
+      let errorCode: string | null = null;
+      try {
+        for await (const ev of provider.stream({ ...call, maxOutputTokens, signal: call.signal })) {
+          if (ev.type === 'delta') text += ev.text;
+          else usage = ev.usage;
+          yield ev;
+        }
+        status = 'succeeded';
+      } catch (e) {
+        status =
+          call.signal?.aborted || (e instanceof ModelError && e.code === 'model.cancelled')
+            ? 'cancelled'
+            : 'failed';
+        errorCode = e instanceof ModelError ? e.code : 'gateway.failed';
+        throw e;
+      } finally {
+        clearInterval(heartbeat);
+        // Without reported usage (the stream died), charge what was evidently consumed.
+        const final: Usage = usage ?? {
+          inputTokens: text.length > 0 ? inputEstimate : 0,
+          outputTokens: estimateOutputTokens(text),
+        };
+        // A consumer that stops early (return()) ends here too: that is a cancel.
+        if (status === 'failed' && errorCode === null) status = 'cancelled';
+        await settle({
+          call,
+          requestId: reserved.requestId,
+          holds: reserved.holds,
+          balanceHold: holdBalanceToo ? worst : 0n,
+          usage: final,
+          cost: costMicro({ ...price, ...final }),
+          status,
+          errorCode,
+          startedAt,
+        }).catch((err: unknown) =>
+          deps.log.error({ err, requestId: reserved.requestId }, 'settlement failed'),
+        );
+      }
+    },
+
+    /**
+     * Releases reservations of calls whose process died (stale heartbeat): holds go back,
+     * nothing is charged (the usage is unknown), the row is marked failed.
+     */
+    async sweep(staleMs = STALE_CALL_MS): Promise<number> {
+      const stale = await deps.db
+        .select()
+        .from(apiRequests)
+        .where(
+          and(
+            eq(apiRequests.status, 'in_progress'),
+            lt(apiRequests.heartbeatAt, new Date(Date.now() - staleMs)),
+          ),
+        );
+      let released = 0;
+      for (const r of stale) {
+        const holds = await deps.db
+          .select()
+          .from(apiRequestHolds)
+          .where(eq(apiRequestHolds.requestId, r.id));
+        await deps.db.transaction(async (tx) => {
+          const [row] = await tx
+            .update(apiRequests)
+            .set({
+              status: 'failed',
+              errorCode: 'gateway.interrupted',
+              reserved: 0n,
+              finishedAt: new Date(),
+              heartbeatAt: null,
+            })
+            .where(and(eq(apiRequests.id, r.id), eq(apiRequests.status, 'in_progress')))
+            .returning({ id: apiRequests.id });
+          if (!row) return;
+          released++;
+          await settleBudgets({ tx, bus: deps.bus, projectId: r.projectId, holds, cost: 0n });
+          if (deps.billingMode === 'prepaid' || r.reserved > 0n) {
+            await settleBalanceHold({
+              tx,
+              projectId: r.projectId,
+              held: deps.billingMode === 'prepaid' ? r.reserved : 0n,
+              cost: 0n,
+              reference: `charge:${r.id}`,
+              metadata: {},
+            });
+          }
+        });
+      }
+      return released;
+    },
+  };
+}
+
+export type Gateway = ReturnType<typeof createGateway>;

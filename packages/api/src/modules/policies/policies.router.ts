@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { usdcAmount } from '../../lib/money';
+import { projectProcedure, router } from '../../trpc';
+import { recordAudit } from '../audit/audit.service';
+import * as policies from './policies.service';
+
+const positiveInt = z.number().int().positive().max(100_000_000);
+
+export const policiesRouter = router({
+  get: projectProcedure('viewer').query(({ ctx }) =>
+    policies.getPolicy(ctx.db, ctx.membership.projectId),
+  ),
+
+  /** Fields left out stay; `null` removes that rule. */
+  update: projectProcedure('admin')
+    .input(
+      z.object({
+        allowedModels: z.array(z.string().min(1).max(100)).max(100).nullable().optional(),
+        maxOutputTokens: positiveInt.nullable().optional(),
+        maxCostPerRequest: usdcAmount.nullable().optional(),
+        requestsPerMinute: positiveInt.nullable().optional(),
+        tokensPerMinute: positiveInt.nullable().optional(),
+      }),
+    )
+    .mutation(({ ctx, input }) => {
+      const { projectId, ...patch } = input;
+      return ctx.db.transaction(async (tx) => {
+        const policy = await policies.updatePolicy({ db: tx, projectId, patch });
+        await recordAudit({
+          db: tx,
+          actorId: ctx.user.id,
+          action: 'policies.updated',
+          projectId,
+          target: projectId,
+          ip: ctx.req.ip,
+          metadata: { changed: Object.keys(patch), policy: { ...policy } },
+        });
+        return policy;
+      });
+    }),
+});
