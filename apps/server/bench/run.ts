@@ -1,7 +1,7 @@
 /**
  * `pnpm bench`: every suite, or the one named by `pnpm bench <suite>` or BENCH_SUITE
- * (http | fanout). PostgreSQL when BENCH_DATABASE_URL or TEST_DATABASE_URL is set (a cloned
- * test database), else in-memory PGlite.
+ * (http | fanout | gateway). PostgreSQL when BENCH_DATABASE_URL or TEST_DATABASE_URL is set
+ * (a cloned test database), else in-memory PGlite.
  *
  * http: throughput and p99 latency of the real app, as ratios against a raw Fastify route on
  * the same server. The server runs in a child process (server.ts); autocannon generates load
@@ -9,10 +9,15 @@
  *
  * fanout: WebSocket delivery to N subscribers of one conversation beside a raw `ws`
  * broadcast (fanout.ts).
+ *
+ * gateway: model calls through the provider gateway (budgets, balance, usage rows) beside
+ * the same mock provider called directly, and reservations under contention on one project
+ * (gateway.ts).
  */
 import { cpus, loadavg } from 'node:os';
 import autocannon, { type Options, type Result } from 'autocannon';
 import { runFanout } from './fanout';
+import { runGateway } from './gateway';
 import { failures, type Row, summary, table } from './report';
 import type { ReadyMessage } from './server';
 import { mutate, startChild, stopChild } from './shared';
@@ -204,7 +209,7 @@ ${table(rows, baseline)}
   }
 }
 
-const SUITES = { http: runHttp, fanout: runFanout } as const;
+const SUITES = { http: runHttp, fanout: runFanout, gateway: runGateway } as const;
 type Suite = keyof typeof SUITES;
 const isSuite = (s: string): s is Suite => Object.hasOwn(SUITES, s);
 

@@ -5,6 +5,7 @@ import websocket from '@fastify/websocket';
 import type { Api, Context } from '@smartspace/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from './logger';
+import { docsPlugin } from './plugins/docs';
 import { trpcPlugin } from './plugins/trpc';
 import { trpcErrorBody } from './plugins/trpc-errors';
 
@@ -103,6 +104,8 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
     const r = await api.readiness();
     return reply.status(r.ok ? 200 : 503).send({ status: r.ok ? 'ready' : 'not_ready', ...r });
   });
+
+  await app.register(docsPlugin, { router: api.router, maxBatchSize: MAX_BATCH_SIZE });
 
   await app.register(trpcPlugin<Context>, {
     mountPath: '/trpc',

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { type Address, getAddress, isAddress, zeroAddress } from 'viem';
 import { z } from 'zod';
 import {
   MOCK_MODEL_ID,
@@ -32,6 +33,19 @@ const json = z.string().transform((v, ctx): unknown => {
     return z.NEVER;
   }
 });
+
+// Arc testnet (viem's `arcTestnet`) and its USDC ERC-20 interface (6 decimals), issue 6.
+const ARC_TESTNET_CHAIN_ID = 5042002;
+const ARC_TESTNET_USDC = '0x3600000000000000000000000000000000000000';
+// Mixed case must carry a valid EIP-55 checksum; stored and compared checksummed.
+const evmAddress = z
+  .string()
+  .trim()
+  .refine(
+    (v) => isAddress(v),
+    'must be a 0x-prefixed 20-byte address (valid checksum if mixed-case)',
+  )
+  .transform((v) => getAddress(v));
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -70,6 +84,8 @@ const envSchema = z.object({
     .default(72),
   CHAT_MAX_OUTPUT_TOKENS: int(1, 128_000).default(4096),
   BILLING_MODE: z.enum(['off', 'prepaid']).default('off'),
+  RUNS_MAX_CONCURRENT_PER_PROJECT: int(1, 1000).default(4),
+  RUN_MAX_OUTPUT_TOKENS: int(1, 128_000).default(4096),
   ANTHROPIC_API_KEY: z.string().trim().min(1).optional(),
   ANTHROPIC_BASE_URL: z
     .url({ protocol: /^https?$/, error: 'must be an http(s):// URL' })
@@ -83,6 +99,27 @@ const envSchema = z.object({
   // Unset: on outside production, off in production.
   MOCK_MODEL_ENABLED: bool.optional(),
   MODEL_PRICES: json.pipe(modelPriceOverridesSchema).default({}),
+  CHAIN_ID: int(1, Number.MAX_SAFE_INTEGER).default(ARC_TESTNET_CHAIN_ID),
+  CHAIN_RPC_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).optional(),
+  USDC_ADDRESS: evmAddress.default(ARC_TESTNET_USDC),
+  DEPOSIT_ADDRESS: evmAddress
+    .refine((a) => a !== zeroAddress, 'must not be the zero address')
+    .optional(),
+  CHAIN_CONFIRMATIONS: int(1, 10_000).default(3),
+  PAYMENTS_WATCH_INTERVAL_MS: int(500, 3_600_000).default(15_000),
+  // Unset: mail is kept in the mail_outbox table instead of being sent.
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+    .optional(),
+  MAIL_FROM: z
+    .string()
+    .trim()
+    .regex(/^[^\r\n]*@[^\r\n]*$/, 'must be an address such as Name <no-reply@example.com>')
+    .default('SmartSpace <no-reply@localhost>'),
+  PUBLIC_APP_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s):// URL' })
+    .default('http://localhost:5173'),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -133,6 +170,25 @@ export interface Config {
   chat: { maxOutputTokens: number };
   /** off: spend is metered and budgets enforced, no balance needed; prepaid: calls need balance. */
   billing: { mode: 'off' | 'prepaid' };
+  runs: { maxConcurrentPerProject: number; maxOutputTokens: number };
+  mail: {
+    /** Unset: messages are stored in mail_outbox (development); holds credentials, never log it. */
+    smtpUrl: string | undefined;
+    from: string;
+  };
+  /** Base URL of the web app, without a trailing slash; emailed links point into it. */
+  publicAppUrl: string;
+  /** USDC deposits on an EVM chain (Arc testnet by default). */
+  chain: {
+    id: number;
+    /** Unset: the chain's public RPC (only known for Arc testnet; other chains require it). */
+    rpcUrl: string | undefined;
+    usdcAddress: Address;
+    /** Unset: deposits are not accepted and the deposit watcher does not run. */
+    depositAddress: Address | undefined;
+    confirmations: number;
+    watchIntervalMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -153,6 +209,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.CHAIN_ID !== ARC_TESTNET_CHAIN_ID && !e.CHAIN_RPC_URL) {
+    throw new ConfigError(
+      `Invalid configuration:\n  CHAIN_RPC_URL: required when CHAIN_ID is not ${ARC_TESTNET_CHAIN_ID} (Arc testnet)`,
+    );
+  }
   const dataDir = resolve(e.DATA_DIR);
   const mockEnabled = e.MOCK_MODEL_ENABLED ?? e.NODE_ENV !== 'production';
   if (e.DEFAULT_MODEL === MOCK_MODEL_ID && !mockEnabled) {
@@ -198,6 +259,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     chat: { maxOutputTokens: e.CHAT_MAX_OUTPUT_TOKENS },
     billing: { mode: e.BILLING_MODE },
+    runs: {
+      maxConcurrentPerProject: e.RUNS_MAX_CONCURRENT_PER_PROJECT,
+      maxOutputTokens: e.RUN_MAX_OUTPUT_TOKENS,
+    },
+    mail: { smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
+    publicAppUrl: e.PUBLIC_APP_URL.replace(/\/+$/, ''),
+    chain: {
+      id: e.CHAIN_ID,
+      rpcUrl: e.CHAIN_RPC_URL,
+      usdcAddress: e.USDC_ADDRESS as Address,
+      depositAddress: e.DEPOSIT_ADDRESS as Address | undefined,
+      confirmations: e.CHAIN_CONFIRMATIONS,
+      watchIntervalMs: e.PAYMENTS_WATCH_INTERVAL_MS,
+    },
   };
 }
 

@@ -1,11 +1,14 @@
 import type { ModelRegistry } from './ai/registry';
+import type { ChainClient } from './chain/chain';
 import type { Config } from './config';
 import type { Db } from './db/client';
 import type { EventBus } from './events/bus';
 import type { RateLimiter } from './lib/rate-limit';
+import type { Mailer } from './mail/mail';
 import { type AuthUser, authenticate } from './modules/auth/auth.service';
 import type { ReplyRunner } from './modules/chat/replies';
 import type { Gateway } from './modules/gateway/gateway';
+import type { Runner } from './modules/runs/runner';
 import type { SocketConnection } from './realtime/connections';
 
 /** The pino-compatible subset of a logger that the api uses. */
@@ -19,12 +22,20 @@ export interface Logger {
 export interface Deps {
   db: Db;
   config: Config;
+  /** Per-instance counters (per-IP call limits: cheap, on every call). */
   limiter: RateLimiter;
+  /** Counters every instance shares (Redis, else PostgreSQL): sign-in attempts, policies. */
+  sharedLimiter: RateLimiter;
   log: Logger;
   bus: EventBus;
   models: ModelRegistry;
   gateway: Gateway;
   replies: ReplyRunner;
+  /** viem client for the deposit chain (USDC payments). */
+  chain: ChainClient;
+  runner: Runner;
+  /** Outgoing mail: SMTP when SMTP_URL is set, else the mail_outbox table. */
+  mail: Mailer;
 }
 
 /** What the transport knows about the caller. */

@@ -4,6 +4,7 @@
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import { Redis } from 'ioredis';
 import { createModelRegistry } from './ai/registry';
+import { createChainClient } from './chain/chain';
 import type { Config } from './config';
 import {
   type Context,
@@ -15,11 +16,19 @@ import {
 import { type DatabaseHandle, openDatabase } from './db/client';
 import { createEventBus } from './events/bus';
 import { AppError } from './lib/errors';
-import { memoryRateLimiter, type RateLimiter, redisRateLimiter } from './lib/rate-limit';
+import {
+  memoryRateLimiter,
+  postgresRateLimiter,
+  type RateLimiter,
+  redisRateLimiter,
+} from './lib/rate-limit';
+import { createMailer, createMailTransport } from './mail/mail';
 import { recordAudit } from './modules/audit/audit.service';
 import { verifyAccessToken } from './modules/auth/tokens';
 import { createReplyRunner } from './modules/chat/replies';
 import { createGateway } from './modules/gateway/gateway';
+import { createDepositWatcher, type DepositWatcher } from './modules/payments/watcher';
+import { createRunner } from './modules/runs/runner';
 import {
   CloseCode,
   type ConnectionRegistry,
@@ -37,12 +46,23 @@ export { ConfigError, loadConfig } from './config';
 export type { Context, Logger, RequestMeta } from './context';
 export type { DatabaseHandle } from './db/client';
 export { openDatabase } from './db/client';
+export {
+  describeAuth,
+  type OpenApiDocument,
+  type OpenApiOptions,
+  openApiDocument,
+} from './docs/openapi';
+export { describeProcedures, type ProcedureDoc, type ProcedureKind } from './docs/procedures';
 export type { Page } from './lib/pagination';
+export { latestOutboxMail } from './mail/outbox';
 export type { Session } from './modules/auth/auth.service';
+export type { Payment } from './modules/payments/payments.dto';
+export type { Wallet } from './modules/payments/wallets.service';
 export type { Member, Project } from './modules/projects/projects.service';
 export type { ProjectRole } from './modules/projects/roles';
 export type { User } from './modules/users/users.dto';
 export { CloseCode } from './realtime/connections';
+export type { AuthLevel, ProcedureMeta } from './trpc';
 export { AppError, appRouter };
 
 export const createCaller = createCallerFactory(appRouter);
@@ -67,6 +87,8 @@ export interface Api {
    */
   createSocketContext(req: RequestMeta, socket: SocketLike): Promise<Context>;
   connections: ConnectionRegistry;
+  /** Scans the chain for USDC deposits; null when DEPOSIT_ADDRESS is not configured. */
+  paymentWatcher: DepositWatcher | null;
   readiness(): Promise<Readiness>;
   close(): Promise<void>;
 }
@@ -101,6 +123,14 @@ export async function createApi(opts: {
   } else {
     limiter = memoryRateLimiter();
   }
+  // Limits that must hold across instances (policy rates, sign-in attempts): Redis when
+  // configured, else PostgreSQL; PGlite is one process, so memory is already shared.
+  const sharedLimiter =
+    redis !== null
+      ? limiter
+      : database.kind === 'postgres'
+        ? postgresRateLimiter(database.db)
+        : limiter;
   const bus = await createEventBus(database);
   const connections = await createConnectionRegistry(database, {
     perUser: config.realtime.maxConnectionsPerUser,
@@ -112,7 +142,7 @@ export async function createApi(opts: {
     db: database.db,
     bus,
     models,
-    limiter,
+    limiter: sharedLimiter,
     log,
     billingMode: config.billing.mode,
     // Alerts are notifications: recorded after the settlement commits, in their own append.
@@ -135,7 +165,31 @@ export async function createApi(opts: {
     log,
     maxOutputTokens: config.chat.maxOutputTokens,
   });
-  const deps: Deps = { db: database.db, config, limiter, log, bus, models, gateway, replies };
+  const runner = await createRunner(database, {
+    db: database.db,
+    bus,
+    gateway,
+    models,
+    log,
+    maxConcurrentPerProject: config.runs.maxConcurrentPerProject,
+    maxOutputTokens: config.runs.maxOutputTokens,
+  });
+  const mail = createMailer(createMailTransport(config, { db: database.db, log }), log);
+  const chain = createChainClient(config.chain);
+  const deps: Deps = {
+    db: database.db,
+    config,
+    limiter,
+    sharedLimiter,
+    log,
+    bus,
+    models,
+    gateway,
+    replies,
+    runner,
+    mail,
+    chain,
+  };
 
   // Replies and model calls a dead process left in flight are failed and their
   // reservations released: at start-up, then periodically.
@@ -143,6 +197,7 @@ export async function createApi(opts: {
     Promise.all([
       replies.sweep().catch((err: unknown) => log.error({ err }, 'reply sweep failed')),
       gateway.sweep().catch((err: unknown) => log.error({ err }, 'reservation sweep failed')),
+      runner.sweep().catch((err: unknown) => log.error({ err }, 'run sweep failed')),
     ]);
   await sweepReplies();
   const sweepTimer = setInterval(sweepReplies, 15_000);
@@ -155,6 +210,13 @@ export async function createApi(opts: {
   const pruneTimer = setInterval(pruneEvents, Math.min(config.realtime.eventRetentionMs, 600_000));
   pruneTimer.unref();
 
+  // One instance at a time scans (advisory lock); the others stand by to take over.
+  let paymentWatcher: DepositWatcher | null = null;
+  if (config.chain.depositAddress) {
+    paymentWatcher = createDepositWatcher({ database, chain, log });
+    paymentWatcher.start(config.chain.watchIntervalMs);
+  }
+
   return {
     router: appRouter,
     deps,
@@ -162,6 +224,7 @@ export async function createApi(opts: {
     redis,
     createContext: (req) => createContextInner(deps, req),
     connections,
+    paymentWatcher,
     async createSocketContext(req, socket) {
       // Signature and claims only (no database): registering before the session check means
       // a session that ends right now still reaches this socket through the registry.
@@ -192,10 +255,15 @@ export async function createApi(opts: {
     async close() {
       clearInterval(pruneTimer);
       clearInterval(sweepTimer);
+      await paymentWatcher?.stop();
       await replies.close();
+      await runner.close();
+      // Drains mail still being sent (a reset link asked for just before shutdown).
+      await mail.close();
       await connections.close();
       await bus.close();
       await limiter.close();
+      if (sharedLimiter !== limiter) await sharedLimiter.close();
       if (!opts.database) await database.close();
     },
   };

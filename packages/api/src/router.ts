@@ -1,11 +1,14 @@
+import { agentsRouter } from './modules/agents/agents.router';
 import { auditRouter } from './modules/audit/audit.router';
 import { authRouter } from './modules/auth/auth.router';
-import { paymentsRouter } from './modules/billing/billing.router';
 import { budgetsRouter } from './modules/budgets/budgets.router';
 import { chatRouter } from './modules/chat/chat.router';
 import { modelsRouter } from './modules/models/models.router';
+import { paymentsRouter } from './modules/payments/payments.router';
+import { walletsRouter } from './modules/payments/wallets.router';
 import { policiesRouter } from './modules/policies/policies.router';
 import { projectsRouter } from './modules/projects/projects.router';
+import { runsRouter } from './modules/runs/runs.router';
 import { usageRouter } from './modules/usage/usage.router';
 import { usersRouter } from './modules/users/users.router';
 import { router } from './trpc';
@@ -15,11 +18,14 @@ export const appRouter = router({
   users: usersRouter,
   projects: projectsRouter,
   chat: chatRouter,
+  agents: agentsRouter,
+  runs: runsRouter,
   models: modelsRouter,
   budgets: budgetsRouter,
   policies: policiesRouter,
   usage: usageRouter,
   payments: paymentsRouter,
+  wallets: walletsRouter,
   audit: auditRouter,
 });
 

@@ -1,6 +1,7 @@
 import type { AnyProcedure } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { wallets } from './modules/payments/wallets.table';
 import { appRouter } from './router';
 import { createTestApi, failure, type TestApi } from './testing';
 
@@ -40,12 +41,25 @@ describe('cross-tenant matrix', () => {
     const { id: projectId } = await o.projects.create({ name: 'Victim' });
     const conversation = await o.chat.conversations.create({ projectId });
     const { replyId } = await o.chat.send({ conversationId: conversation.id, content: 'hello' });
+    const agent = await o.agents.create({
+      projectId,
+      name: 'Victim Agent',
+      instructions: 'x',
+      model: 'mock-echo',
+    });
+    const ag = { agentId: agent.id };
+    const rn = { runId: (await o.runs.start({ ...ag, input: 'hi' })).id };
     const { id: limitId } = await o.budgets.setLimit({
       projectId,
       scope: 'project',
       period: 'month',
       amount: '5',
     });
+    const [wallet] = await t.api.database.db
+      .insert(wallets)
+      .values({ userId: owner.user.id, address: `0x${'ab'.repeat(20)}`, chainId: 5042002 })
+      .returning({ id: wallets.id });
+    const walletId = wallet?.id ?? '';
     // The intruder is a real member elsewhere, so role checks are not what stops them.
     await t.caller(intruder.accessToken).projects.create({ name: 'Own' });
 
@@ -63,6 +77,28 @@ describe('cross-tenant matrix', () => {
       'projects.delete': [() => c.projects.delete(p), notFound('projects.not_found')],
       'projects.members.list': [() => c.projects.members.list(p), notFound('projects.not_found')],
       'audit.list': [() => c.audit.list(p), notFound('projects.not_found')],
+      'agents.list': [() => c.agents.list(p), notFound('projects.not_found')],
+      'agents.create': [
+        () => c.agents.create({ ...p, name: 'Mole', instructions: 'x', model: 'mock-echo' }),
+        notFound('projects.not_found'),
+      ],
+      'agents.get': [() => c.agents.get(ag), notFound('agents.not_found')],
+      'agents.update': [
+        () => c.agents.update({ ...ag, name: 'pwned' }),
+        notFound('agents.not_found'),
+      ],
+      'agents.delete': [() => c.agents.delete(ag), notFound('agents.not_found')],
+      'runs.start': [() => c.runs.start({ ...ag, input: 'steal' }), notFound('agents.not_found')],
+      'runs.get': [() => c.runs.get(rn), notFound('runs.not_found')],
+      'runs.list': [() => c.runs.list(p), notFound('projects.not_found')],
+      'runs.cancel': [() => c.runs.cancel(rn), notFound('runs.not_found')],
+      'runs.onProgress': [
+        async () => {
+          const it = (await c.runs.onProgress(rn)) as AsyncIterable<unknown>;
+          for await (const _ of it) break;
+        },
+        notFound('runs.not_found'),
+      ],
       'budgets.get': [() => c.budgets.get(p), notFound('projects.not_found')],
       'budgets.setLimit': [
         () => c.budgets.setLimit({ ...p, scope: 'project', period: 'day', amount: '1' }),
@@ -100,6 +136,20 @@ describe('cross-tenant matrix', () => {
         () => c.payments.credit({ ...p, amount: '1', reason: 'free money' }),
         { code: 'FORBIDDEN', appCode: 'auth.admin_required' },
       ],
+      'payments.confirmDeposit': [
+        () => c.payments.confirmDeposit({ ...p, txHash: `0x${'ab'.repeat(32)}` }),
+        notFound('projects.not_found'),
+      ],
+      'payments.list': [() => c.payments.list(p), notFound('projects.not_found')],
+      'payments.assign': [
+        () => c.payments.assign({ ...p, paymentId: crypto.randomUUID() }),
+        { code: 'FORBIDDEN', appCode: 'auth.admin_required' },
+      ],
+      'wallets.link': [
+        () => c.wallets.link({ message: 'x', signature: '0x00', projectId }),
+        notFound('projects.not_found'),
+      ],
+      'wallets.unlink': [() => c.wallets.unlink({ walletId }), notFound('wallets.not_found')],
       'projects.members.add': [
         () => c.projects.members.add({ ...p, email: intruder.user.email, role: 'owner' }),
         notFound('projects.not_found'),
@@ -158,6 +208,7 @@ describe('cross-tenant matrix', () => {
     expect((await o.projects.get(p)).name).toBe('Victim');
     expect((await o.budgets.get(p)).limits.map((l) => l.amount)).toEqual(['5.000000']);
     expect((await o.policies.get(p)).maxOutputTokens).toBeNull();
+    expect((await o.wallets.list()).map((w) => w.id)).toEqual([walletId]);
     const msgs = await o.chat.messages.list(conv);
     expect(msgs.items.some((m) => m.content === 'injected')).toBe(false);
   });

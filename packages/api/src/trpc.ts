@@ -14,7 +14,21 @@ function isZodError(e: unknown): e is z.core.$ZodError {
   return e instanceof z.core.$ZodError;
 }
 
-const t = initTRPC.context<Context>().create({
+/**
+ * Who may call a procedure. The builders below set it, so the generated reference
+ * (GET /docs) reads it from the same place as the checks that run and cannot drift.
+ */
+export type AuthLevel = 'public' | 'user' | 'admin' | { project: ProjectRole };
+
+export interface ProcedureMeta {
+  auth?: AuthLevel;
+  /** Shown in the API reference; say what the shape of the input alone does not. */
+  description?: string;
+}
+
+const withMeta = initTRPC.context<Context>().meta<ProcedureMeta>();
+
+const t = withMeta.create({
   // Stack traces stay in the logs, never in responses.
   isDev: false,
   errorFormatter({ shape, error }) {
@@ -91,13 +105,16 @@ const requireUser = t.middleware(async ({ ctx, next }) => {
 
 /** 3. PROCEDURES */
 
-export const publicProcedure = t.procedure.use(appErrors).use(callRateLimit);
+export const publicProcedure = t.procedure
+  .meta({ auth: 'public' })
+  .use(appErrors)
+  .use(callRateLimit);
 
 /** A signed-in, active user whose session has not ended; `ctx.user` is narrowed. */
-export const authedProcedure = publicProcedure.use(requireUser);
+export const authedProcedure = publicProcedure.meta({ auth: 'user' }).use(requireUser);
 
 /** A platform admin. */
-export const adminProcedure = authedProcedure.use(async ({ ctx, next }) => {
+export const adminProcedure = authedProcedure.meta({ auth: 'admin' }).use(async ({ ctx, next }) => {
   if (ctx.user.role !== 'admin') throw new AppError('auth.admin_required', 'Admins only');
   return next();
 });
@@ -108,6 +125,7 @@ export const adminProcedure = authedProcedure.use(async ({ ctx, next }) => {
  */
 export function projectProcedure(minRole: ProjectRole) {
   return authedProcedure
+    .meta({ auth: { project: minRole } })
     .input(z.object({ projectId: z.uuid() }))
     .use(async ({ ctx, input, next }) => {
       const membership = await requireMembership({
@@ -138,7 +156,8 @@ export function resourceProcedure<S extends z.ZodObject>(
     resolve: (args: { db: Db; input: z.output<S> }) => Promise<string | null>;
   },
 ) {
-  return authedProcedure.input(opts.input).use(async ({ ctx, input, next }) => {
+  const member = authedProcedure.meta({ auth: { project: minRole } });
+  return member.input(opts.input).use(async ({ ctx, input, next }) => {
     const missing = () => new AppError(opts.notFound, 'Not found');
     const projectId = await opts.resolve({ db: ctx.db, input: input as z.output<S> });
     if (!projectId) throw missing();

@@ -16,11 +16,13 @@ import { createRefresher, isUnauthorized, memorySessionStore, type SessionStore 
 export type {
   AppRouter,
   Member,
+  Payment,
   Project,
   RouterInputs,
   RouterOutputs,
   Session,
   User,
+  Wallet,
 } from '@smartspace/api';
 export { TRPCClientError } from '@trpc/client';
 export { memorySessionStore, type SessionStore } from './refresh';

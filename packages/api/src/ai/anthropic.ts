@@ -1,6 +1,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import type { RawMessageStreamEvent } from '@anthropic-ai/sdk/resources/messages';
 import { cancelled, toModelError, toStreamError } from './anthropic-errors';
+import { ToolInputs, toMessageParam, toTool } from './anthropic-tools';
 import type { ModelEvent, ModelInfo, ModelProvider, ModelRequest, Usage } from './provider';
 import { ModelError } from './provider';
 
@@ -8,7 +9,8 @@ import { ModelError } from './provider';
  * The Claude adapter: the Messages API, streamed, through the official SDK. The SDK retries
  * 429/5xx/connection failures itself (with backoff, honouring `retry-after`) before the
  * stream starts; once text has flowed nothing is retried, because the caller already holds
- * it. Anything short of `message_stop` is an interruption, never a quiet truncation.
+ * it. Anything short of `message_stop` is an interruption, never a quiet truncation. Tool
+ * calls are yielded whole, when their block ends, between the text deltas around them.
  */
 
 export interface AnthropicProviderOptions {
@@ -59,7 +61,8 @@ async function* streamMessages(
         model: req.model,
         max_tokens: req.maxOutputTokens,
         ...(req.system ? { system: req.system } : {}),
-        messages: req.messages.map((m) => ({ role: m.role, content: m.content })),
+        messages: req.messages.map(toMessageParam),
+        ...(req.tools?.length ? { tools: req.tools.map(toTool) } : {}),
         stream: true,
       },
       // The SDK links this signal to the fetch, so aborting closes the upstream connection
@@ -73,6 +76,7 @@ async function* streamMessages(
   const usage: Usage = { inputTokens: 0, outputTokens: 0 };
   let stopReason: string | null = null;
   let stopped = false;
+  const tools = new ToolInputs();
   try {
     for await (const event of events) {
       // Events already buffered are not worth delivering once the caller has given up.
@@ -84,12 +88,24 @@ async function* streamMessages(
           usage.outputTokens = u.output_tokens;
           break;
         }
-        case 'content_block_delta':
-          // Thinking, signature and tool-input deltas are not part of the reply text.
-          if (event.delta.type === 'text_delta' && event.delta.text !== '') {
-            yield { type: 'delta', text: event.delta.text };
+        case 'content_block_start':
+          if (event.content_block.type === 'tool_use') {
+            tools.start(event.index, event.content_block.id, event.content_block.name);
           }
           break;
+        case 'content_block_delta':
+          // Thinking and signature deltas are not part of the reply.
+          if (event.delta.type === 'text_delta' && event.delta.text !== '') {
+            yield { type: 'delta', text: event.delta.text };
+          } else if (event.delta.type === 'input_json_delta') {
+            tools.append(event.index, event.delta.partial_json);
+          }
+          break;
+        case 'content_block_stop': {
+          const call = tools.stop(event.index);
+          if (call) yield call;
+          break;
+        }
         case 'message_delta':
           // Counts in message_delta are cumulative totals, not increments.
           stopReason = event.delta.stop_reason;
@@ -101,6 +117,7 @@ async function* streamMessages(
           break;
         case 'message_stop':
           stopped = true;
+          tools.check(stopReason);
           break;
       }
     }

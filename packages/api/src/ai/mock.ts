@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { contentForCounting, contentText, toolsForCounting } from './content';
+import { toolDirectives, toolResultReply } from './mock-tools';
 import { MOCK_MODEL_ID, modelTable } from './models';
 import type { ModelEvent, ModelInfo, ModelProvider, ModelRequest } from './provider';
 import { ModelError } from './provider';
@@ -7,6 +9,7 @@ import { ModelError } from './provider';
  * `mock-echo`: an offline, free, deterministic model, so development and tests run without
  * an API key and every layer above the provider (streaming, cancellation, billing) can be
  * exercised for real. It answers `Echo: <last user message>`, streamed word by word.
+ * Tool use is scripted by directives in the prompt: see mock-tools.ts.
  */
 
 /** A last user message containing this yields some text, then fails mid-stream. */
@@ -46,11 +49,40 @@ async function* streamEcho(
     throw new ModelError('model.unavailable', `The mock provider does not serve ${req.model}`);
   }
   const { signal } = req;
-  const lastUser = req.messages.findLast((m) => m.role === 'user')?.content ?? '';
+  const lastTurn = req.messages.findLast((m) => m.role === 'user');
+  const lastUser = contentText(lastTurn?.content ?? '');
   const fail = lastUser.includes(MOCK_FAIL_MARKER);
+  // Tool definitions are part of the prompt, as they are for a real model.
+  const prompt = [
+    req.system ?? '',
+    toolsForCounting(req.tools),
+    ...req.messages.map((m) => contentForCounting(m.content)),
+  ].join('');
+
+  const calls = req.tools?.length && !fail ? toolDirectives(lastUser, req.messages.length) : [];
+  if (calls.length > 0) {
+    const output = JSON.stringify(calls);
+    // A call that does not fit is cut off, and a cut call is no call: as the Claude adapter
+    // reports a truncated tool call, with stop reason max_tokens alone.
+    const fits = mockTokenCount(output) <= req.maxOutputTokens;
+    for (const call of fits ? calls : []) {
+      await pause(delayMs, signal);
+      yield { type: 'tool_use', ...call };
+    }
+    throwIfCancelled(signal);
+    yield {
+      type: 'done',
+      usage: {
+        inputTokens: mockTokenCount(prompt),
+        outputTokens: fits ? mockTokenCount(output) : Math.max(0, req.maxOutputTokens),
+      },
+      stopReason: fits ? 'tool_use' : 'max_tokens',
+    };
+    return;
+  }
 
   // Like a real model, stop at the output limit and say so.
-  let reply = `Echo: ${lastUser}`;
+  let reply = toolResultReply(lastTurn) ?? `Echo: ${lastUser}`;
   let stopReason = 'end_turn';
   const limitChars = Math.max(0, req.maxOutputTokens) * 4;
   if (reply.length > limitChars) {
@@ -76,7 +108,6 @@ async function* streamEcho(
   }
   throwIfCancelled(signal);
 
-  const prompt = [req.system ?? '', ...req.messages.map((m) => m.content)].join('');
   yield {
     type: 'done',
     usage: { inputTokens: mockTokenCount(prompt), outputTokens: mockTokenCount(reply) },

@@ -3,9 +3,23 @@
  * later). Adapters turn a provider's wire protocol into these events.
  */
 
+/** Structured content for tool use (Messages API content blocks). */
+export type ContentBlock =
+  | { type: 'text'; text: string }
+  | { type: 'tool_use'; id: string; name: string; input: unknown }
+  | { type: 'tool_result'; toolUseId: string; content: string; isError?: boolean };
+
 export interface ChatTurn {
   role: 'user' | 'assistant';
-  content: string;
+  /** Plain text, or blocks: an assistant turn with tool_use, a user turn with tool_result. */
+  content: string | ContentBlock[];
+}
+
+/** A tool the model may call; `inputSchema` is a JSON Schema object. */
+export interface ToolSpec {
+  name: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
 }
 
 export interface ModelRequest {
@@ -14,6 +28,8 @@ export interface ModelRequest {
   system?: string | undefined;
   messages: ChatTurn[];
   maxOutputTokens: number;
+  /** Tools offered to the model; it may answer with tool_use events (stopReason 'tool_use'). */
+  tools?: ToolSpec[] | undefined;
   /** Aborting stops the upstream stream; the call then ends with a `cancelled` ModelError. */
   signal?: AbortSignal | undefined;
 }
@@ -25,6 +41,8 @@ export interface Usage {
 
 export type ModelEvent =
   | { type: 'delta'; text: string }
+  /** A complete tool call (emitted when its block ends, input fully parsed). */
+  | { type: 'tool_use'; id: string; name: string; input: unknown }
   | { type: 'done'; usage: Usage; stopReason: string };
 
 export type ModelErrorCode =
@@ -34,6 +52,7 @@ export type ModelErrorCode =
   | 'model.bad_request' // upstream 400 (e.g. prompt too long)
   | 'model.auth_failed' // upstream 401/403
   | 'model.stream_interrupted' // connection cut mid-stream
+  | 'model.bad_response' // upstream broke the protocol (e.g. malformed tool input JSON)
   | 'model.cancelled' // the signal was aborted
   | 'model.failed'; // anything else
 
@@ -63,8 +82,8 @@ export interface ModelProvider {
   /** Models this provider can serve right now. */
   models(): ModelInfo[];
   /**
-   * Streams one completion. Yields `delta`s then exactly one `done`; throws ModelError on
-   * failure (after any text already yielded: callers keep the partial text).
+   * Streams one completion. Yields `delta`s and `tool_use`s, then exactly one `done`; throws
+   * ModelError on failure (after any text already yielded: callers keep the partial text).
    */
   stream(req: ModelRequest): AsyncIterable<ModelEvent>;
 }

@@ -19,7 +19,20 @@ export interface DatabaseHandle {
   pendingMigrations(): Promise<number>;
   /** LISTEN on a channel (a dedicated connection on PostgreSQL); resolves to unlisten. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Tries to take a session-level advisory lock on a dedicated connection and keep it until
+   * `release()` (or until that connection dies); null when another holder has it. Used to
+   * elect one instance for singleton background work. On PGlite (one process) it is an
+   * in-process lock.
+   */
+  tryAdvisoryLock(key: number): Promise<AdvisoryLock | null>;
   close(): Promise<void>;
+}
+
+export interface AdvisoryLock {
+  /** Whether this holder still has the lock (false once its connection was lost). */
+  held(): Promise<boolean>;
+  release(): Promise<void>;
 }
 
 export const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), '../../drizzle');
@@ -91,6 +104,43 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
       const sub = await client.listen(channel, onPayload);
       return () => sub.unlisten();
     },
+    async tryAdvisoryLock(key) {
+      // Outside the pool, so holding it never starves queries. postgres.js would silently
+      // reconnect a dropped connection without the lock: held() asks the server instead.
+      const own = postgres(url, {
+        max: 1,
+        // Never recycled: a new session would not hold the lock.
+        max_lifetime: null,
+        onnotice: () => {},
+        connection: { application_name: 'smartspace-lock' },
+      });
+      try {
+        const [row] = await own`select pg_try_advisory_lock(${key}) as ok`;
+        if (row?.ok !== true) {
+          await own.end({ timeout: 5 });
+          return null;
+        }
+      } catch (err) {
+        await own.end({ timeout: 5 });
+        throw err;
+      }
+      return {
+        async held() {
+          try {
+            const [row] = await own`
+              select exists (select 1 from pg_locks where locktype = 'advisory'
+                and objid = ${key} and pid = pg_backend_pid() and granted) as held`;
+            return row?.held === true;
+          } catch {
+            return false;
+          }
+        },
+        async release() {
+          // Ending the session releases it whatever state the connection is in.
+          await own.end({ timeout: 5 });
+        },
+      };
+    },
     async close() {
       await client.end({ timeout: 5 });
     },
@@ -106,6 +156,7 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
   if (!memory) await mkdir(path, { recursive: true });
   const client = await PGlite.create(path);
   const db = drizzle(client, { schema }) as unknown as Db;
+  const locks = new Set<number>();
   return {
     db,
     kind: 'pglite',
@@ -120,6 +171,16 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
       const unlisten = await client.listen(channel, onPayload);
       return async () => {
         if (!client.closed) await unlisten();
+      };
+    },
+    async tryAdvisoryLock(key) {
+      if (locks.has(key)) return null;
+      locks.add(key);
+      return {
+        held: async () => locks.has(key) && !client.closed,
+        release: async () => {
+          locks.delete(key);
+        },
       };
     },
     async close() {

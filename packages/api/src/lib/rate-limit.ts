@@ -1,3 +1,7 @@
+import { eq, lt, sql } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { rateLimitWindows } from './rate-limit.table';
+
 /**
  * Fixed-window counters. In memory by default (one process); in Redis when REDIS_URL is set,
  * so every instance shares the same counts.
@@ -82,6 +86,46 @@ export function redisRateLimiter(redis: RedisLike, prefix = 'smartspace:rl:'): R
     },
     async close() {
       await redis.quit();
+    },
+  };
+}
+
+/**
+ * Counters in PostgreSQL, for limits that must hold across instances when there is no
+ * Redis (policy requests/tokens per minute, sign-in attempts): one upsert per hit.
+ */
+export function postgresRateLimiter(db: Db): RateLimiter {
+  const prune = setInterval(() => {
+    void db
+      .delete(rateLimitWindows)
+      .where(lt(rateLimitWindows.windowStart, new Date(Date.now() - 3_600_000)))
+      .catch(() => {});
+  }, 300_000);
+  prune.unref();
+  return {
+    async hit(key, limit, windowMs, cost = 1) {
+      const now = Date.now();
+      const start = now - (now % windowMs);
+      const [row] = await db
+        .insert(rateLimitWindows)
+        .values({ key, windowStart: new Date(start), count: cost })
+        .onConflictDoUpdate({
+          target: [rateLimitWindows.key, rateLimitWindows.windowStart],
+          set: { count: sql`${rateLimitWindows.count} + ${cost}` },
+        })
+        .returning({ count: rateLimitWindows.count });
+      const count = row?.count ?? cost;
+      return {
+        allowed: count <= limit,
+        remaining: Math.max(0, limit - count),
+        retryAfterMs: count <= limit ? 0 : start + windowMs - now,
+      };
+    },
+    async reset(key) {
+      await db.delete(rateLimitWindows).where(eq(rateLimitWindows.key, key));
+    },
+    async close() {
+      clearInterval(prune);
     },
   };
 }

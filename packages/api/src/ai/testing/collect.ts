@@ -3,8 +3,11 @@ import { ModelError } from '../provider';
 
 /** What one `stream()` call produced: the deltas, the final event, or the error it threw. */
 export interface StreamOutcome {
+  /** Every event, in order. */
+  events: ModelEvent[];
   deltas: string[];
   text: string;
+  toolUses: Array<Extract<ModelEvent, { type: 'tool_use' }>>;
   done: Extract<ModelEvent, { type: 'done' }> | undefined;
   error: ModelError | undefined;
 }
@@ -19,12 +22,22 @@ export async function collectStream(
   req: ModelRequest,
   onDelta?: (text: string, index: number) => void,
 ): Promise<StreamOutcome> {
-  const out: StreamOutcome = { deltas: [], text: '', done: undefined, error: undefined };
+  const out: StreamOutcome = {
+    events: [],
+    deltas: [],
+    text: '',
+    toolUses: [],
+    done: undefined,
+    error: undefined,
+  };
   try {
     for await (const event of provider.stream(req)) {
+      out.events.push(event);
       if (event.type === 'delta') {
         out.deltas.push(event.text);
         onDelta?.(event.text, out.deltas.length - 1);
+      } else if (event.type === 'tool_use') {
+        out.toolUses.push(event);
       } else {
         out.done = event;
       }

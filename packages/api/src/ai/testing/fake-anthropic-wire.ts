@@ -9,9 +9,19 @@ export interface ReplyShape {
   model: string;
   text: string[];
   thinking: string[];
+  /** Tool calls after the text; with some, a reply without text has no text block. */
+  tools: ToolCallShape[];
   stopReason: string;
   inputTokens: number;
   outputTokens: number;
+}
+
+export interface ToolCallShape {
+  id: string;
+  name: string;
+  input: unknown;
+  /** The input as the `input_json_delta` fragments that stream it. */
+  partialJson: string[];
 }
 
 export interface SseEvent {
@@ -38,8 +48,22 @@ function usage(inputTokens: number, outputTokens: number) {
   };
 }
 
-/** The events before the first text delta: message_start, block start, a ping. */
+/** The events before the first text delta: message_start, block start, a ping (the text
+ *  block only when the reply has one; see toolEvents). */
 export function openingEvents(r: ReplyShape): SseEvent[] {
+  if (!hasText(r)) return [messageStart(r), ...thinkingEvents(r)];
+  return [
+    messageStart(r),
+    ...thinkingEvents(r),
+    ev('content_block_start', {
+      index: textIndex(r),
+      content_block: { type: 'text', text: '', citations: null },
+    }),
+    ev('ping', {}),
+  ];
+}
+
+function messageStart(r: ReplyShape): SseEvent {
   const message = {
     id: r.id,
     type: 'message',
@@ -51,41 +75,64 @@ export function openingEvents(r: ReplyShape): SseEvent[] {
     // As the real API does, the output count starts at 1 and is final in message_delta.
     usage: usage(r.inputTokens, 1),
   };
-  const events = [ev('message_start', { message })];
-  if (r.thinking.length > 0) {
-    events.push(
-      ev('content_block_start', {
-        index: 0,
-        content_block: { type: 'thinking', thinking: '', signature: '' },
-      }),
-      ...r.thinking.map((thinking) =>
-        ev('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking } }),
-      ),
-      ev('content_block_delta', {
-        index: 0,
-        delta: { type: 'signature_delta', signature: 'fake-signature' },
-      }),
-      ev('content_block_stop', { index: 0 }),
-    );
-  }
-  events.push(
+  return ev('message_start', { message });
+}
+
+function thinkingEvents(r: ReplyShape): SseEvent[] {
+  if (r.thinking.length === 0) return [];
+  return [
     ev('content_block_start', {
-      index: textIndex(r),
-      content_block: { type: 'text', text: '', citations: null },
+      index: 0,
+      content_block: { type: 'thinking', thinking: '', signature: '' },
     }),
-    ev('ping', {}),
-  );
-  return events;
+    ...r.thinking.map((thinking) =>
+      ev('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking } }),
+    ),
+    ev('content_block_delta', {
+      index: 0,
+      delta: { type: 'signature_delta', signature: 'fake-signature' },
+    }),
+    ev('content_block_stop', { index: 0 }),
+  ];
 }
 
 export function textDelta(r: ReplyShape, text: string): SseEvent {
   return ev('content_block_delta', { index: textIndex(r), delta: { type: 'text_delta', text } });
 }
 
-/** The events after the last text delta: block stop, message_delta, message_stop. */
+/** After the last text delta: the text block's stop (when there is a text block). */
+export function textStopEvents(r: ReplyShape): SseEvent[] {
+  return hasText(r) ? [ev('content_block_stop', { index: textIndex(r) })] : [];
+}
+
+/**
+ * One tool call as the API streams it: the block starts with an empty input, the input
+ * follows as JSON fragments, then the block stops. `open` leaves the block unfinished.
+ */
+export function toolEvents(r: ReplyShape, i: number, open = false): SseEvent[] {
+  const call = r.tools[i];
+  if (!call) return [];
+  const index = textIndex(r) + (hasText(r) ? 1 : 0) + i;
+  const events = [
+    ev('content_block_start', {
+      index,
+      content_block: { type: 'tool_use', id: call.id, name: call.name, input: {} },
+    }),
+  ];
+  // The API pings once, after the first block of the reply starts.
+  if (i === 0 && !hasText(r)) events.push(ev('ping', {}));
+  for (const partial_json of call.partialJson) {
+    events.push(
+      ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json } }),
+    );
+  }
+  if (!open) events.push(ev('content_block_stop', { index }));
+  return events;
+}
+
+/** The events that end the message: message_delta (stop reason, usage), message_stop. */
 export function closingEvents(r: ReplyShape): SseEvent[] {
   return [
-    ev('content_block_stop', { index: textIndex(r) }),
     ev('message_delta', {
       delta: { stop_reason: r.stopReason, stop_sequence: null },
       usage: { output_tokens: r.outputTokens },
@@ -105,7 +152,10 @@ export function messageBody(r: ReplyShape): unknown {
   if (r.thinking.length > 0) {
     content.push({ type: 'thinking', thinking: r.thinking.join(''), signature: 'fake-signature' });
   }
-  content.push({ type: 'text', text: r.text.join(''), citations: null });
+  if (hasText(r)) content.push({ type: 'text', text: r.text.join(''), citations: null });
+  for (const call of r.tools) {
+    content.push({ type: 'tool_use', id: call.id, name: call.name, input: call.input });
+  }
   return {
     id: r.id,
     type: 'message',
@@ -144,4 +194,19 @@ export function errorTypeFor(status: number): string {
 
 function textIndex(r: ReplyShape): number {
   return r.thinking.length > 0 ? 1 : 0;
+}
+
+function hasText(r: ReplyShape): boolean {
+  return r.text.length > 0 || r.tools.length === 0;
+}
+
+/**
+ * Splits JSON into fragments as the API streams it: an empty first fragment, then pieces
+ * that cut through keys and values, so only the whole parses.
+ */
+export function splitJson(json: string, pieces = 3): string[] {
+  const size = Math.max(1, Math.ceil(json.length / pieces));
+  const parts = [''];
+  for (let at = 0; at < json.length; at += size) parts.push(json.slice(at, at + size));
+  return parts;
 }

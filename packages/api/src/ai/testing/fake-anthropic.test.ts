@@ -19,6 +19,21 @@ const body = (stream: boolean) =>
     messages: [{ role: 'user', content: 'hi' }],
   });
 
+const lookupTool = {
+  name: 'lookup',
+  description: 'Looks things up.',
+  input_schema: { type: 'object' as const, properties: { q: { type: 'string' } } },
+};
+
+const toolBody = (stream: boolean) =>
+  JSON.stringify({
+    model: 'claude-haiku-4-5',
+    max_tokens: 50,
+    stream,
+    tools: [lookupTool],
+    messages: [{ role: 'user', content: 'hi' }],
+  });
+
 function post(payload: string, headers: Record<string, string> = {}) {
   return fetch(`${fake.url}/v1/messages`, {
     method: 'POST',
@@ -94,6 +109,121 @@ describe('fake Anthropic server', () => {
     expect(await (await post(body(false))).json()).toMatchObject({
       content: [{ type: 'text', text: 'Hello from fake Claude.' }],
     });
+  });
+
+  it('streams tool calls as the real API does: block start, input fragments, block stop', async () => {
+    fake.script({
+      kind: 'tool-use',
+      chunks: ['Checking.'],
+      calls: [{ id: 'toolu_01X', name: 'lookup', input: { q: 'paris weather' } }],
+    });
+    const res = await post(toolBody(true));
+    const events = [...(await res.text()).matchAll(/^event: (\w+)\ndata: (.*)$/gm)].map(
+      (m) => [m[1], JSON.parse(m[2] ?? '')] as const,
+    );
+    expect(events.map(([name]) => name)).toEqual([
+      'message_start',
+      'content_block_start',
+      'ping',
+      'content_block_delta',
+      'content_block_stop',
+      'content_block_start',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ]);
+    const data = events.map(([, d]) => d);
+    expect(data[5]).toEqual({
+      type: 'content_block_start',
+      index: 1,
+      content_block: { type: 'tool_use', id: 'toolu_01X', name: 'lookup', input: {} },
+    });
+    const fragments = data.slice(6, 10).map((d) => {
+      expect(d).toMatchObject({ index: 1, delta: { type: 'input_json_delta' } });
+      return d.delta.partial_json as string;
+    });
+    expect(fragments[0]).toBe('');
+    expect(fragments.join('')).toBe('{"q":"paris weather"}');
+    expect(data[11]).toMatchObject({ delta: { stop_reason: 'tool_use' } });
+    expect(fake.requests[0]?.tools).toEqual([lookupTool]);
+  });
+
+  it('starts with the tool block when a tool-use reply has no text', async () => {
+    fake.script({ kind: 'tool-use', calls: [{ name: 'lookup' }, { name: 'lookup' }] });
+    const text = await (await post(toolBody(true))).text();
+    const starts = [...text.matchAll(/"content_block":(\{[^}]*\})/g)].map((m) => m[1]);
+    expect(starts).toEqual([
+      '{"type":"tool_use","id":"toolu_fake_1_1","name":"lookup","input":{}',
+      '{"type":"tool_use","id":"toolu_fake_1_2","name":"lookup","input":{}',
+    ]);
+    expect([...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]).slice(0, 3)).toEqual([
+      'message_start',
+      'content_block_start',
+      'ping',
+    ]);
+  });
+
+  it('answers a non-streaming tool-use request with tool_use blocks the SDK parses', async () => {
+    fake.script({
+      kind: 'tool-use',
+      chunks: ['Checking.'],
+      calls: [{ id: 'toolu_01Y', name: 'lookup', input: { q: 'x' } }],
+    });
+    const client = new Anthropic({ apiKey: fake.apiKey, baseURL: fake.url, maxRetries: 0 });
+    const message = await client.messages.create({
+      model: 'claude-haiku-4-5',
+      max_tokens: 50,
+      tools: [lookupTool],
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(message.stop_reason).toBe('tool_use');
+    expect(message.content).toEqual([
+      { type: 'text', text: 'Checking.', citations: null },
+      { type: 'tool_use', id: 'toolu_01Y', name: 'lookup', input: { q: 'x' } },
+    ]);
+  });
+
+  it('rejects tool definitions and tool blocks the real API would reject', async () => {
+    const withTools = (tools: unknown, messages: unknown[]) =>
+      JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 50, tools, messages });
+    const hi = { role: 'user', content: 'hi' };
+    const call = {
+      role: 'assistant',
+      content: [{ type: 'tool_use', id: 'toolu_1', name: 'lookup', input: {} }],
+    };
+    const result = (...ids: string[]) => ({
+      role: 'user',
+      content: ids.map((id) => ({ type: 'tool_result', tool_use_id: id, content: 'ok' })),
+    });
+    const cases: Array<[string, string]> = [
+      [
+        withTools([{ name: 'lookup', input_schema: { type: 'string' } }], [hi]),
+        "Input should be 'object'",
+      ],
+      [
+        withTools([{ name: 'bad name!', input_schema: { type: 'object' } }], [hi]),
+        'should match pattern',
+      ],
+      [withTools([lookupTool, lookupTool], [hi]), 'Tool names must be unique'],
+      [
+        withTools([lookupTool], [hi, call, result('toolu_1', 'toolu_2')]),
+        'unexpected `tool_use_id`',
+      ],
+      [withTools([lookupTool], [hi, call, hi]), 'without `tool_result` blocks immediately after'],
+      [withTools(undefined, [hi, call, result('toolu_1')]), 'must define tools'],
+    ];
+    for (const [payload, message] of cases) {
+      const res = await post(payload);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({
+        error: { type: 'invalid_request_error', message: expect.stringContaining(message) },
+      });
+    }
+    expect((await post(withTools([lookupTool], [hi, call, result('toolu_1')]))).status).toBe(200);
   });
 
   it('sets retry headers for a scripted error', async () => {

@@ -1,24 +1,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  closingEvents,
-  errorBody,
-  errorEvent,
-  errorTypeFor,
-  messageBody,
-  openingEvents,
-  type ReplyShape,
-  type SseEvent,
-  sse,
-  textDelta,
-} from './fake-anthropic-wire';
+import { perform, sendError } from './fake-anthropic-respond';
+import { validate } from './fake-anthropic-validate';
+import { errorTypeFor } from './fake-anthropic-wire';
 
 /**
  * A real HTTP server speaking the Anthropic Messages API (POST /v1/messages, JSON and SSE),
  * so tests drive the real SDK over a real socket: retries, stream parsing, connection cuts
  * and cancellation all happen for real. Each request takes the next scripted step; with
- * none left it gets the fallback reply.
+ * none left it gets the fallback reply. Requests are checked as the real API checks them
+ * (see fake-anthropic-validate.ts), tool_use/tool_result pairing included.
  *
  *   const fake = await startFakeAnthropic();
  *   fake.script({ kind: 'error', status: 429, retryAfterMs: 5 }, { kind: 'reply', chunks: ['Hi'] });
@@ -40,6 +31,21 @@ export type FakeStep =
       outputTokens?: number | undefined;
       chunkDelayMs?: number | undefined;
     }
+  /**
+   * A reply that calls tools: optional text first, then one tool_use block per call, its
+   * input streamed as several `input_json_delta` fragments; stop reason `tool_use`.
+   */
+  | {
+      kind: 'tool-use';
+      chunks?: string[] | undefined;
+      calls: FakeToolCall[];
+      stopReason?: string | undefined;
+      inputTokens?: number | undefined;
+      outputTokens?: number | undefined;
+      chunkDelayMs?: number | undefined;
+      /** Destroy the socket in the middle of the last call's input. */
+      cutMidInput?: boolean | undefined;
+    }
   /** An HTTP error with the API's error body; `retryAfterMs` sets the retry headers. */
   | {
       kind: 'error';
@@ -57,6 +63,15 @@ export type FakeStep =
   /** Sends the stream's opening and these deltas, then waits until the client goes away. */
   | { kind: 'hang'; chunks?: string[] | undefined };
 
+export interface FakeToolCall {
+  /** Default `toolu_fake_<request>_<call>`. */
+  id?: string | undefined;
+  name: string;
+  input?: Record<string, unknown> | undefined;
+  /** The fragments sent instead of the input's JSON (e.g. malformed JSON). */
+  partialJson?: string[] | undefined;
+}
+
 export type FakeHandler = (req: RecordedRequest) => FakeStep;
 
 export interface RecordedRequest {
@@ -72,7 +87,10 @@ export interface RecordedRequest {
   body: unknown;
   model: string | undefined;
   system: unknown;
+  /** As sent: strings or content blocks (tool_use, tool_result with tool_use_id…). */
   messages: unknown;
+  /** As sent (name, description, input_schema), or undefined when none were offered. */
+  tools: unknown;
   max_tokens: number | undefined;
   stream: boolean;
   /** Settles when the response is done: `finished` false means the connection went away
@@ -140,6 +158,7 @@ export async function startFakeAnthropic(
       model: typeof fields.model === 'string' ? fields.model : undefined,
       system: fields.system,
       messages: fields.messages,
+      tools: fields.tools,
       max_tokens: typeof fields.max_tokens === 'number' ? fields.max_tokens : undefined,
       stream: fields.stream === true,
       closed,
@@ -153,7 +172,7 @@ export async function startFakeAnthropic(
     }
     const next = queue.shift() ?? fallback;
     const step = typeof next === 'function' ? next(record) : next;
-    await perform(step, record, res, `msg_fake_${n}`);
+    await perform(step, record, res, n);
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -180,124 +199,6 @@ export async function startFakeAnthropic(
       );
     },
   };
-}
-
-function validate(r: RecordedRequest, apiKey: string): { status: number; message: string } | null {
-  if (r.method !== 'POST' || r.path.split('?')[0] !== '/v1/messages') {
-    return { status: 404, message: `Not found: ${r.method} ${r.path}` };
-  }
-  if (r.apiKey !== apiKey) return { status: 401, message: 'invalid x-api-key' };
-  if (!r.anthropicVersion || !/^\d{4}-\d{2}-\d{2}$/.test(r.anthropicVersion)) {
-    return { status: 400, message: 'anthropic-version: header is required' };
-  }
-  if (!r.model) return { status: 400, message: 'model: Field required' };
-  if (!(Number.isInteger(r.max_tokens) && (r.max_tokens ?? 0) >= 1)) {
-    return { status: 400, message: 'max_tokens: must be a positive integer' };
-  }
-  if (!Array.isArray(r.messages) || r.messages.length === 0) {
-    return { status: 400, message: 'messages: at least one message is required' };
-  }
-  return null;
-}
-
-async function perform(
-  step: FakeStep,
-  r: RecordedRequest,
-  res: ServerResponse,
-  id: string,
-): Promise<void> {
-  if (step.kind === 'error') {
-    const headers: Record<string, string> = { ...step.headers };
-    if (step.retryAfterMs !== undefined) {
-      headers['retry-after-ms'] = String(step.retryAfterMs);
-      headers['retry-after'] = String(Math.ceil(step.retryAfterMs / 1000));
-    }
-    const type = step.type ?? errorTypeFor(step.status);
-    sendError(res, step.status, type, step.message ?? `fake ${type}`, headers);
-    return;
-  }
-  const chunks = step.chunks ?? [];
-  const reply = step.kind === 'reply' ? step : undefined;
-  const shape: ReplyShape = {
-    id,
-    model: r.model ?? '',
-    text: chunks,
-    thinking: reply?.thinking ?? [],
-    stopReason: reply?.stopReason ?? 'end_turn',
-    inputTokens: reply?.inputTokens ?? approxTokens(promptText(r)),
-    outputTokens: reply?.outputTokens ?? approxTokens(chunks.join('')),
-  };
-  if (!r.stream) {
-    if (step.kind === 'reply') sendJson(res, 200, messageBody(shape));
-    else if (step.kind === 'stream-error') {
-      sendError(res, 529, step.type ?? 'overloaded_error', 'Overloaded');
-    } else if (step.kind === 'cut') res.destroy();
-    // 'hang': never answer.
-    return;
-  }
-
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-  });
-  const delayMs = reply?.chunkDelayMs ?? 0;
-  await write(res, openingEvents(shape));
-  for (const text of chunks) {
-    if (delayMs > 0) await sleep(delayMs);
-    await write(res, [textDelta(shape, text)]);
-  }
-  switch (step.kind) {
-    case 'reply':
-      await write(res, closingEvents(shape));
-      res.end();
-      return;
-    case 'stream-error':
-      await write(res, [errorEvent(step.type ?? 'overloaded_error', 'Overloaded')]);
-      res.end();
-      return;
-    case 'cut':
-      if (step.mode === 'end') {
-        res.end();
-        return;
-      }
-      // Give the client a moment to read what was sent: a fetch body that errors drops
-      // chunks it had buffered but not yet handed out, which would blur what a test sees.
-      await sleep(30);
-      res.socket?.destroy();
-      return;
-    case 'hang':
-      // Leave the response open; the client's abort (or close()) ends it.
-      return;
-  }
-}
-
-function write(res: ServerResponse, events: SseEvent[]): Promise<void> {
-  return new Promise((resolve) => {
-    if (res.destroyed) return resolve();
-    // Resolves even on error: a client that went away is a scenario, not a server failure.
-    res.write(events.map(sse).join(''), () => resolve());
-  });
-}
-
-function sendError(
-  res: ServerResponse,
-  status: number,
-  type: string,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  const requestId = String(res.getHeader('request-id') ?? '');
-  sendJson(res, status, errorBody(type, message, requestId), headers);
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify(body));
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -334,12 +235,4 @@ function credentials(req: IncomingMessage): Pick<RecordedRequest, 'apiKey' | 'au
 function numberOrUndefined(v: string | undefined): number | undefined {
   const n = Number(v);
   return v === undefined || Number.isNaN(n) ? undefined : n;
-}
-
-function promptText(r: RecordedRequest): string {
-  return JSON.stringify([r.system ?? '', r.messages ?? []]);
-}
-
-function approxTokens(text: string): number {
-  return Math.max(1, Math.ceil(text.length / 4));
 }

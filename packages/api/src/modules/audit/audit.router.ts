@@ -35,6 +35,14 @@ const auditReader = authedProcedure.input(listAuditInput).use(async ({ ctx, inpu
 });
 
 export const auditRouter = router({
-  list: auditReader.query(({ ctx, input }) => audit.listAudit({ db: ctx.db, ...input })),
+  list: auditReader
+    // Its own check above: project admins, or platform admins for any project or none.
+    .meta({
+      auth: { project: 'admin' },
+      description:
+        "A project's log for its admins and owners (projectId required). Platform admins may " +
+        'read any project, or omit projectId for the whole log.',
+    })
+    .query(({ ctx, input }) => audit.listAudit({ db: ctx.db, ...input })),
   verify: adminProcedure.query(({ ctx }) => audit.verifyAudit({ db: ctx.db })),
 });

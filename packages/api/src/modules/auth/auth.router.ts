@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { authedProcedure, publicProcedure, router } from '../../trpc';
 import * as auth from './auth.service';
+import { requestPasswordReset, resetPassword } from './password-reset.service';
 
 const email = z.string().trim().toLowerCase().pipe(z.email().max(254));
 // Length only, no composition rules (NIST 800-63B); the cap bounds hashing work.
@@ -19,7 +20,7 @@ export const authRouter = router({
       auth.login({
         db: ctx.db,
         config: ctx.config,
-        limiter: ctx.limiter,
+        limiter: ctx.sharedLimiter,
         ...input,
         client: ctx.req,
       }),
@@ -47,6 +48,30 @@ export const authRouter = router({
     .input(z.object({ currentPassword: z.string().min(1).max(128), newPassword: password }))
     .mutation(async ({ ctx, input }) => {
       await auth.changePassword({ db: ctx.db, user: ctx.user, ...input, client: ctx.req });
+      return { ok: true as const };
+    }),
+
+  // Same answer whether or not the email has an account.
+  requestPasswordReset: publicProcedure
+    .input(z.object({ email }))
+    .mutation(async ({ ctx, input }) => {
+      await requestPasswordReset({
+        db: ctx.db,
+        config: ctx.config,
+        // Hourly limits must hold across instances, like sign-in attempts.
+        limiter: ctx.sharedLimiter,
+        mail: ctx.mail,
+        email: input.email,
+        client: ctx.req,
+      });
+      return { ok: true as const };
+    }),
+
+  resetPassword: publicProcedure
+    .input(z.object({ token: z.string().min(1).max(200), newPassword: password }))
+    .mutation(async ({ ctx, input }) => {
+      // The sign-in limiter, whose lockout of the account a reset lifts.
+      await resetPassword({ db: ctx.db, limiter: ctx.sharedLimiter, ...input, client: ctx.req });
       return { ok: true as const };
     }),
 });

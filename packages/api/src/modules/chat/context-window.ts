@@ -1,3 +1,4 @@
+import { contentForCounting } from '../../ai/content';
 import type { ChatTurn } from '../../ai/provider';
 
 /** ~4 characters per token for English; deliberately pessimistic per message. */
@@ -21,7 +22,7 @@ export function fitHistory(opts: {
   for (let i = opts.turns.length - 1; i >= 0; i--) {
     const turn = opts.turns[i];
     if (!turn) continue;
-    const cost = estimateTokens(turn.content);
+    const cost = estimateTokens(contentForCounting(turn.content));
     if (cost > budget) break;
     budget -= cost;
     kept.unshift(turn);

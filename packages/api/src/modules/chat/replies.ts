@@ -66,7 +66,9 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
       .map((r) => ({ role: r.role, content: r.content }));
     let system = conversation.systemPrompt ?? DEFAULT_SYSTEM;
     let citations: Citation[] = [];
-    const question = [...turns].reverse().find((t) => t.role === 'user')?.content ?? '';
+    // Chat turns are plain text (only agent runs use content blocks).
+    const last = [...turns].reverse().find((t) => t.role === 'user')?.content;
+    const question = typeof last === 'string' ? last : '';
     if (conversation.grounded) {
       const passages = await searchPassages({
         db: deps.db,
@@ -158,7 +160,7 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
           // A failed publish surfaces at the next awaited flush; the timer must not leave an
           // unhandled rejection behind.
           flushTimer ??= setTimeout(() => flush().catch(() => {}), DELTA_COALESCE_MS);
-        } else {
+        } else if (ev.type === 'done') {
           usage = ev.usage;
         }
       }

@@ -7,6 +7,7 @@ import { createTestApi, type TestApi } from '../../testing';
 import { getBalance, ledgerTotal } from '../billing/billing.service';
 import { budgetAlerts, budgetUsage } from '../budgets/budgets.table';
 import { apiRequestHolds, apiRequests } from '../usage/usage.table';
+import { createGateway } from './gateway';
 
 /**
  * mock-echo priced at 1000 micro-USDC per output token, free input, and a policy capping
@@ -340,6 +341,48 @@ describe('prepaid balance (BILLING_MODE=prepaid)', () => {
         .caller(admin.accessToken)
         .payments.credit({ projectId, amount: '0.0000001', reason: 'too precise' }),
     ).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('a crashed prepaid call releases exactly its balance hold, even swept by an instance with billing off', async () => {
+    const { owner, projectId } = await setup(t, 'Prepaid Crash');
+    await t.caller(admin.accessToken).payments.credit({ projectId, amount: '1', reason: 'seed' });
+    // Two calls in flight: one from a dead process (stale), one alive; each holds 0.002.
+    const [dead, alive] = await t.api.deps.db
+      .insert(apiRequests)
+      .values(
+        [10, 0].map((minutesAgo) => ({
+          projectId,
+          userId: owner.user.id,
+          source: 'chat' as const,
+          model: 'mock-echo',
+          status: 'in_progress' as const,
+          reserved: COST,
+          balanceHeld: COST,
+          heartbeatAt: new Date(Date.now() - minutesAgo * 60_000),
+        })),
+      )
+      .returning();
+    await t.api.deps.db.execute(
+      sql`update project_balances set reserved = ${2n * COST} where project_id = ${projectId}`,
+    );
+    // Another instance of the same database, configured with billing off, runs the sweep.
+    const offGateway = createGateway({ ...t.api.deps, billingMode: 'off' });
+    expect(await offGateway.sweep()).toBe(1);
+    // The live call's hold stays; the dead one's is gone; nothing was charged.
+    expect(await getBalance(t.api.deps.db, projectId)).toEqual({
+      balance: 1_000_000n,
+      reserved: COST,
+    });
+    const rows = await t.api.deps.db
+      .select()
+      .from(apiRequests)
+      .where(eq(apiRequests.projectId, projectId));
+    expect(rows.find((r) => r.id === dead?.id)).toMatchObject({
+      status: 'failed',
+      balanceHeld: COST,
+      reserved: 0n,
+    });
+    expect(rows.find((r) => r.id === alive?.id)).toMatchObject({ status: 'in_progress' });
   });
 
   it('the database refuses a negative balance whatever the code does', async () => {

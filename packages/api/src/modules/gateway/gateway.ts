@@ -164,7 +164,7 @@ export function createGateway(deps: GatewayDeps) {
         call.maxOutputTokens,
         rules.maxOutputTokens ?? Number.MAX_SAFE_INTEGER,
       );
-      const inputEstimate = estimateInputTokens(call.system, call.messages);
+      const inputEstimate = estimateInputTokens(call.system, call.messages, call.tools);
       const price = {
         inputPricePerMTok: info.inputPricePerMTok,
         outputPricePerMTok: info.outputPricePerMTok,
@@ -221,6 +221,7 @@ export function createGateway(deps: GatewayDeps) {
               model: call.model,
               status: 'in_progress',
               reserved: worst,
+              balanceHeld: holdBalanceToo ? worst : 0n,
               heartbeatAt: new Date(),
             })
             .returning({ id: apiRequests.id });
@@ -254,7 +255,7 @@ export function createGateway(deps: GatewayDeps) {
       try {
         for await (const ev of provider.stream({ ...call, maxOutputTokens, signal: call.signal })) {
           if (ev.type === 'delta') text += ev.text;
-          else usage = ev.usage;
+          else if (ev.type === 'done') usage = ev.usage;
           yield ev;
         }
         status = 'succeeded';
@@ -325,11 +326,12 @@ export function createGateway(deps: GatewayDeps) {
           if (!row) return;
           released++;
           await settleBudgets({ tx, bus: deps.bus, projectId: r.projectId, holds, cost: 0n });
-          if (deps.billingMode === 'prepaid' || r.reserved > 0n) {
+          // Exactly what the dead call held on the balance, whatever this instance's mode.
+          if (r.balanceHeld > 0n) {
             await settleBalanceHold({
               tx,
               projectId: r.projectId,
-              held: deps.billingMode === 'prepaid' ? r.reserved : 0n,
+              held: r.balanceHeld,
               cost: 0n,
               reference: `charge:${r.id}`,
               metadata: {},

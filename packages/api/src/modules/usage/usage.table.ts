@@ -42,6 +42,9 @@ export const apiRequests = pgTable(
     outputTokens: integer('output_tokens').notNull().default(0),
     cost: bigint('cost', { mode: 'bigint' }).notNull().default(sql`0`),
     reserved: bigint('reserved', { mode: 'bigint' }).notNull().default(sql`0`),
+    // The part of `reserved` held on the prepaid balance (0 when billing is off or the model
+    // is free): a sweeper releases exactly this, whatever its own billing mode.
+    balanceHeld: bigint('balance_held', { mode: 'bigint' }).notNull().default(sql`0`),
     latencyMs: integer('latency_ms'),
     createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
     finishedAt: timestamp('finished_at', { withTimezone: true, precision: 3 }),

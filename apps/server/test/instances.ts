@@ -1,0 +1,119 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase, TEST_JWT_SECRET } from '@smartspace/api/testing';
+import { createClient, type SmartSpaceClient } from '@smartspace/client';
+import { WebSocketImpl } from './sockets';
+
+/**
+ * Real server processes (src/server.ts, as deployed) on one PostgreSQL database. Needs a
+ * PostgreSQL server (TEST_DATABASE_URL): PGlite is one process by design.
+ */
+export const multiInstanceEnabled = Boolean(process.env.TEST_DATABASE_URL);
+
+export const PASSWORD = 'correct horse battery staple';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface Instance {
+  origin: string;
+  child: ChildProcess;
+  /** Resolves with the exit code, or the signal's name when a signal ended the process. */
+  exited: Promise<number | string | null>;
+  /** A typed client of this instance; subscriptions go over its WebSocket. */
+  client(): SmartSpaceClient;
+}
+
+/** Starts `src/server.ts` on a free port with `env` over the defaults; resolves when ready. */
+export async function startInstance(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Promise<Instance> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: join(import.meta.dirname, '..'),
+    env: {
+      ...process.env,
+      NODE_ENV: 'test',
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      JWT_SECRET: TEST_JWT_SECRET,
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'smartspace-instance-')),
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_PER_MINUTE: '0',
+      ...env,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal)),
+  );
+  const origin = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ok = await fetch(`${origin}/ready`)
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) break;
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error('instance did not start');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    origin,
+    child,
+    exited,
+    client: () => createClient({ url: `${origin}/trpc`, WebSocket: WebSocketImpl }),
+  };
+}
+
+export interface Cluster {
+  a: Instance;
+  b: Instance;
+  /** The shared database's URL, for a process that recovers after a crash. */
+  databaseUrl: string;
+  close(): Promise<void>;
+}
+
+/** A fresh database (cloned from the migrated template) and two instances on it. */
+export async function startCluster(env: Record<string, string> = {}): Promise<Cluster> {
+  const db = await createTestDatabase();
+  if (!db.url) throw new Error('needs PostgreSQL (TEST_DATABASE_URL)');
+  const started = await Promise.allSettled([
+    startInstance(db.url, env),
+    startInstance(db.url, env),
+  ]);
+  const [a, b] = started.map((s) => (s.status === 'fulfilled' ? s.value : null));
+  if (!a || !b) {
+    // One failed to start: leave no process or database behind.
+    for (const i of [a, b]) i?.child.kill('SIGKILL');
+    await Promise.all([a?.exited, b?.exited]);
+    await db.close();
+    throw (started.find((s) => s.status === 'rejected') as PromiseRejectedResult).reason;
+  }
+  return {
+    a,
+    b,
+    databaseUrl: db.url,
+    async close() {
+      for (const i of [a, b]) {
+        if (i.child.exitCode === null && i.child.signalCode === null) i.child.kill('SIGKILL');
+      }
+      await Promise.all([a.exited, b.exited]);
+      await db.close();
+    },
+  };
+}

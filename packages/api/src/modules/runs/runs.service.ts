@@ -1,0 +1,113 @@
+import { and, asc, eq, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client';
+import type { EventBus } from '../../events/bus';
+import { AppError } from '../../lib/errors';
+import { keyset, type Page, toPage } from '../../lib/pagination';
+import { agents } from '../agents/agents.table';
+import { type Run, type RunStep, runTopic, toRun, toStep } from './runs.dto';
+import { runSteps, runs } from './runs.table';
+
+export async function projectOfRun(db: Db, runId: string): Promise<string | null> {
+  const [row] = await db.select({ projectId: runs.projectId }).from(runs).where(eq(runs.id, runId));
+  return row?.projectId ?? null;
+}
+
+/** Records a queued run; the same idempotency key in a project returns the same run. */
+export async function startRun(opts: {
+  db: Db;
+  projectId: string;
+  agentId: string;
+  userId: string;
+  input: string;
+  idempotencyKey?: string | undefined;
+}): Promise<{ run: Run; created: boolean }> {
+  return opts.db.transaction(async (tx) => {
+    if (opts.idempotencyKey) {
+      // Serialise starts with one key so two concurrent ones cannot both insert.
+      await tx.execute(
+        sql`select pg_advisory_xact_lock(hashtext(${`run:${opts.projectId}:${opts.idempotencyKey}`}))`,
+      );
+      const [existing] = await tx
+        .select()
+        .from(runs)
+        .where(
+          and(eq(runs.projectId, opts.projectId), eq(runs.idempotencyKey, opts.idempotencyKey)),
+        );
+      if (existing) return { run: toRun(existing), created: false };
+    }
+    const [agent] = await tx.select().from(agents).where(eq(agents.id, opts.agentId));
+    if (!agent) throw new AppError('agents.not_found', 'Not found');
+    if (agent.status !== 'active') throw new AppError('agents.inactive', 'This agent is inactive');
+    const [row] = await tx
+      .insert(runs)
+      .values({
+        projectId: opts.projectId,
+        agentId: agent.id,
+        activeAgentId: agent.id,
+        input: opts.input,
+        idempotencyKey: opts.idempotencyKey ?? null,
+        createdBy: opts.userId,
+        transcript: [{ role: 'user', content: opts.input }],
+      })
+      .returning();
+    if (!row) throw new Error('insert returned no row');
+    return { run: toRun(row), created: true };
+  });
+}
+
+export async function getRun(db: Db, runId: string): Promise<Run & { steps: RunStep[] }> {
+  const [row] = await db.select().from(runs).where(eq(runs.id, runId));
+  if (!row) throw new AppError('runs.not_found', 'Not found');
+  const steps = await db
+    .select()
+    .from(runSteps)
+    .where(eq(runSteps.runId, runId))
+    .orderBy(asc(runSteps.index));
+  return { ...toRun(row), steps: steps.map(toStep) };
+}
+
+export async function listRuns(opts: {
+  db: Db;
+  projectId: string;
+  agentId?: string | undefined;
+  cursor?: string | undefined;
+  limit: number;
+}): Promise<Page<Run>> {
+  const page = keyset({ at: runs.createdAt, id: runs.id, cursor: opts.cursor, direction: 'desc' });
+  const rows = await opts.db
+    .select()
+    .from(runs)
+    .where(
+      and(
+        eq(runs.projectId, opts.projectId),
+        opts.agentId ? eq(runs.agentId, opts.agentId) : undefined,
+        page.where,
+      ),
+    )
+    .orderBy(...page.orderBy)
+    .limit(opts.limit + 1);
+  return toPage(rows, opts.limit, (r) => ({ at: r.createdAt, id: r.id }), toRun);
+}
+
+/** Cancels a queued run at once; a running one is stopped by its worker (see runner). */
+export async function cancelQueued(opts: {
+  db: Db;
+  bus: EventBus;
+  runId: string;
+}): Promise<boolean> {
+  return opts.db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(runs)
+      .set({ status: 'cancelled', finishedAt: new Date() })
+      .where(and(eq(runs.id, opts.runId), eq(runs.status, 'queued')))
+      .returning({ id: runs.id });
+    if (!row) return false;
+    await opts.bus.publish({
+      topic: runTopic(opts.runId),
+      type: 'run.cancelled',
+      payload: {},
+      db: tx,
+    });
+    return true;
+  });
+}

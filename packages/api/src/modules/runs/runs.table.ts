@@ -1,0 +1,90 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import type { ChatTurn } from '../../ai/provider';
+import { agents } from '../agents/agents.table';
+import { projects } from '../projects/projects.table';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
+
+export const runStatus = pgEnum('run_status', [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+]);
+
+export const runs = pgTable(
+  'runs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    projectId: uuid('project_id')
+      .notNull()
+      .references(() => projects.id, { onDelete: 'cascade' }),
+    agentId: uuid('agent_id')
+      .notNull()
+      .references(() => agents.id, { onDelete: 'cascade' }),
+    activeAgentId: uuid('active_agent_id').notNull(),
+    input: text('input').notNull(),
+    status: runStatus('status').notNull().default('queued'),
+    output: jsonb('output').$type<unknown>(),
+    error: jsonb('error').$type<{ appCode: string; message: string } | null>(),
+    inputTokens: integer('input_tokens').notNull().default(0),
+    outputTokens: integer('output_tokens').notNull().default(0),
+    cost: bigint('cost', { mode: 'bigint' }).notNull().default(sql`0`),
+    idempotencyKey: text('idempotency_key'),
+    createdBy: uuid('created_by'),
+    // Times the run was picked up again after its process died; bounded so a run that
+    // crashes its worker cannot loop forever.
+    resumes: integer('resumes').notNull().default(0),
+    // The tool loop's conversation so far: what a resumed or inspected run needs.
+    transcript: jsonb('transcript').$type<ChatTurn[]>().notNull().default([]),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    startedAt: ts('started_at'),
+    finishedAt: ts('finished_at'),
+    heartbeatAt: ts('heartbeat_at'),
+  },
+  (t) => [
+    index('runs_project_idx').on(t.projectId, t.createdAt, t.id),
+    index('runs_status_idx').on(t.status, t.projectId, t.createdAt),
+    uniqueIndex('runs_idempotency_idx').on(t.projectId, t.idempotencyKey),
+  ],
+);
+
+export const runStepKind = pgEnum('run_step_kind', ['model', 'tool', 'handoff']);
+
+export const runSteps = pgTable(
+  'run_steps',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    index: integer('index').notNull(),
+    agentId: uuid('agent_id').notNull(),
+    kind: runStepKind('kind').notNull(),
+    input: jsonb('input').$type<unknown>(),
+    output: jsonb('output').$type<unknown>(),
+    error: text('error'),
+    inputTokens: integer('input_tokens').notNull().default(0),
+    outputTokens: integer('output_tokens').notNull().default(0),
+    cost: bigint('cost', { mode: 'bigint' }).notNull().default(sql`0`),
+    startedAt: ts('started_at').notNull(),
+    finishedAt: ts('finished_at').notNull(),
+  },
+  (t) => [uniqueIndex('run_steps_run_index').on(t.runId, t.index)],
+);
+
+export type RunRow = typeof runs.$inferSelect;
+export type RunStepRow = typeof runSteps.$inferSelect;
