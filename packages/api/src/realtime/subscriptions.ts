@@ -1,3 +1,5 @@
+import type { EventBus, StoredEvent } from '../events/bus';
+import { streamTopic } from '../events/stream';
 import { AppError } from '../lib/errors';
 import { toTRPCError } from '../trpc';
 import type { SocketConnection } from './connections';
@@ -31,4 +33,27 @@ export async function* withSubscriptionSlot<T>(
   } finally {
     if (connection) connection.subscriptions--;
   }
+}
+
+/**
+ * A resumable subscription to one topic of the event log, capped per socket: what every
+ * `on*` procedure (chat.onEvent, runs.onProgress, budgets.onAlert) is made of.
+ */
+export function liveTopic<T>(opts: {
+  ctx: { bus: EventBus; connection: SocketConnection | null };
+  topic: string;
+  lastEventId: string | null | undefined;
+  signal: AbortSignal | undefined;
+  map: (event: StoredEvent) => T | null;
+}) {
+  return withSubscriptionSlot(
+    opts.ctx.connection,
+    streamTopic({
+      bus: opts.ctx.bus,
+      topic: opts.topic,
+      lastEventId: opts.lastEventId,
+      signal: opts.signal,
+      map: opts.map,
+    }),
+  );
 }

@@ -1,6 +1,7 @@
 import { and, eq, inArray } from 'drizzle-orm';
 import type { ModelRegistry } from '../../ai/registry';
 import type { Db } from '../../db/client';
+import { isUniqueViolation } from '../../lib/db-errors';
 import { AppError } from '../../lib/errors';
 import { type AgentRow, agents } from './agents.table';
 import { schemaProblem } from './schema';
@@ -93,13 +94,6 @@ async function validate(opts: {
         throw new AppError('agents.invalid', `Handoff target ${id} is inactive`);
     }
   }
-}
-
-function isUniqueViolation(e: unknown): boolean {
-  for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
-    if ((c as { code?: string }).code === '23505') return true;
-  }
-  return false;
 }
 
 const nameTaken = () =>

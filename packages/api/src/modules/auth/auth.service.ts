@@ -1,6 +1,7 @@
 import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import type { Config } from '../../config';
 import type { Db } from '../../db/client';
+import { isUniqueViolation } from '../../lib/db-errors';
 import { AppError } from '../../lib/errors';
 import type { RateLimiter } from '../../lib/rate-limit';
 import { recordAudit } from '../audit/audit.service';
@@ -27,13 +28,6 @@ export interface ClientInfo {
 }
 
 const FIRST_USER_LOCK = 727_274_002;
-
-function isUniqueViolation(e: unknown): boolean {
-  for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
-    if ((c as { code?: string }).code === '23505') return true;
-  }
-  return false;
-}
 
 export async function register(opts: {
   db: Db;

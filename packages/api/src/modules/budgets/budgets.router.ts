@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { streamTopic } from '../../events/stream';
 import { AppError } from '../../lib/errors';
 import { formatUsdc, usdcAmount } from '../../lib/money';
-import { withSubscriptionSlot } from '../../realtime/subscriptions';
+import { liveTopic } from '../../realtime/subscriptions';
 import { projectProcedure, resourceProcedure, router } from '../../trpc';
 import { recordAudit } from '../audit/audit.service';
 import { getBalance } from '../billing/billing.service';
@@ -104,15 +103,12 @@ export const budgetsRouter = router({
   onAlert: projectProcedure('admin')
     .input(z.object({ lastEventId: z.string().max(20).nullish() }))
     .subscription(({ ctx, input, signal }) =>
-      withSubscriptionSlot(
-        ctx.connection,
-        streamTopic({
-          bus: ctx.bus,
-          topic: budgets.budgetTopic(ctx.membership.projectId),
-          lastEventId: input.lastEventId,
-          signal,
-          map: (e) => e.payload as unknown as budgets.BudgetAlert,
-        }),
-      ),
+      liveTopic({
+        ctx,
+        topic: budgets.budgetTopic(ctx.membership.projectId),
+        lastEventId: input.lastEventId,
+        signal,
+        map: (e) => e.payload as unknown as budgets.BudgetAlert,
+      }),
     ),
 });

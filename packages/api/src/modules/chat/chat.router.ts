@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { streamTopic } from '../../events/stream';
 import { listInput } from '../../lib/pagination';
-import { withSubscriptionSlot } from '../../realtime/subscriptions';
+import { liveTopic } from '../../realtime/subscriptions';
 import { projectProcedure, resourceProcedure, router } from '../../trpc';
 import { type ChatEvent, conversationTopic } from './chat.dto';
 import * as chat from './chat.service';
@@ -90,15 +89,12 @@ export const chatRouter = router({
   onEvent: inConversation('viewer')
     .input(z.object({ lastEventId: z.string().max(20).nullish() }))
     .subscription(({ ctx, input, signal }) =>
-      withSubscriptionSlot(
-        ctx.connection,
-        streamTopic({
-          bus: ctx.bus,
-          topic: conversationTopic(input.conversationId),
-          lastEventId: input.lastEventId,
-          signal,
-          map: (e) => ({ type: e.type, ...e.payload }) as ChatEvent,
-        }),
-      ),
+      liveTopic({
+        ctx,
+        topic: conversationTopic(input.conversationId),
+        lastEventId: input.lastEventId,
+        signal,
+        map: (e) => ({ type: e.type, ...e.payload }) as ChatEvent,
+      }),
     ),
 });

@@ -41,6 +41,19 @@ export interface GatewayDeps {
 }
 
 const HEARTBEAT_MS = 10_000;
+
+/** Who and what a call is for: the identifying columns of its api_requests row. */
+function callColumns(call: GatewayCall) {
+  return {
+    projectId: call.projectId,
+    userId: call.userId,
+    agentId: call.agentId ?? null,
+    runId: call.runId ?? null,
+    conversationId: call.conversationId ?? null,
+    source: call.source,
+    model: call.model,
+  };
+}
 /** An in-progress call whose heartbeat is older than this lost its process. */
 export const STALE_CALL_MS = 60_000;
 
@@ -56,13 +69,7 @@ export function createGateway(deps: GatewayDeps) {
     await deps.db
       .insert(apiRequests)
       .values({
-        projectId: call.projectId,
-        userId: call.userId,
-        agentId: call.agentId ?? null,
-        runId: call.runId ?? null,
-        conversationId: call.conversationId ?? null,
-        source: call.source,
-        model: call.model,
+        ...callColumns(call),
         status: 'denied',
         errorCode: error.code,
         finishedAt: new Date(),
@@ -212,13 +219,7 @@ export function createGateway(deps: GatewayDeps) {
           const [row] = await tx
             .insert(apiRequests)
             .values({
-              projectId: call.projectId,
-              userId: call.userId,
-              agentId: call.agentId ?? null,
-              runId: call.runId ?? null,
-              conversationId: call.conversationId ?? null,
-              source: call.source,
-              model: call.model,
+              ...callColumns(call),
               status: 'in_progress',
               reserved: worst,
               balanceHeld: holdBalanceToo ? worst : 0n,

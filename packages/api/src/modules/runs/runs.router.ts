@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { streamTopic } from '../../events/stream';
 import { listInput } from '../../lib/pagination';
-import { withSubscriptionSlot } from '../../realtime/subscriptions';
+import { liveTopic } from '../../realtime/subscriptions';
 import { projectProcedure, resourceProcedure, router } from '../../trpc';
 import { projectOfAgent } from '../agents/agents.service';
 import type { RunEvent } from './runs.dto';
@@ -63,15 +62,12 @@ export const runsRouter = router({
   onProgress: inRun('viewer')
     .input(z.object({ lastEventId: z.string().max(20).nullish() }))
     .subscription(({ ctx, input, signal }) =>
-      withSubscriptionSlot(
-        ctx.connection,
-        streamTopic({
-          bus: ctx.bus,
-          topic: runTopic(input.runId),
-          lastEventId: input.lastEventId,
-          signal,
-          map: (e) => ({ type: e.type, ...e.payload }) as RunEvent,
-        }),
-      ),
+      liveTopic({
+        ctx,
+        topic: runTopic(input.runId),
+        lastEventId: input.lastEventId,
+        signal,
+        map: (e) => ({ type: e.type, ...e.payload }) as RunEvent,
+      }),
     ),
 });
