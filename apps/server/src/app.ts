@@ -6,6 +6,7 @@ import type { Api, Context } from '@smartspace/api';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from './logger';
 import { docsPlugin } from './plugins/docs';
+import { filesPlugin } from './plugins/files';
 import { trpcPlugin } from './plugins/trpc';
 import { trpcErrorBody } from './plugins/trpc-errors';
 
@@ -16,6 +17,9 @@ export interface AppOptions {
 
 /** Max calls in one HTTP batch (API.md). */
 export const MAX_BATCH_SIZE = 20;
+
+/** Room for multipart boundaries and the other fields around an upload of the maximum size. */
+const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 
 function bearer(header: string | undefined): string | null {
   if (!header) return null;
@@ -107,10 +111,13 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
 
   await app.register(docsPlugin, { router: api.router, maxBatchSize: MAX_BATCH_SIZE });
 
+  await app.register(filesPlugin, { api, bearer });
+
   await app.register(trpcPlugin<Context>, {
     mountPath: '/trpc',
     router: api.router,
     maxBatchSize: MAX_BATCH_SIZE,
+    maxBodySize: config.files.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES,
     createContext: (req) =>
       api.createContext({
         token: bearer(req.headers.authorization),

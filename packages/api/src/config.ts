@@ -120,6 +120,14 @@ const envSchema = z.object({
   PUBLIC_APP_URL: z
     .url({ protocol: /^https?$/, error: 'must be an http(s):// URL' })
     .default('http://localhost:5173'),
+  UPLOAD_MAX_BYTES: int(1, 5 * 1024 * 1024 * 1024).default(25 * 1024 * 1024),
+  // Set S3_BUCKET to store files in S3-compatible object storage instead of DATA_DIR/files.
+  S3_BUCKET: z.string().trim().min(3).max(63).optional(),
+  S3_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).optional(),
+  S3_REGION: z.string().trim().min(1).default('us-east-1'),
+  S3_ACCESS_KEY_ID: z.string().trim().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().trim().min(1).optional(),
+  S3_FORCE_PATH_STYLE: bool.default(false),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -178,6 +186,22 @@ export interface Config {
   };
   /** Base URL of the web app, without a trailing slash; emailed links point into it. */
   publicAppUrl: string;
+  files: {
+    /** Largest upload accepted, in bytes. */
+    uploadMaxBytes: number;
+    /** Local blob storage (used when `s3` is unset): DATA_DIR/files. */
+    dir: string;
+    /** S3-compatible object storage; credentials unset = the AWS SDK's default chain. */
+    s3:
+      | {
+          bucket: string;
+          endpoint: string | undefined;
+          region: string;
+          credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+          forcePathStyle: boolean;
+        }
+      | undefined;
+  };
   /** USDC deposits on an EVM chain (Arc testnet by default). */
   chain: {
     id: number;
@@ -265,6 +289,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     mail: { smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
     publicAppUrl: e.PUBLIC_APP_URL.replace(/\/+$/, ''),
+    files: {
+      uploadMaxBytes: e.UPLOAD_MAX_BYTES,
+      dir: join(dataDir, 'files'),
+      s3: e.S3_BUCKET
+        ? {
+            bucket: e.S3_BUCKET,
+            endpoint: e.S3_ENDPOINT,
+            region: e.S3_REGION,
+            credentials: s3Credentials(e.S3_ACCESS_KEY_ID, e.S3_SECRET_ACCESS_KEY),
+            forcePathStyle: e.S3_FORCE_PATH_STYLE,
+          }
+        : undefined,
+    },
     chain: {
       id: e.CHAIN_ID,
       rpcUrl: e.CHAIN_RPC_URL,
@@ -274,6 +311,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       watchIntervalMs: e.PAYMENTS_WATCH_INTERVAL_MS,
     },
   };
+}
+
+function s3Credentials(
+  accessKeyId: string | undefined,
+  secretAccessKey: string | undefined,
+): { accessKeyId: string; secretAccessKey: string } | undefined {
+  if (accessKeyId && secretAccessKey) return { accessKeyId, secretAccessKey };
+  if (accessKeyId || secretAccessKey) {
+    throw new ConfigError(
+      'Invalid configuration:\n  S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY: set both or neither',
+    );
+  }
+  return undefined;
 }
 
 /**

@@ -10,6 +10,7 @@ import type { ReplyRunner } from './modules/chat/replies';
 import type { Gateway } from './modules/gateway/gateway';
 import type { Runner } from './modules/runs/runner';
 import type { SocketConnection } from './realtime/connections';
+import type { BlobStorage } from './storage/storage';
 
 /** The pino-compatible subset of a logger that the api uses. */
 export interface Logger {
@@ -36,6 +37,8 @@ export interface Deps {
   runner: Runner;
   /** Outgoing mail: SMTP when SMTP_URL is set, else the mail_outbox table. */
   mail: Mailer;
+  /** File bytes: S3-compatible storage when S3_BUCKET is set, else DATA_DIR/files. */
+  storage: BlobStorage;
 }
 
 /** What the transport knows about the caller. */

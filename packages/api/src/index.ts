@@ -26,6 +26,7 @@ import { createMailer, createMailTransport } from './mail/mail';
 import { recordAudit } from './modules/audit/audit.service';
 import { verifyAccessToken } from './modules/auth/tokens';
 import { createReplyRunner } from './modules/chat/replies';
+import { sweepOrphanBlobs } from './modules/files/files.service';
 import { createGateway } from './modules/gateway/gateway';
 import { createDepositWatcher, type DepositWatcher } from './modules/payments/watcher';
 import { createRunner } from './modules/runs/runner';
@@ -36,6 +37,7 @@ import {
   type SocketLike,
 } from './realtime/connections';
 import { type AppRouter, appRouter } from './router';
+import { type BlobStorage, createStorage } from './storage/storage';
 import { createCallerFactory } from './trpc';
 
 export type { AppRouter } from './router';
@@ -56,12 +58,14 @@ export { describeProcedures, type ProcedureDoc, type ProcedureKind } from './doc
 export type { Page } from './lib/pagination';
 export { latestOutboxMail } from './mail/outbox';
 export type { Session } from './modules/auth/auth.service';
+export { findReadableFile, type StoredFile } from './modules/files/files.service';
 export type { Payment } from './modules/payments/payments.dto';
 export type { Wallet } from './modules/payments/wallets.service';
 export type { Member, Project } from './modules/projects/projects.service';
 export type { ProjectRole } from './modules/projects/roles';
 export type { User } from './modules/users/users.dto';
 export { CloseCode } from './realtime/connections';
+export type { BlobStorage, ByteRange } from './storage/storage';
 export type { AuthLevel, ProcedureMeta } from './trpc';
 export { AppError, appRouter };
 
@@ -104,6 +108,8 @@ export async function createApi(opts: {
   migrate?: boolean;
   /** Pause between the mock model's chunks (tests and benchmarks set it). */
   mockChunkDelayMs?: number;
+  /** Blob storage for files; default from config (S3 or DATA_DIR/files). */
+  storage?: BlobStorage;
 }): Promise<Api> {
   const { config } = opts;
   const database =
@@ -176,6 +182,7 @@ export async function createApi(opts: {
   });
   const mail = createMailer(createMailTransport(config, { db: database.db, log }), log);
   const chain = createChainClient(config.chain);
+  const storage = opts.storage ?? createStorage(config.files);
   const deps: Deps = {
     db: database.db,
     config,
@@ -189,6 +196,7 @@ export async function createApi(opts: {
     runner,
     mail,
     chain,
+    storage,
   };
 
   // Replies and model calls a dead process left in flight are failed and their
@@ -209,6 +217,15 @@ export async function createApi(opts: {
       .catch((err: unknown) => log.error({ err }, 'event retention failed'));
   const pruneTimer = setInterval(pruneEvents, Math.min(config.realtime.eventRetentionMs, 600_000));
   pruneTimer.unref();
+
+  // Blobs no file row refers to (a crash between write and insert, deleted projects). The
+  // hour of grace is far longer than any upload request may take.
+  const sweepBlobs = () =>
+    sweepOrphanBlobs({ db: database.db, storage, olderThanMs: 3_600_000 }).catch((err: unknown) =>
+      log.error({ err }, 'orphan blob sweep failed'),
+    );
+  const blobTimer = setInterval(sweepBlobs, 3_600_000);
+  blobTimer.unref();
 
   // One instance at a time scans (advisory lock); the others stand by to take over.
   let paymentWatcher: DepositWatcher | null = null;
@@ -255,6 +272,7 @@ export async function createApi(opts: {
     async close() {
       clearInterval(pruneTimer);
       clearInterval(sweepTimer);
+      clearInterval(blobTimer);
       await paymentWatcher?.stop();
       await replies.close();
       await runner.close();

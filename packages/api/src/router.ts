@@ -3,6 +3,7 @@ import { auditRouter } from './modules/audit/audit.router';
 import { authRouter } from './modules/auth/auth.router';
 import { budgetsRouter } from './modules/budgets/budgets.router';
 import { chatRouter } from './modules/chat/chat.router';
+import { filesRouter } from './modules/files/files.router';
 import { modelsRouter } from './modules/models/models.router';
 import { paymentsRouter } from './modules/payments/payments.router';
 import { walletsRouter } from './modules/payments/wallets.router';
@@ -27,6 +28,7 @@ export const appRouter = router({
   payments: paymentsRouter,
   wallets: walletsRouter,
   audit: auditRouter,
+  files: filesRouter,
 });
 
 export type AppRouter = typeof appRouter;

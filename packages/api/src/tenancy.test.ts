@@ -18,10 +18,14 @@ const scopedKey = (key: string) => key.endsWith('Id') && key !== 'userId' && key
 function scopedPaths(): string[] {
   const procedures = appRouter._def.procedures as unknown as Record<string, AnyProcedure>;
   return Object.entries(procedures)
-    .filter(([, proc]) =>
-      (proc._def.inputs as unknown[]).some(
-        (i) => i instanceof z.ZodObject && Object.keys((i as z.ZodObject).shape).some(scopedKey),
-      ),
+    .filter(
+      ([, proc]) =>
+        (proc._def.inputs as unknown[]).some(
+          (i) => i instanceof z.ZodObject && Object.keys((i as z.ZodObject).shape).some(scopedKey),
+        ) ||
+        // A project-role procedure is scoped whatever its input (an upload's projectId
+        // arrives inside FormData).
+        typeof (proc._def.meta as { auth?: unknown } | undefined)?.auth === 'object',
     )
     .map(([path]) => path)
     .sort();
@@ -60,6 +64,13 @@ describe('cross-tenant matrix', () => {
       .values({ userId: owner.user.id, address: `0x${'ab'.repeat(20)}`, chainId: 5042002 })
       .returning({ id: wallets.id });
     const walletId = wallet?.id ?? '';
+    const upload = (pid: string, content: string) => {
+      const fd = new FormData();
+      fd.set('projectId', pid);
+      fd.set('file', new Blob([content]), 'note.txt');
+      return fd;
+    };
+    const { id: fileId } = await o.files.upload(upload(projectId, 'victim secret'));
     // The intruder is a real member elsewhere, so role checks are not what stops them.
     await t.caller(intruder.accessToken).projects.create({ name: 'Own' });
 
@@ -179,6 +190,12 @@ describe('cross-tenant matrix', () => {
         notFound('chat.conversation_not_found'),
       ],
       'chat.cancel': [() => c.chat.cancel({ replyId }), notFound('chat.reply_not_found')],
+      'files.upload': [
+        () => c.files.upload(upload(projectId, 'planted')),
+        notFound('projects.not_found'),
+      ],
+      'files.list': [() => c.files.list(p), notFound('projects.not_found')],
+      'files.delete': [() => c.files.delete({ fileId }), notFound('files.not_found')],
       'chat.onEvent': [
         async () => {
           const it = (await c.chat.onEvent(conv)) as AsyncIterable<unknown>;
@@ -209,6 +226,7 @@ describe('cross-tenant matrix', () => {
     expect((await o.budgets.get(p)).limits.map((l) => l.amount)).toEqual(['5.000000']);
     expect((await o.policies.get(p)).maxOutputTokens).toBeNull();
     expect((await o.wallets.list()).map((w) => w.id)).toEqual([walletId]);
+    expect((await o.files.list(p)).items.map((f) => f.id)).toEqual([fileId]);
     const msgs = await o.chat.messages.list(conv);
     expect(msgs.items.some((m) => m.content === 'injected')).toBe(false);
   });

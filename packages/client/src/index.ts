@@ -4,6 +4,7 @@ import {
   createWSClient,
   httpBatchLink,
   httpLink,
+  isNonJsonSerializable,
   splitLink,
   type TRPCClient,
   TRPCClientError,
@@ -164,6 +165,21 @@ export function createClient(opts: ClientOptions): SmartSpaceClient {
     },
   });
 
+  // FormData (file uploads) cannot be batched as JSON: it goes alone as multipart.
+  const single = httpLink({
+    url: opts.url,
+    ...(fetchImpl ? { fetch: fetchImpl } : {}),
+    async headers() {
+      const token = await accessToken();
+      return token ? { authorization: `Bearer ${token}` } : {};
+    },
+  });
+  const calls = splitLink<AppRouter>({
+    condition: (op) => isNonJsonSerializable(op.input),
+    true: single,
+    false: http,
+  });
+
   const client = createTRPCClient<AppRouter>({
     links: [
       authLink,
@@ -171,9 +187,9 @@ export function createClient(opts: ClientOptions): SmartSpaceClient {
         ? splitLink({
             condition: (op) => op.type === 'subscription',
             true: wsLink({ client: ws }),
-            false: http,
+            false: calls,
           })
-        : http,
+        : calls,
     ],
   });
   if (ws) sockets.set(client, ws);

@@ -30,6 +30,11 @@ export interface TrpcPluginOptions<TContext extends object> {
   mountPath: string;
   router: AnyTRPCRouter;
   maxBatchSize: number;
+  /**
+   * Largest body the stock handler streams in (multipart uploads); more gets
+   * PAYLOAD_TOO_LARGE before the procedure runs. JSON bodies are bounded by Fastify's bodyLimit.
+   */
+  maxBodySize?: number;
   createContext: (req: FastifyRequest) => TContext;
   onError: (opts: {
     error: TRPCError;
@@ -68,6 +73,7 @@ export async function trpcPlugin<TContext extends object>(
       createContext: ({ req }) => opts.createContext(req),
       onError: ({ error, path, ctx }) => opts.onError({ error, path, ctx: ctx as TContext }),
       maxBatchSize: opts.maxBatchSize,
+      ...(opts.maxBodySize !== undefined ? { maxBodySize: opts.maxBodySize } : {}),
       req,
       res: reply,
       path,

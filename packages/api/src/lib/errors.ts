@@ -61,6 +61,10 @@ export const appErrorCodes = {
   'payments.already_claimed': 'CONFLICT',
   'payments.not_found': 'NOT_FOUND',
   'payments.not_assignable': 'CONFLICT',
+  'files.not_found': 'NOT_FOUND',
+  'files.too_large': 'PAYLOAD_TOO_LARGE',
+  'files.empty': 'BAD_REQUEST',
+  'files.invalid': 'BAD_REQUEST',
   rate_limited: 'TOO_MANY_REQUESTS',
 } as const;
 

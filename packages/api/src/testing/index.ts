@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Config, loadConfig } from '../config';
 import { type Api, createApi, createCaller, type Session } from '../index';
+import type { BlobStorage } from '../storage/storage';
 import { createTestDatabase } from './database';
 
 export { createTestDatabase, withDatabase } from './database';
@@ -34,6 +35,8 @@ export interface TestApi {
 /** Options passed through to createApi (e.g. the mock model's pause between chunks). */
 export interface TestApiOptions {
   mockChunkDelayMs?: number;
+  /** Blob storage for files (a failure-injecting wrapper); default DATA_DIR/files. */
+  storage?: BlobStorage;
 }
 
 export async function createTestApi(

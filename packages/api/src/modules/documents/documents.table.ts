@@ -1,10 +1,11 @@
 import { type SQL, sql } from 'drizzle-orm';
 import { customType, index, integer, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { files } from '../files/files.table';
 import { projects } from '../projects/projects.table';
 
 const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
 
-/** A project's document (an uploaded file's text, once files land; any text until then). */
+/** A project's document: an uploaded file's extracted text (fileId set) or text added directly. */
 export const documents = pgTable(
   'documents',
   {
@@ -12,11 +13,12 @@ export const documents = pgTable(
     projectId: uuid('project_id')
       .notNull()
       .references(() => projects.id, { onDelete: 'cascade' }),
-    fileId: uuid('file_id'),
+    // Deleting a file deletes its document and, through it, the passages.
+    fileId: uuid('file_id').references(() => files.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
     createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
   },
-  (t) => [index('documents_project_idx').on(t.projectId)],
+  (t) => [index('documents_project_idx').on(t.projectId), index('documents_file_idx').on(t.fileId)],
 );
 
 /** Passages of a document, indexed for full-text search (works on PGlite too). */
