@@ -100,8 +100,8 @@ async function runHttp(): Promise<boolean> {
         opts: get('/bench-trpc-stock/ping'),
       },
       {
-        name: 'tRPC users.me (session check + PK read)',
-        queries: '2',
+        name: 'tRPC users.me (session check, one PK join)',
+        queries: '1',
         ratio: true,
         opts: get('/trpc/users.me', auth),
       },
@@ -119,7 +119,7 @@ async function runHttp(): Promise<boolean> {
       },
       {
         name: 'tRPC batch 10× users.me (per HTTP request)',
-        queries: '11',
+        queries: '1',
         ratio: true,
         opts: get(`/trpc/${batch}?batch=1&input=${input({})}`, auth),
       },
@@ -194,8 +194,8 @@ autocannon: ${DURATION} s per case after a ${WARMUP} s warm-up; server and load 
 ${table(rows, baseline)}
 
 - vs raw: req/s divided by the raw Fastify JSON route's (${Math.round(baseline)} req/s) on the same server; baseline routes also pass the app's global hooks (request id, CORS). The repeat of the baseline shows run-to-run drift: read ratios within that margin.
-- users.me is 2 queries: the session check (sessions ⋈ users by primary key) and the service's users primary-key read; projects.get adds the membership read.
-- the batch makes 10 calls per HTTP request (${Math.round((batchRow?.result.requests.average ?? 0) * 10)} calls/s); the session check runs once per request, so 11 queries.
+- users.me is 1 query: the session check (a prepared sessions ⋈ users primary-key join) returns the user; projects.get adds the membership read and the project read.
+- the batch makes 10 calls per HTTP request (${Math.round((batchRow?.result.requests.average ?? 0) * 10)} calls/s); the session check runs once per request and answers all ten, so 1 query.
 - login: user lookup, argon2id verify on the libuv pool, then one transaction inserting the session and its refresh token.
 - probe p99 while logins saturate the server: ${probeLoaded.latency.p99} ms vs ${probeUnloaded} ms unloaded.${driftNote}
 - total run time ${Math.round((Date.now() - started) / 1000)} s`);
