@@ -1,6 +1,6 @@
 /**
  * `pnpm bench`: every suite, or the one named by `pnpm bench <suite>` or BENCH_SUITE
- * (http | fanout | gateway). PostgreSQL when BENCH_DATABASE_URL or TEST_DATABASE_URL is set
+ * (http | fanout | gateway | runs). PostgreSQL when BENCH_DATABASE_URL or TEST_DATABASE_URL is set
  * (a cloned test database), else in-memory PGlite.
  *
  * http: throughput and p99 latency of the real app, as ratios against a raw Fastify route on
@@ -13,12 +13,16 @@
  * gateway: model calls through the provider gateway (budgets, balance, usage rows) beside
  * the same mock provider called directly, and reservations under contention on one project
  * (gateway.ts).
+ *
+ * runs: agent runs of a 3-step workflow with the mock model: orchestration overhead per step
+ * beside the provider's own time, and runs/s completed (runs.ts).
  */
 import { cpus, loadavg } from 'node:os';
 import autocannon, { type Options, type Result } from 'autocannon';
 import { runFanout } from './fanout';
 import { runGateway } from './gateway';
 import { failures, type Row, summary, table } from './report';
+import { runRuns } from './runs';
 import type { ReadyMessage } from './server';
 import { mutate, startChild, stopChild } from './shared';
 
@@ -209,7 +213,7 @@ ${table(rows, baseline)}
   }
 }
 
-const SUITES = { http: runHttp, fanout: runFanout, gateway: runGateway } as const;
+const SUITES = { http: runHttp, fanout: runFanout, gateway: runGateway, runs: runRuns } as const;
 type Suite = keyof typeof SUITES;
 const isSuite = (s: string): s is Suite => Object.hasOwn(SUITES, s);
 
