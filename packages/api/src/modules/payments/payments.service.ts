@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, type SQL, sql } from 'drizzle-orm';
 import { type ChainClient, canonicalHash } from '../../chain/chain';
 import type { Db } from '../../db/client';
 import { AppError } from '../../lib/errors';
@@ -27,10 +27,10 @@ export function paymentsConfig(chain: ChainClient): PaymentsConfig {
   };
 }
 
-/** A project's payments, newest first. */
-export async function listPayments(opts: {
+/** One page of payments matching `filter`, newest first. */
+async function pagePayments(opts: {
   db: Db;
-  projectId: string;
+  filter: SQL;
   cursor?: string | undefined;
   limit: number;
 }): Promise<Page<Payment>> {
@@ -43,31 +43,29 @@ export async function listPayments(opts: {
   const rows = await opts.db
     .select()
     .from(payments)
-    .where(and(eq(payments.projectId, opts.projectId), page.where))
+    .where(and(opts.filter, page.where))
     .orderBy(...page.orderBy)
     .limit(opts.limit + 1);
   return toPage(rows, opts.limit, (r) => ({ at: r.createdAt, id: r.id }), toPayment);
 }
 
+/** A project's payments, newest first. */
+export function listPayments(opts: {
+  db: Db;
+  projectId: string;
+  cursor?: string | undefined;
+  limit: number;
+}): Promise<Page<Payment>> {
+  return pagePayments({ ...opts, filter: eq(payments.projectId, opts.projectId) });
+}
+
 /** Deposits nobody has claimed, for platform admins to assign; newest first. */
-export async function listUnmatched(opts: {
+export function listUnmatched(opts: {
   db: Db;
   cursor?: string | undefined;
   limit: number;
 }): Promise<Page<Payment>> {
-  const page = keyset({
-    at: payments.createdAt,
-    id: payments.id,
-    cursor: opts.cursor,
-    direction: 'desc',
-  });
-  const rows = await opts.db
-    .select()
-    .from(payments)
-    .where(and(eq(payments.status, 'unmatched'), page.where))
-    .orderBy(...page.orderBy)
-    .limit(opts.limit + 1);
-  return toPage(rows, opts.limit, (r) => ({ at: r.createdAt, id: r.id }), toPayment);
+  return pagePayments({ ...opts, filter: eq(payments.status, 'unmatched') });
 }
 
 /**
