@@ -1,22 +1,15 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type FakeAnthropic, startFakeAnthropic } from '../../ai/testing/fake-anthropic';
-import { createTestApi, type TestApi } from '../../testing';
-import { events, MODEL, projectWith, settled } from './runs.testkit';
+import type { FakeAnthropic } from '../../ai/testing/fake-anthropic';
+import type { TestApi } from '../../testing';
+import { events, MODEL, projectWith, settled, startWithFakeAnthropic } from './runs.testkit';
 
 let fake: FakeAnthropic;
 let t: TestApi;
+let close: () => Promise<void>;
 beforeAll(async () => {
-  fake = await startFakeAnthropic();
-  t = await createTestApi({
-    ANTHROPIC_API_KEY: fake.apiKey,
-    ANTHROPIC_BASE_URL: fake.url,
-    ANTHROPIC_MAX_RETRIES: '0',
-  });
+  ({ fake, t, close } = await startWithFakeAnthropic());
 });
-afterAll(async () => {
-  await t.close();
-  await fake.close();
-});
+afterAll(() => close());
 beforeEach(() => fake.reset());
 
 const answerSchema = {

@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
+import { type FakeAnthropic, startFakeAnthropic } from '../../ai/testing/fake-anthropic';
 import type { Session } from '../../index';
-import type { TestApi } from '../../testing';
+import { createTestApi, type TestApi } from '../../testing';
 
 export const MODEL = 'claude-haiku-4-5';
 
@@ -23,4 +24,23 @@ export async function settled(c: ReturnType<TestApi['caller']>, runId: string) {
 export async function events(t: TestApi, runId: string) {
   const stored = await t.api.deps.bus.readAfter(`run:${runId}`, 0, 1000);
   return stored.map((e) => ({ type: e.type, ...e.payload }));
+}
+
+/** A test api whose Claude models are served by a local Messages API server. */
+export async function startWithFakeAnthropic(env: Record<string, string> = {}) {
+  const fake: FakeAnthropic = await startFakeAnthropic();
+  const t = await createTestApi({
+    ANTHROPIC_API_KEY: fake.apiKey,
+    ANTHROPIC_BASE_URL: fake.url,
+    ANTHROPIC_MAX_RETRIES: '0',
+    ...env,
+  });
+  return {
+    fake,
+    t,
+    async close() {
+      await t.close();
+      await fake.close();
+    },
+  };
 }
