@@ -45,11 +45,28 @@ export async function getBalance(
   return row ?? { balance: 0n, reserved: 0n };
 }
 
+async function findEntry(db: Db, reference: string): Promise<LedgerEntry | null> {
+  const [row] = await db.select().from(ledgerEntries).where(eq(ledgerEntries.reference, reference));
+  return row ? toEntry(row) : null;
+}
+
+/** Creates the project's balance row if needed and locks it until the transaction ends. */
+async function lockBalance(db: Db, projectId: string) {
+  const [row] = await db
+    .insert(projectBalances)
+    .values({ projectId })
+    .onConflictDoUpdate({ target: projectBalances.projectId, set: { updatedAt: new Date() } })
+    .returning({ balance: projectBalances.balance, reserved: projectBalances.reserved });
+  if (!row) throw new Error('upsert returned no row');
+  return row;
+}
+
 /**
  * Applies a signed amount to a project's balance and writes its ledger entry, in the
- * caller's transaction. The reference is unique: applying the same operation twice returns
- * the first entry and changes nothing. The UPDATE's condition keeps money that is held by
- * calls in flight (and the check constraints are the backstop).
+ * caller's transaction. The reference is unique: applying the same operation twice, also
+ * concurrently, returns the first entry and changes nothing. The balance row is locked
+ * before the check, so money held by calls in flight stays held (and the check constraints
+ * are the backstop).
  */
 export async function applyLedgerEntry(opts: {
   tx: Db;
@@ -62,37 +79,42 @@ export async function applyLedgerEntry(opts: {
   metadata?: Record<string, unknown>;
 }): Promise<{ entry: LedgerEntry; applied: boolean }> {
   const { tx } = opts;
-  const [existing] = await tx
-    .select()
-    .from(ledgerEntries)
-    .where(eq(ledgerEntries.reference, opts.reference));
-  if (existing) return { entry: toEntry(existing), applied: false };
-  await ensureBalanceRow(tx, opts.projectId);
-  const [updated] = await tx
-    .update(projectBalances)
-    .set({ balance: sql`${projectBalances.balance} + ${opts.amount}`, updatedAt: new Date() })
-    .where(
-      and(
-        eq(projectBalances.projectId, opts.projectId),
-        sql`${projectBalances.balance} + ${opts.amount} >= ${projectBalances.reserved}`,
-      ),
-    )
-    .returning({ balance: projectBalances.balance });
-  if (!updated) throw new AppError('balance.insufficient', 'The project balance is too low');
+  const existing = await findEntry(tx, opts.reference);
+  if (existing) return { entry: existing, applied: false };
+  const { balance, reserved } = await lockBalance(tx, opts.projectId);
+  const balanceAfter = balance + opts.amount;
+  if (balanceAfter < reserved) {
+    // A twin that committed while we waited for the lock is an answer, not a refusal.
+    const twin = await findEntry(tx, opts.reference);
+    if (twin) return { entry: twin, applied: false };
+    throw new AppError('balance.insufficient', 'The project balance is too low');
+  }
+  // A concurrent twin holding the reference makes this wait for its commit and then insert
+  // nothing. ON CONFLICT, not a caught unique violation: that would abort the caller's
+  // transaction (issue "Hardening" #6: concurrent retries answered 500).
   const [entry] = await tx
     .insert(ledgerEntries)
     .values({
       projectId: opts.projectId,
       kind: opts.kind,
       amount: opts.amount,
-      balanceAfter: updated.balance,
+      balanceAfter,
       reference: opts.reference,
       reason: opts.reason ?? null,
       actorId: opts.actorId ?? null,
       metadata: opts.metadata ?? {},
     })
+    .onConflictDoNothing({ target: ledgerEntries.reference })
     .returning();
-  if (!entry) throw new Error('insert returned no row');
+  if (!entry) {
+    const twin = await findEntry(tx, opts.reference);
+    if (!twin) throw new Error('ledger reference taken, yet no entry has it');
+    return { entry: twin, applied: false };
+  }
+  await tx
+    .update(projectBalances)
+    .set({ balance: balanceAfter, updatedAt: new Date() })
+    .where(eq(projectBalances.projectId, opts.projectId));
   return { entry: toEntry(entry), applied: true };
 }
 

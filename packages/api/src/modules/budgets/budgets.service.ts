@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
 import { AppError } from '../../lib/errors';
@@ -196,7 +196,10 @@ export async function listLimits(
   });
 }
 
-/** One limit per (scope, scope id, period): setting it again replaces the amount and alerts. */
+/**
+ * One limit per (scope, scope id, period): setting it again replaces the amount and alerts.
+ * An upsert on the unique identity, so concurrent sets leave one row (the last one wins).
+ */
 export async function setLimit(opts: {
   db: Db;
   projectId: string;
@@ -206,42 +209,29 @@ export async function setLimit(opts: {
   amount: bigint;
   alertAt: number[];
 }): Promise<BudgetLimit> {
-  const id = await opts.db.transaction(async (tx) => {
-    const [existing] = await tx
-      .select({ id: budgetLimits.id })
-      .from(budgetLimits)
-      .where(
-        and(
-          eq(budgetLimits.projectId, opts.projectId),
-          eq(budgetLimits.scope, opts.scope),
-          opts.scopeId ? eq(budgetLimits.scopeId, opts.scopeId) : isNull(budgetLimits.scopeId),
-          eq(budgetLimits.period, opts.period),
-        ),
-      )
-      .for('update');
-    const alertAt = [...new Set(opts.alertAt)].sort((a, b) => a - b);
-    if (existing) {
-      await tx
-        .update(budgetLimits)
-        .set({ amount: opts.amount, alertAt })
-        .where(eq(budgetLimits.id, existing.id));
-      return existing.id;
-    }
-    const [row] = await tx
-      .insert(budgetLimits)
-      .values({
-        projectId: opts.projectId,
-        scope: opts.scope,
-        scopeId: opts.scopeId,
-        period: opts.period,
-        amount: opts.amount,
-        alertAt,
-      })
-      .returning({ id: budgetLimits.id });
-    if (!row) throw new Error('insert returned no row');
-    return row.id;
-  });
-  const limit = (await listLimits(opts.db, opts.projectId)).find((l) => l.id === id);
+  const alertAt = [...new Set(opts.alertAt)].sort((a, b) => a - b);
+  const [row] = await opts.db
+    .insert(budgetLimits)
+    .values({
+      projectId: opts.projectId,
+      scope: opts.scope,
+      scopeId: opts.scopeId,
+      period: opts.period,
+      amount: opts.amount,
+      alertAt,
+    })
+    .onConflictDoUpdate({
+      target: [
+        budgetLimits.projectId,
+        budgetLimits.scope,
+        budgetLimits.scopeId,
+        budgetLimits.period,
+      ],
+      set: { amount: opts.amount, alertAt },
+    })
+    .returning({ id: budgetLimits.id });
+  if (!row) throw new Error('upsert returned no row');
+  const limit = (await listLimits(opts.db, opts.projectId)).find((l) => l.id === row.id);
   if (!limit) throw new Error('limit vanished');
   return limit;
 }

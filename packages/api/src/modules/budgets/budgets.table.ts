@@ -9,6 +9,7 @@ import {
   primaryKey,
   real,
   timestamp,
+  unique,
   uuid,
 } from 'drizzle-orm/pg-core';
 import { projects } from '../projects/projects.table';
@@ -36,6 +37,11 @@ export const budgetLimits = pgTable(
   },
   (t) => [
     index('budget_limits_project_idx').on(t.projectId),
+    // One limit per identity, so concurrent sets upsert one row (issue "Hardening" #7). NULLS
+    // NOT DISTINCT: a project limit's scope_id is null, and nulls must collide too.
+    unique('budget_limits_identity_unique')
+      .on(t.projectId, t.scope, t.scopeId, t.period)
+      .nullsNotDistinct(),
     check('budget_limits_amount_positive', sql`${t.amount} > 0`),
     check('budget_limits_scope_id', sql`(${t.scope} = 'project') = (${t.scopeId} is null)`),
   ],

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rowsOf } from '../../db/client';
 import type { Session } from '../../index';
 import { failure } from '../../testing';
 import { APP_URL, CHAIN_ID, type PaymentsFixture, setupPayments } from './testing';
@@ -165,6 +166,45 @@ describe('wallets (SIWE)', () => {
     // Once Alice lets go, Bob may link it.
     await f.t.caller(alice.accessToken).wallets.unlink({ walletId: wallet.id });
     expect((await f.link(bob, account)).address).toBe(account.address);
+  });
+
+  it('20 concurrent links of one address: one wallet row; the owner gets it, others CONFLICT', async () => {
+    const account = newAccount();
+    // Each call answers its own challenge, as retries from a wallet app would.
+    const signed = async (session: Session) => {
+      const message = await challenge(session, account.address);
+      return { session, message, signature: await account.signMessage({ message }) };
+    };
+    const attempts = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => signed(i % 4 === 3 ? bob : alice)),
+    );
+    const results = await Promise.allSettled(
+      attempts.map((a) =>
+        f.t
+          .caller(a.session.accessToken)
+          .wallets.link({ message: a.message, signature: a.signature }),
+      ),
+    );
+    const rows = rowsOf<{ user_id: string; id: string }>(
+      await f.t.api.database.db.execute(
+        sql`select id, user_id from wallets where address = ${account.address}`,
+      ),
+    );
+    expect(rows).toHaveLength(1);
+    const ownerId = rows[0]?.user_id;
+    for (const [i, r] of results.entries()) {
+      const mine = attempts[i]?.session.user.id === ownerId;
+      if (mine) {
+        expect(r.status === 'fulfilled' && r.value.id).toBe(rows[0]?.id);
+      } else {
+        expect(r.status).toBe('rejected');
+        const reason = r.status === 'rejected' ? r.reason : null;
+        expect(await failure(Promise.reject(reason))).toEqual({
+          code: 'CONFLICT',
+          appCode: 'wallets.already_linked',
+        });
+      }
+    }
   });
 
   it('sets the deposit project only where the user may deposit', async () => {

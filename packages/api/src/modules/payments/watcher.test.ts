@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../../db/client';
 import type { Session } from '../../index';
 import { failure } from '../../testing';
+import { scanDeposits } from './scan';
 import { CHAIN_ID, type PaymentsFixture, setupPayments, USDC } from './testing';
 import { createDepositWatcher, type DepositWatcher } from './watcher';
 
@@ -205,6 +206,35 @@ describe('deposit watcher', () => {
         ),
       ),
     ).toHaveLength(1);
+  });
+
+  it('confirmDeposit racing watcher passes credits once; every confirm answers the same', async () => {
+    const before = await f.balance(projectId);
+    const txHash = await f.pay(auto, 3n * USDC);
+    await f.evm.mine(2);
+    const deps = { db: f.t.api.database.db, chain: f.t.api.deps.chain, log: silent };
+    const caller = f.t.caller(alice.accessToken);
+    const [confirms, scans] = await Promise.all([
+      Promise.allSettled(
+        Array.from({ length: 20 }, () => caller.payments.confirmDeposit({ projectId, txHash })),
+      ),
+      // Passes of several instances at once (the lock saves work, it does not keep money).
+      Promise.allSettled(Array.from({ length: 3 }, () => scanDeposits(deps))),
+    ]);
+    expect(scans.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    const ok = confirms.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    expect(ok).toHaveLength(20);
+    expect(new Set(ok.map((p) => p.id)).size).toBe(1);
+    expect(ok.every((p) => p.status === 'credited')).toBe(true);
+    const after = await f.balance(projectId);
+    expect(after.balance - before.balance).toBe(3n * USDC);
+    expect(after.ledger).toBe(after.balance);
+    const entries = rowsOf(
+      await f.t.api.database.db.execute(
+        sql`select 1 from ledger_entries where reference like ${`deposit:${CHAIN_ID}:${txHash}:%`}`,
+      ),
+    );
+    expect(entries).toHaveLength(1);
   });
 });
 

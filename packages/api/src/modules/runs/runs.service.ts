@@ -1,4 +1,4 @@
-import { and, asc, eq, sql } from 'drizzle-orm';
+import { and, asc, eq } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
 import { AppError } from '../../lib/errors';
@@ -12,7 +12,18 @@ export async function projectOfRun(db: Db, runId: string): Promise<string | null
   return row?.projectId ?? null;
 }
 
-/** Records a queued run; the same idempotency key in a project returns the same run. */
+function runWithKey(db: Db, projectId: string, idempotencyKey: string) {
+  return db
+    .select()
+    .from(runs)
+    .where(and(eq(runs.projectId, projectId), eq(runs.idempotencyKey, idempotencyKey)));
+}
+
+/**
+ * Records a queued run; the same idempotency key in a project returns the same run, also to
+ * concurrent starts: the unique index decides, with ON CONFLICT, so no start waits on a lock
+ * a chosen key could share with other work (issue "Hardening" #6).
+ */
 export async function startRun(opts: {
   db: Db;
   projectId: string;
@@ -21,38 +32,32 @@ export async function startRun(opts: {
   input: string;
   idempotencyKey?: string | undefined;
 }): Promise<{ run: Run; created: boolean }> {
-  return opts.db.transaction(async (tx) => {
-    if (opts.idempotencyKey) {
-      // Serialise starts with one key so two concurrent ones cannot both insert.
-      await tx.execute(
-        sql`select pg_advisory_xact_lock(hashtext(${`run:${opts.projectId}:${opts.idempotencyKey}`}))`,
-      );
-      const [existing] = await tx
-        .select()
-        .from(runs)
-        .where(
-          and(eq(runs.projectId, opts.projectId), eq(runs.idempotencyKey, opts.idempotencyKey)),
-        );
-      if (existing) return { run: toRun(existing), created: false };
-    }
-    const [agent] = await tx.select().from(agents).where(eq(agents.id, opts.agentId));
-    if (!agent) throw new AppError('agents.not_found', 'Not found');
-    if (agent.status !== 'active') throw new AppError('agents.inactive', 'This agent is inactive');
-    const [row] = await tx
-      .insert(runs)
-      .values({
-        projectId: opts.projectId,
-        agentId: agent.id,
-        activeAgentId: agent.id,
-        input: opts.input,
-        idempotencyKey: opts.idempotencyKey ?? null,
-        createdBy: opts.userId,
-        transcript: [{ role: 'user', content: opts.input }],
-      })
-      .returning();
-    if (!row) throw new Error('insert returned no row');
-    return { run: toRun(row), created: true };
-  });
+  const key = opts.idempotencyKey;
+  if (key) {
+    const [existing] = await runWithKey(opts.db, opts.projectId, key);
+    if (existing) return { run: toRun(existing), created: false };
+  }
+  const [agent] = await opts.db.select().from(agents).where(eq(agents.id, opts.agentId));
+  if (!agent) throw new AppError('agents.not_found', 'Not found');
+  if (agent.status !== 'active') throw new AppError('agents.inactive', 'This agent is inactive');
+  const [row] = await opts.db
+    .insert(runs)
+    .values({
+      projectId: opts.projectId,
+      agentId: agent.id,
+      activeAgentId: agent.id,
+      input: opts.input,
+      idempotencyKey: key ?? null,
+      createdBy: opts.userId,
+      transcript: [{ role: 'user', content: opts.input }],
+    })
+    .onConflictDoNothing({ target: [runs.projectId, runs.idempotencyKey] })
+    .returning();
+  if (row) return { run: toRun(row), created: true };
+  // A concurrent start with this key committed first (the insert waited for it): its run.
+  const [winner] = key ? await runWithKey(opts.db, opts.projectId, key) : [];
+  if (!winner) throw new Error('idempotency key taken, yet no run has it');
+  return { run: toRun(winner), created: false };
 }
 
 export async function getRun(db: Db, runId: string): Promise<Run & { steps: RunStep[] }> {
