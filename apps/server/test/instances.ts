@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, TEST_JWT_SECRET } from '@smartspace/api/testing';
 import { createClient, type SmartSpaceClient } from '@smartspace/client';
+import postgres from 'postgres';
 import { WebSocketImpl } from './sockets';
 
 /**
@@ -116,4 +117,33 @@ export async function startCluster(env: Record<string, string> = {}): Promise<Cl
       await db.close();
     },
   };
+}
+
+/** Kills an instance as a crash would: no shutdown hook runs, nothing is stored on the way out. */
+export async function crash(instance: Instance): Promise<void> {
+  if (instance.child.exitCode === null && instance.child.signalCode === null) {
+    instance.child.kill('SIGKILL');
+  }
+  await instance.exited;
+}
+
+/**
+ * Ages the heartbeats of work still in flight (streaming replies, running runs, in-progress
+ * model calls) by `ms`, as if that long had passed since their process died: the next process
+ * to start sweeps them at start-up, without the test waiting out the sweepers' thresholds.
+ * Only for work whose process is dead: a live one would be swept too.
+ */
+export async function ageHeartbeats(databaseUrl: string, ms: number): Promise<void> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  const age = `${ms} milliseconds`;
+  try {
+    await sql`update messages set heartbeat_at = heartbeat_at - ${age}::interval
+      where status = 'streaming'`;
+    await sql`update runs set heartbeat_at = heartbeat_at - ${age}::interval
+      where status = 'running'`;
+    await sql`update api_requests set heartbeat_at = heartbeat_at - ${age}::interval
+      where status = 'in_progress'`;
+  } finally {
+    await sql.end();
+  }
 }

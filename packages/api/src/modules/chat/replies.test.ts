@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeAnthropic, startFakeAnthropic } from '../../ai/testing/fake-anthropic';
@@ -7,6 +8,7 @@ import { createTestApi, type TestApi, testConfig } from '../../testing';
 import { addDocument } from '../documents/documents.service';
 import type { ChatEvent } from './chat.dto';
 import { messages } from './chat.table';
+import { PARTIAL_FLUSH_MS, trackReplyProgress } from './reply-progress';
 
 /**
  * Replies through the real Anthropic SDK, against the fake Messages API server: what is
@@ -319,5 +321,140 @@ describe('grounded conversations', () => {
     const system2 = String(fake.requests[1]?.system);
     expect(system2).toContain('No project document matches');
     expect(system2).not.toContain('<document');
+  });
+});
+
+// Issue "Hardening", item 10: a process killed mid-reply used to leave the reply empty.
+describe('the partial text while a reply streams', () => {
+  it('is stored as it streams: it advances, in whole published deltas', async () => {
+    const conv = await c().chat.conversations.create({ projectId });
+    const chunks = Array.from({ length: 16 }, (_, i) => `part${i} `);
+    fake.script({ kind: 'reply', chunks, chunkDelayMs: 120 });
+    const sub = await subscribe(conv.id);
+    const { replyId } = await c().chat.send({ conversationId: conv.id, content: 'Slowly' });
+    // What a reader of the conversation gets mid-stream, sampled until the reply ends.
+    const samples: string[] = [];
+    for (;;) {
+      const { items } = await c().chat.messages.list({ conversationId: conv.id });
+      const reply = items.find((m) => m.id === replyId);
+      if (reply?.status !== 'streaming') break;
+      if (reply.content !== (samples.at(-1) ?? '')) samples.push(reply.content);
+      await sleep(20);
+    }
+    await sub.until(endOf(replyId));
+    await sub.close();
+    const deltas = sub.events.flatMap((e) =>
+      e.type === 'reply.delta' && e.replyId === replyId ? [e.text] : [],
+    );
+    const published = deltas.map((_, i) => deltas.slice(0, i + 1).join(''));
+    expect(published.at(-1)).toBe(chunks.join(''));
+    // Several flushes, each longer, each exactly the text of the deltas sent before it.
+    expect(samples.length).toBeGreaterThanOrEqual(2);
+    for (const [i, sample] of samples.entries()) {
+      expect(published).toContain(sample);
+      if (i > 0) expect(sample.length).toBeGreaterThan(samples[i - 1]?.length ?? 0);
+    }
+    expect(await stored(replyId)).toMatchObject({ status: 'complete', content: chunks.join('') });
+  });
+
+  it('is stored within a flush interval when the stream stalls', async () => {
+    const conv = await c().chat.conversations.create({ projectId });
+    fake.script({ kind: 'hang', chunks: ['Stalled', ' halfway'] });
+    const { replyId } = await c().chat.send({ conversationId: conv.id, content: 'Go' });
+    await expect
+      .poll(() => stored(replyId), { timeout: 2 * PARTIAL_FLUSH_MS, interval: 10 })
+      .toMatchObject({ status: 'streaming', content: 'Stalled halfway' });
+    await c().chat.cancel({ replyId });
+    await expect.poll(async () => (await stored(replyId)).status).toBe('cancelled');
+    expect((await stored(replyId)).content).toBe('Stalled halfway');
+  });
+});
+
+describe('progress flushes', () => {
+  const log = { error() {}, warn() {}, info() {} };
+  async function replyRow(status: 'streaming' | 'complete', content: string) {
+    const conv = await c().chat.conversations.create({ projectId });
+    const [row] = await t.api.deps.db
+      .insert(messages)
+      .values({
+        conversationId: conv.id,
+        role: 'assistant',
+        content,
+        status,
+        heartbeatAt: status === 'streaming' ? new Date() : null,
+      })
+      .returning({ id: messages.id });
+    if (!row) throw new Error('insert returned no row');
+    return row.id;
+  }
+
+  it('never touch a finished reply: not its text, not its heartbeat', async () => {
+    const done = await replyRow('complete', 'The final answer.');
+    const late = trackReplyProgress({ db: t.api.deps.db, replyId: done, log, flushMs: 5 });
+    late.published('The final');
+    await sleep(100);
+    await late.stop();
+    expect(await stored(done)).toMatchObject({
+      status: 'complete',
+      content: 'The final answer.',
+      heartbeatAt: null,
+    });
+
+    // Finished (here cancelled) while its progress is still being flushed.
+    const replyId = await replyRow('streaming', '');
+    const progress = trackReplyProgress({ db: t.api.deps.db, replyId, log, flushMs: 5 });
+    progress.published('Half');
+    await expect.poll(async () => (await stored(replyId)).content).toBe('Half');
+    await t.api.deps.db
+      .update(messages)
+      .set({ status: 'cancelled', content: 'Half a reply', heartbeatAt: null })
+      .where(eq(messages.id, replyId));
+    progress.published(' a reply, and more');
+    await sleep(100);
+    await progress.stop();
+    expect(await stored(replyId)).toMatchObject({
+      status: 'cancelled',
+      content: 'Half a reply',
+      heartbeatAt: null,
+    });
+  });
+
+  it('stop() waits for the flush in flight, so the final write lands last', async () => {
+    const replyId = await replyRow('streaming', '');
+    const db = t.api.deps.db;
+    let release: () => void = () => {};
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    // Holds the row (PostgreSQL) or the connection (PGlite): the flush blocks behind it.
+    const locked = db.transaction(async (tx) => {
+      await tx.select().from(messages).where(eq(messages.id, replyId)).for('update');
+      await released;
+    });
+    await sleep(20);
+    const progress = trackReplyProgress({ db, replyId, log, flushMs: 5 });
+    progress.published('Partial');
+    await sleep(50);
+    let stopped = false;
+    const stopping = progress.stop().then(() => {
+      stopped = true;
+    });
+    await sleep(50);
+    expect(stopped).toBe(false);
+    release();
+    await locked;
+    await stopping;
+    // The flush did land, before stop() returned...
+    expect((await stored(replyId)).content).toBe('Partial');
+    // ...so the final write, issued after, is the one that stays.
+    await db
+      .update(messages)
+      .set({ status: 'complete', content: 'Partial, then whole.', heartbeatAt: null })
+      .where(eq(messages.id, replyId));
+    await sleep(50);
+    expect(await stored(replyId)).toMatchObject({
+      status: 'complete',
+      content: 'Partial, then whole.',
+    });
   });
 });

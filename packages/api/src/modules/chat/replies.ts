@@ -10,11 +10,11 @@ import type { Gateway } from '../gateway/gateway';
 import { type ChatEvent, conversationTopic, toMessage } from './chat.dto';
 import { type Citation, type ConversationRow, messages } from './chat.table';
 import { fitHistory } from './context-window';
+import { trackReplyProgress } from './reply-progress';
 
 const CANCEL_CHANNEL = 'smartspace_reply_cancel';
 /** Deltas arriving within this window go out as one event: fewer rows, same text. */
 const DELTA_COALESCE_MS = 25;
-const HEARTBEAT_MS = 5_000;
 /** A streaming reply whose heartbeat is older than this lost its process. */
 export const STALE_REPLY_MS = 30_000;
 const GROUNDING_PASSAGES = 4;
@@ -34,9 +34,10 @@ export interface ReplyRunnerDeps {
 
 /**
  * Runs assistant replies in the background of the process that accepted `chat.send`:
- * streams from the model, publishes deltas to the event log, keeps a heartbeat, stores the
- * outcome. Cancels reach the owning process through NOTIFY; a sweeper fails replies whose
- * process died, so none stays "streaming" forever.
+ * streams from the model, publishes deltas to the event log, keeps the row's text and
+ * heartbeat current (reply-progress.ts), stores the outcome. Cancels reach the owning
+ * process through NOTIFY; a sweeper fails replies whose process died, so none stays
+ * "streaming" forever.
  */
 export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunnerDeps) {
   const inFlight = new Map<string, { abort: AbortController; done: Promise<void> }>();
@@ -106,26 +107,21 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
     let pending = '';
     let flushTimer: NodeJS.Timeout | null = null;
     let publishing: Promise<unknown> = Promise.resolve();
+    // Stopped before each final write: a flush still in flight must not land after it.
+    const progress = trackReplyProgress({ db: deps.db, replyId, log: deps.log });
     const flush = () => {
       if (flushTimer) clearTimeout(flushTimer);
       flushTimer = null;
       if (!pending) return publishing;
       const chunk = pending;
       pending = '';
-      // Chained: deltas go out in order, and all of them before the final event.
-      publishing = publishing.then(() =>
-        publish(conversation.id, { type: 'reply.delta', replyId, text: chunk }),
-      );
+      // Chained: deltas go out in order, and all of them before the final event. Only text
+      // that reached the event log is stored as progress.
+      publishing = publishing
+        .then(() => publish(conversation.id, { type: 'reply.delta', replyId, text: chunk }))
+        .then(() => progress.published(chunk));
       return publishing;
     };
-    const heartbeat = setInterval(() => {
-      void deps.db
-        .update(messages)
-        .set({ heartbeatAt: new Date(), content: text })
-        .where(and(eq(messages.id, replyId), eq(messages.status, 'streaming')))
-        .catch((err: unknown) => deps.log.warn({ err, replyId }, 'reply heartbeat failed'));
-    }, HEARTBEAT_MS);
-    heartbeat.unref();
 
     try {
       await publish(conversation.id, { type: 'reply.started', replyId });
@@ -165,6 +161,7 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
         }
       }
       await flush();
+      await progress.stop();
       const [row] = await deps.db
         .update(messages)
         .set({
@@ -183,6 +180,7 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
         await publish(conversation.id, { type: 'reply.completed', message: toMessage(row), usage });
     } catch (err) {
       await flush().catch(() => {});
+      await progress.stop();
       const shutdown = signal.reason === SHUTDOWN;
       const cancelled = signal.aborted && !shutdown;
       const appCode = shutdown
@@ -211,7 +209,7 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
         cancelled,
       });
     } finally {
-      clearInterval(heartbeat);
+      await progress.stop();
       if (flushTimer) clearTimeout(flushTimer);
     }
   }
@@ -279,8 +277,8 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
     },
 
     /**
-     * Fails replies left streaming by a process that died (stale heartbeat); returns how
-     * many it failed.
+     * Fails replies left streaming by a process that died (stale heartbeat), keeping the
+     * text its last progress flush stored; returns how many it failed.
      */
     async sweep(staleMs = STALE_REPLY_MS): Promise<number> {
       const stale = await deps.db
