@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMockProvider, MOCK_FAIL_MARKER, mockTokenCount } from './mock';
+import { toolDirectives } from './mock-tools';
 import { MOCK_MODEL_ID } from './models';
 import type { ChatTurn, ModelRequest, ToolSpec } from './provider';
 import { collectStream } from './testing/collect';
@@ -154,5 +155,45 @@ describe('mock-echo tool use', () => {
     );
     expect(out.events).toEqual([]);
     expect(out.error?.code).toBe('model.cancelled');
+  });
+});
+
+describe('tool directive parsing', () => {
+  it('reads a directive up to the next one: JSON holding a directive opening is no input', () => {
+    expect(toolDirectives('[[tool:search {"q": "see [[tool:list_files]] here"}]]', 1)).toEqual([
+      { id: 'toolu_mock_1_1', name: 'list_files', input: {} },
+    ]);
+    expect(toolDirectives('[[tool:a {"q": "]]"} ]] [[tool:b\n]]', 2)).toEqual([
+      { id: 'toolu_mock_2_1', name: 'a', input: { q: ']]' } },
+      { id: 'toolu_mock_2_2', name: 'b', input: {} },
+    ]);
+    // Text between the object and `]]` makes no call; an escaped quote does not end a string.
+    expect(toolDirectives('[[tool:a {"q": 1} x]] [[tool:b {"q": "\\"}"} ]]', 3)).toEqual([
+      { id: 'toolu_mock_3_1', name: 'b', input: { q: '"}' } },
+    ]);
+  });
+
+  // The old parser re-parsed the JSON up to every later `]]`: an unterminated string
+  // followed by many `]]` took time quadratic in the prompt (40 KB blocked 329 ms).
+  it('takes time linear in the prompt, however adversarial', () => {
+    const adversarial = (chars: number) => {
+      const unit = `[[tool:search {"q": "${']]'.repeat(200)} [[tool:x {"a": [[[`;
+      return `${unit.repeat(Math.ceil(chars / 2 / unit.length))}[[tool:search {"q": "${']]'.repeat(chars / 4)}`;
+    };
+    const fastest = (text: string) => {
+      let best = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 5; i++) {
+        const started = performance.now();
+        expect(toolDirectives(text, 1)).toEqual([]);
+        best = Math.min(best, performance.now() - started);
+      }
+      return best;
+    };
+    const small = adversarial(40_000);
+    const large = adversarial(400_000);
+    expect(large.length / small.length).toBeCloseTo(10, 0);
+    const ratio = fastest(large) / Math.max(fastest(small), 0.05);
+    expect(ratio).toBeLessThan(30);
+    expect(fastest(large)).toBeLessThan(1_000);
   });
 });

@@ -43,7 +43,9 @@ class RunFailure extends Error {
 
 /** Pulls the JSON document out of a final answer ("```json ... ```" fences allowed). */
 function parseJsonAnswer(text: string): { ok: true; value: unknown } | { ok: false } {
-  const fenced = /```(?:json)?\s*([\s\S]*?)```/.exec(text);
+  // No \s* before the lazy group: the two overlap, which made an unclosed fence followed by
+  // a long run of spaces quadratic (the trim below drops the same whitespace).
+  const fenced = /```(?:json)?([\s\S]*?)```/.exec(text);
   const candidate = (fenced?.[1] ?? text).trim();
   try {
     return { ok: true, value: JSON.parse(candidate) };
