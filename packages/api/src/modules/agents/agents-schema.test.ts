@@ -11,6 +11,7 @@ import {
   compileSchema,
   SCHEMA_CACHE_MAX_CHARS,
   SCHEMA_CACHE_MAX_ENTRIES,
+  SCHEMA_MAX_CHARS,
   schemaCacheStats,
   schemaProblem,
 } from './schema';
@@ -241,12 +242,13 @@ describe('compiled schemas are bounded', () => {
       gc();
       return process.memoryUsage().heapUsed / 2 ** 20;
     };
-    // Each ~200 KB, mostly a description: 200 of them is 40 MB that a store keeping every
-    // compiled schema would hold. (Text that Ajv writes into the generated code, such as
-    // property names, also stays in V8's compilation cache until heap pressure clears it.)
+    // Each ~28 KB (under SCHEMA_MAX_CHARS), mostly a description: 300 of them is 8 MB that a
+    // store keeping every compiled schema would hold. (Text that Ajv writes into the generated
+    // code, such as property names, also stays in V8's compilation cache until heap pressure
+    // clears it.)
     const schema = (i: number) => ({
       type: 'object',
-      description: `${i}:${randomBytes(100_000).toString('hex')}`,
+      description: `${i}:${randomBytes(14_000).toString('hex')}`,
       properties: Object.fromEntries(
         Array.from({ length: 20 }, (_, k) => [
           `p${k}`,
@@ -254,18 +256,29 @@ describe('compiled schemas are bounded', () => {
         ]),
       ),
     });
-    for (let i = 0; i < 20; i++) expect(schemaProblem(schema(i))).toBeNull();
+    for (let i = 0; i < 40; i++) expect(schemaProblem(schema(i))).toBeNull();
     const before = heapMiB();
-    for (let i = 20; i < 220; i++) expect(schemaProblem(schema(i))).toBeNull();
+    for (let i = 40; i < 340; i++) expect(schemaProblem(schema(i))).toBeNull();
     const grown = heapMiB() - before;
     const stats = schemaCacheStats();
     expect(stats.entries).toBeLessThanOrEqual(SCHEMA_CACHE_MAX_ENTRIES);
     expect(stats.chars).toBeLessThanOrEqual(SCHEMA_CACHE_MAX_CHARS);
-    expect(grown).toBeLessThan(10);
+    expect(grown).toBeLessThan(4);
     // What was evicted is compiled again when asked for, and still works.
     const again = compileSchema(schema(0));
     expect(again({ p1: 'a' })).toBe(true);
     expect(again({ p1: '1' })).toBe(false);
+  });
+});
+
+describe('schema size', () => {
+  it('a schema over SCHEMA_MAX_CHARS is refused with its size, before any compile', () => {
+    const big = { type: 'string', description: 'x'.repeat(SCHEMA_MAX_CHARS) };
+    expect(schemaProblem(big)).toBe(
+      `the schema is too large (${JSON.stringify(big).length} characters of JSON; at most ${SCHEMA_MAX_CHARS})`,
+    );
+    const fits = { type: 'string', description: 'x'.repeat(SCHEMA_MAX_CHARS - 100) };
+    expect(schemaProblem(fits)).toBeNull();
   });
 });
 

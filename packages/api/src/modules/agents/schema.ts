@@ -26,6 +26,13 @@ const isolated: Options = {
   logger: false,
 };
 
+/**
+ * Largest schema accepted, in characters of canonical JSON. Ajv's compile time grows with the
+ * schema (about 0.5 s for 1,000 properties, on the event loop), so the size bounds the stall
+ * one save can cause; structured-output schemas are far smaller.
+ */
+export const SCHEMA_MAX_CHARS = 32_768;
+
 /** Bounds what compiled validators retain: at most this many, from this much schema JSON. */
 export const SCHEMA_CACHE_MAX_ENTRIES = 64;
 export const SCHEMA_CACHE_MAX_CHARS = 1_000_000;
@@ -51,6 +58,11 @@ function canonicalJson(schema: unknown): string {
 /** Throws a message naming what is wrong when the schema cannot be used. */
 export function compileSchema(schema: Record<string, unknown>): ValidateFunction {
   const source = canonicalJson(schema);
+  if (source.length > SCHEMA_MAX_CHARS) {
+    throw new Error(
+      `the schema is too large (${source.length} characters of JSON; at most ${SCHEMA_MAX_CHARS})`,
+    );
+  }
   const key = createHash('sha256').update(source).digest('base64url');
   const cached = compiled.get(key);
   if (cached) return cached;
