@@ -25,6 +25,8 @@ async function main(): Promise<void> {
     LOGIN_ATTEMPTS_PER_15_MINUTES: '10000',
     // All subscribers are one user: lift the per-user socket cap to its maximum.
     WS_MAX_CONNECTIONS_PER_USER: '10000',
+    // Thousands of sockets from one address, each anonymous until its connectionParams land.
+    WS_MAX_ANONYMOUS_PER_IP: '10000',
   });
   const api = await createApi({ config, database, migrate: false, log: logger });
   const app = await buildApp({ api, logger });

@@ -57,6 +57,8 @@ const envSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
     .optional(),
   DATABASE_POOL_SIZE: int(1, 500).default(10),
+  DATABASE_CONNECT_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(15_000),
   DATA_DIR: z.string().min(1).default('./.data'),
   JWT_SECRET: z.string().optional(),
   JWT_ISSUER: z.string().min(1).default('smartspace'),
@@ -77,6 +79,9 @@ const envSchema = z.object({
   WS_MAX_CONNECTIONS_PER_USER: int(1, 10_000).default(20),
   WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000).default(100),
   WS_MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
+  // Sockets not (yet) signed in: how many one address may hold, and for how long (item 11).
+  WS_MAX_ANONYMOUS_PER_IP: int(1, 10_000).default(20),
+  WS_AUTH_TIMEOUT_MS: int(100, 600_000).default(10_000),
   EVENT_RETENTION_HOURS: z.coerce
     .number()
     .positive()
@@ -139,6 +144,17 @@ export interface Config {
   logLevel: string;
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /**
+   * Opening a PostgreSQL connection (TCP, TLS, sign-in) may take this long; a query also waits
+   * at most this long for a free pool connection.
+   */
+  databaseConnectTimeoutMs: number;
+  /**
+   * PostgreSQL's statement_timeout on pool connections. A query with no answer within the
+   * connect timeout + this + 0.5 s of being issued (a server or network that stopped
+   * answering) is given up client-side.
+   */
+  databaseStatementTimeoutMs: number;
   dataDir: string;
   jwt: {
     secret: Uint8Array<ArrayBuffer>;
@@ -172,6 +188,10 @@ export interface Config {
     maxConnectionsPerUser: number;
     maxSubscriptionsPerConnection: number;
     maxPayloadBytes: number;
+    /** Sockets without a valid access token one address may hold past their first 2 s. */
+    maxAnonymousPerIp: number;
+    /** A socket still without a valid access token this long after opening is closed. */
+    authTimeoutMs: number;
     /** Events older than this are pruned; resuming from before it is refused. */
     eventRetentionMs: number;
   };
@@ -252,6 +272,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+    databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     dataDir,
     jwt: {
       secret: jwtSecret(e.JWT_SECRET, e.NODE_ENV, dataDir),
@@ -279,6 +301,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxConnectionsPerUser: e.WS_MAX_CONNECTIONS_PER_USER,
       maxSubscriptionsPerConnection: e.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
       maxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
+      maxAnonymousPerIp: e.WS_MAX_ANONYMOUS_PER_IP,
+      authTimeoutMs: e.WS_AUTH_TIMEOUT_MS,
       eventRetentionMs: Math.round(e.EVENT_RETENTION_HOURS * 3_600_000),
     },
     chat: { maxOutputTokens: e.CHAT_MAX_OUTPUT_TOKENS },

@@ -31,7 +31,6 @@ import { createGateway } from './modules/gateway/gateway';
 import { createDepositWatcher, type DepositWatcher } from './modules/payments/watcher';
 import { createRunner } from './modules/runs/runner';
 import {
-  CloseCode,
   type ConnectionRegistry,
   createConnectionRegistry,
   type SocketLike,
@@ -56,6 +55,7 @@ export {
 } from './docs/openapi';
 export { describeProcedures, type ProcedureDoc, type ProcedureKind } from './docs/procedures';
 export type { Page } from './lib/pagination';
+export { isServiceUnavailable } from './lib/unavailable';
 export { latestOutboxMail } from './mail/outbox';
 export type { Session } from './modules/auth/auth.service';
 export { findReadableFile, type StoredFile } from './modules/files/files.service';
@@ -64,7 +64,7 @@ export type { Wallet } from './modules/payments/wallets.service';
 export type { Member, Project } from './modules/projects/projects.service';
 export type { ProjectRole } from './modules/projects/roles';
 export type { User } from './modules/users/users.dto';
-export { CloseCode } from './realtime/connections';
+export { CloseCode, HANDSHAKE_GRACE_MS } from './realtime/connections';
 export type { BlobStorage, ByteRange } from './storage/storage';
 export type { AuthLevel, ProcedureMeta } from './trpc';
 export { AppError, appRouter };
@@ -85,9 +85,12 @@ export interface Api {
   redis: Redis | null;
   createContext(req: RequestMeta): Context;
   /**
-   * Context for a WebSocket connection, authenticated from connectionParams.token. Never
-   * rejects for a bad token (calls then answer UNAUTHORIZED, so clients do not spin
-   * reconnecting); rejects only when the user has too many sockets open.
+   * Context for a WebSocket connection, authenticated from connectionParams.token. Called
+   * when the socket opens (no token yet) and again with its connectionParams: until a valid
+   * token arrives it counts against its address's WS_MAX_ANONYMOUS_PER_IP (4008 past it) and
+   * is closed (4003) after WS_AUTH_TIMEOUT_MS. Never rejects for a bad token (calls then
+   * answer UNAUTHORIZED, so clients do not spin reconnecting); rejects, and closes the socket
+   * (4008), when the user has too many sockets open.
    */
   createSocketContext(req: RequestMeta, socket: SocketLike): Promise<Context>;
   connections: ConnectionRegistry;
@@ -118,6 +121,8 @@ export async function createApi(opts: {
       url: config.databaseUrl,
       dataDir: config.dataDir,
       poolSize: config.databasePoolSize,
+      connectTimeoutMs: config.databaseConnectTimeoutMs,
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
     }));
   if (opts.migrate !== false) await database.migrate();
 
@@ -141,6 +146,8 @@ export async function createApi(opts: {
   const connections = await createConnectionRegistry(database, {
     perUser: config.realtime.maxConnectionsPerUser,
     subscriptionsPerConnection: config.realtime.maxSubscriptionsPerConnection,
+    anonymousPerIp: config.realtime.maxAnonymousPerIp,
+    authTimeoutMs: config.realtime.authTimeoutMs,
   });
   const log = opts.log ?? silentLog;
   const models = createModelRegistry(config, { mockChunkDelayMs: opts.mockChunkDelayMs });
@@ -248,12 +255,13 @@ export async function createApi(opts: {
       const claims = req.token ? await verifyAccessToken(config.jwt, req.token) : null;
       const connection = connections.add({
         socket,
+        ip: req.ip,
         userId: claims?.userId ?? null,
         sessionId: claims?.sessionId ?? null,
         expiresAt: claims?.expiresAt ?? null,
       });
+      // The registry closed it (4008), or it closed while its token was being verified.
       if (!connection) {
-        socket.close(CloseCode.tooManyConnections, 'too many connections');
         throw new AppError(
           'realtime.too_many_connections',
           'Too many open connections for this user',

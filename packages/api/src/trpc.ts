@@ -7,6 +7,8 @@ import { z } from 'zod';
 import type { Context } from './context';
 import type { Db } from './db/client';
 import { AppError, type AppErrorCode, appErrorCodes, genericAppCodes } from './lib/errors';
+import { rawInputIssues } from './lib/input';
+import { isServiceUnavailable, serviceUnavailable } from './lib/unavailable';
 import { requireMembership } from './modules/projects/projects.service';
 import { type ProjectRole, roleAtLeast } from './modules/projects/roles';
 
@@ -73,10 +75,17 @@ export function toTRPCError(cause: AppError): TRPCError {
   return new TRPCError({ code: appErrorCodes[cause.code], message: cause.message, cause });
 }
 
-/** Maps app errors thrown by services to tRPC errors through the one code table. */
+/**
+ * Maps app errors thrown by services to tRPC errors through the one code table. A database
+ * that cannot be reached is an outage, not a bug: service.unavailable (503), so clients back
+ * off and retry (issue "Hardening" #8).
+ */
 const appErrors = t.middleware(async ({ next }) => {
   const result = await next();
-  if (!result.ok && result.error.cause instanceof AppError) throw toTRPCError(result.error.cause);
+  if (result.ok) return result;
+  const cause = result.error.cause;
+  if (cause instanceof AppError) throw toTRPCError(cause);
+  if (isServiceUnavailable(cause)) throw toTRPCError(serviceUnavailable(cause));
   return result;
 });
 
@@ -97,6 +106,27 @@ const callRateLimit = t.middleware(async ({ ctx, next }) => {
   return next();
 });
 
+/**
+ * Refuses input no procedure can store (NUL, lone surrogates) or should parse (absurd nesting)
+ * as bad input naming the field, for every procedure before its own parsers run (issue
+ * "Hardening" #9). Input that cannot be read at all is left to those parsers, which report
+ * it their own way (an upload too large is files.too_large).
+ */
+const wellFormedInput = t.middleware(async ({ getRawInput, next }) => {
+  let raw: unknown;
+  try {
+    raw = await getRawInput();
+  } catch {
+    return next();
+  }
+  const issues = rawInputIssues(raw);
+  // ZodRealError, as zod's own parse throws: an Error, so tRPC keeps it as the cause.
+  if (issues.length > 0) {
+    throw new TRPCError({ code: 'BAD_REQUEST', cause: new z.ZodRealError(issues) });
+  }
+  return next();
+});
+
 const requireUser = t.middleware(async ({ ctx, next }) => {
   const user = await ctx.getUser();
   if (!user) throw new AppError('auth.unauthenticated', 'Sign in to do this');
@@ -108,7 +138,8 @@ const requireUser = t.middleware(async ({ ctx, next }) => {
 export const publicProcedure = t.procedure
   .meta({ auth: 'public' })
   .use(appErrors)
-  .use(callRateLimit);
+  .use(callRateLimit)
+  .use(wellFormedInput);
 
 /** A signed-in, active user whose session has not ended; `ctx.user` is narrowed. */
 export const authedProcedure = publicProcedure.meta({ auth: 'user' }).use(requireUser);

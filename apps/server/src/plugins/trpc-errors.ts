@@ -9,6 +9,8 @@ const rpcCodes: Record<number, [number, string, string]> = {
   405: [-32005, 'METHOD_NOT_SUPPORTED', 'request.method_not_supported'],
   408: [-32008, 'TIMEOUT', 'request.timeout'],
   413: [-32013, 'PAYLOAD_TOO_LARGE', 'request.too_large'],
+  // tRPC has no code of its own for it: a bad request, with the precise HTTP status.
+  414: [-32600, 'BAD_REQUEST', 'request.url_too_long'],
   415: [-32015, 'UNSUPPORTED_MEDIA_TYPE', 'request.unsupported_media_type'],
   429: [-32029, 'TOO_MANY_REQUESTS', 'rate_limited'],
   503: [-32603, 'SERVICE_UNAVAILABLE', 'service.unavailable'],

@@ -22,8 +22,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
  * Plain JSON queries and mutations (what httpLink/httpBatchLink send) take a direct path:
  * look the procedure up, call it, format errors with the router's own formatter. The stock
  * adapter converts every request and response to the Fetch API, which cost ~90% of the
- * throughput of a raw route in `pnpm bench`. Everything else (JSONL batch streaming, SSE
- * subscriptions, multipart form data) goes to the stock handler unchanged.
+ * throughput of a raw route in `pnpm bench`. Everything else (JSONL batch streaming,
+ * multipart form data) goes to the stock handler unchanged.
+ *
+ * Subscriptions are served over the WebSocket only. Over HTTP (tRPC's SSE transport) a stream
+ * escaped every socket control (session end, token expiry, per-user caps) and held graceful
+ * shutdown open, so any HTTP call of one is refused at once (issue "Hardening" #4).
  */
 export interface TrpcPluginOptions<TContext extends object> {
   /** Where tRPC is served (not `prefix`: Fastify would prefix the routes with it twice). */
@@ -43,12 +47,24 @@ export interface TrpcPluginOptions<TContext extends object> {
   }) => void;
   /** Omit to serve no WebSocket. */
   ws?: {
+    /**
+     * Called when a socket opens (with `connectionParams: null` when the client will send
+     * them), so the host sees, caps and times out every socket from its first moment, even one
+     * that never sends them; called again with the connectionParams: that context serves calls.
+     */
     createContext: (opts: CreateWSSContextFnOptions) => Promise<TContext>;
     keepAlive: { enabled: boolean; pingMs: number; pongWaitMs: number };
   };
 }
 
 const METHOD_TYPE: Record<string, ProcedureType> = { GET: 'query', POST: 'mutation' };
+
+function subscriptionOverHttp(mountPath: string, path: string) {
+  return new TRPCError({
+    code: 'METHOD_NOT_SUPPORTED',
+    message: `"${path}" is a subscription: subscriptions are served over WebSocket on ${mountPath}`,
+  });
+}
 
 export async function trpcPlugin<TContext extends object>(
   app: FastifyInstance,
@@ -79,6 +95,23 @@ export async function trpcPlugin<TContext extends object>(
       path,
     });
 
+  /** One error for a whole request that cannot be split into calls. */
+  const requestError = (
+    reply: FastifyReply,
+    cause: unknown,
+    ctx: TContext,
+    type: ProcedureType | 'unknown',
+    path: string | undefined,
+  ) => {
+    const error = getTRPCErrorFromUnknown(cause);
+    opts.onError({ error, path, ctx });
+    const shape = getErrorShape({ config, error, type, path, input: undefined, ctx });
+    return reply
+      .status(getHTTPStatusCode({ error: shape }, [error]))
+      .header('content-type', 'application/json')
+      .send(JSON.stringify({ error: shape }));
+  };
+
   app.route({
     method: ['GET', 'POST'],
     url: `${opts.mountPath}/:path`,
@@ -93,9 +126,20 @@ export async function trpcPlugin<TContext extends object>(
         (type === 'query' || contentType?.split(';', 1)[0]?.trim() === 'application/json');
       const isBatch = query.batch === '1';
       const paths = isBatch ? path.split(',') : [path];
-      if (!plain || paths.some((p) => procedures[p]?._def.type === 'subscription')) {
-        return stock(req, reply, path);
+      // Refused before any input is read; inside a plain batch, only that call is (below). The
+      // stock handler would have streamed it as SSE.
+      const subscription = paths.find((p) => procedures[p]?._def.type === 'subscription');
+      if (subscription !== undefined && !(plain && isBatch)) {
+        reply.header('allow', '');
+        return requestError(
+          reply,
+          subscriptionOverHttp(opts.mountPath, subscription),
+          opts.createContext(req),
+          'subscription',
+          isBatch ? undefined : subscription,
+        );
       }
+      if (!plain) return stock(req, reply, path);
 
       const ctx = opts.createContext(req);
 
@@ -112,20 +156,7 @@ export async function trpcPlugin<TContext extends object>(
         }
       } catch (cause) {
         // A request that cannot be split into calls gets one error, not one per call.
-        const error = getTRPCErrorFromUnknown(cause);
-        opts.onError({ error, path: undefined, ctx });
-        const shape = getErrorShape({
-          config,
-          error,
-          type,
-          path: undefined,
-          input: undefined,
-          ctx,
-        });
-        return reply
-          .status(getHTTPStatusCode({ error: shape }, [error]))
-          .header('content-type', 'application/json')
-          .send(JSON.stringify({ error: shape }));
+        return requestError(reply, cause, ctx, type, undefined);
       }
 
       const errors: (TRPCError | undefined)[] = [];
@@ -139,6 +170,10 @@ export async function trpcPlugin<TContext extends object>(
                 code: 'NOT_FOUND',
                 message: `No procedure found on path "${p}"`,
               });
+            }
+            if (proc._def.type === 'subscription') {
+              reply.header('allow', '');
+              throw subscriptionOverHttp(opts.mountPath, p);
             }
             if (proc._def.type !== type) {
               reply.header('allow', proc._def.type === 'query' ? 'GET' : 'POST');
@@ -186,5 +221,28 @@ export async function trpcPlugin<TContext extends object>(
   const onConnection = getWSConnectionHandler(
     wsOptions as unknown as WSSHandlerOptions<AnyTRPCRouter>,
   );
-  app.get(opts.mountPath, { websocket: true }, (socket, req) => onConnection(socket, req.raw));
+  const createSocketContext = opts.ws.createContext;
+  app.get(opts.mountPath, { websocket: true }, (socket, req) => {
+    onConnection(socket, req.raw);
+    // tRPC creates the context only once connectionParams arrive, which a client may never
+    // send; this one (discarded) registers the socket with the host now (issue "Hardening" #11).
+    if (new URL(req.url, 'http://localhost').searchParams.get('connectionParams') !== '1') return;
+    const closed = new AbortController();
+    socket.once('close', () => closed.abort());
+    createSocketContext({
+      req: req.raw,
+      res: socket,
+      info: {
+        accept: null,
+        type: 'unknown',
+        isBatchCall: false,
+        calls: [],
+        connectionParams: null,
+        signal: closed.signal,
+        url: null,
+      },
+    }).catch(() => {
+      // Refused over a cap: the host has closed the socket with its reason.
+    });
+  });
 }

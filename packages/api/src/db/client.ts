@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { withBounds, within } from './bounds';
 import * as schema from './schema';
 
 export type Schema = typeof schema;
@@ -67,28 +68,65 @@ export interface OpenDatabaseOptions {
   /** Where PGlite keeps its files; `memory://` for a throw-away database. */
   dataDir: string;
   poolSize?: number;
+  /** PostgreSQL: connection handshake bound, and the longest wait for a pool connection. */
+  connectTimeoutMs?: number;
+  /** PostgreSQL: statement_timeout of pool connections. */
+  statementTimeoutMs?: number;
 }
+
+type PostgresLimits = Required<
+  Pick<OpenDatabaseOptions, 'poolSize' | 'connectTimeoutMs' | 'statementTimeoutMs'>
+>;
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseHandle> {
-  return opts.url ? openPostgres(opts.url, opts.poolSize ?? 10) : openPglite(opts.dataDir);
+  if (!opts.url) return openPglite(opts.dataDir);
+  return openPostgres(opts.url, {
+    poolSize: opts.poolSize ?? 10,
+    connectTimeoutMs: opts.connectTimeoutMs ?? 5_000,
+    statementTimeoutMs: opts.statementTimeoutMs ?? 15_000,
+  });
 }
 
-async function openPostgres(url: string, poolSize: number): Promise<DatabaseHandle> {
+/** Room for a statement_timeout error to travel back before the client gives up itself. */
+const ANSWER_GRACE_MS = 500;
+
+/**
+ * Seconds before a connection retries after a failed attempt. postgres.js's default grows
+ * to 20 s, and queries wait for it: during an outage every call hung up to 20 s before
+ * failing (issue "Hardening" #8). Attempts are made on demand (and by the one LISTEN
+ * connection), so a short cap costs the database little and puts a recovered one to use at
+ * once.
+ */
+function reconnectDelaySeconds(retries: number): number {
+  return Math.min(0.05 * 2 ** retries, 0.5) * (0.5 + Math.random() / 2);
+}
+
+async function openPostgres(url: string, limits: PostgresLimits): Promise<DatabaseHandle> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
+  const connectTimeout = limits.connectTimeoutMs / 1000;
   const client = postgres(url, {
-    max: poolSize,
+    max: limits.poolSize,
     onnotice: () => {},
-    connection: { application_name: 'smartspace' },
+    connect_timeout: connectTimeout,
+    backoff: reconnectDelaySeconds,
+    connection: { application_name: 'smartspace', statement_timeout: limits.statementTimeoutMs },
   });
-  const db = drizzle(client, { schema }) as unknown as Db;
+  const answerMs = limits.connectTimeoutMs + limits.statementTimeoutMs + ANSWER_GRACE_MS;
+  const bounded = withBounds(client, {
+    size: limits.poolSize,
+    acquireMs: limits.connectTimeoutMs,
+    answerMs,
+  });
+  const db = drizzle(bounded, { schema }) as unknown as Db;
   return {
     db,
     kind: 'postgres',
     async migrate() {
       // A session-level advisory lock needs one connection for lock, migrate and unlock.
-      const single = postgres(url, { max: 1, onnotice: () => {} });
+      // No statement_timeout: a migration may rightly take long, or wait for the lock.
+      const single = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: connectTimeout });
       try {
         await single`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
         await migrate(drizzle(single), { migrationsFolder });
@@ -112,7 +150,11 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
         // Never recycled: a new session would not hold the lock.
         max_lifetime: null,
         onnotice: () => {},
-        connection: { application_name: 'smartspace-lock' },
+        connect_timeout: connectTimeout,
+        connection: {
+          application_name: 'smartspace-lock',
+          statement_timeout: limits.statementTimeoutMs,
+        },
       });
       try {
         const [row] = await own`select pg_try_advisory_lock(${key}) as ok`;
@@ -127,9 +169,12 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
       return {
         async held() {
           try {
-            const [row] = await own`
-              select exists (select 1 from pg_locks where locktype = 'advisory'
-                and objid = ${key} and pid = pg_backend_pid() and granted) as held`;
+            // Bounded: a server that stopped answering must not stall the holder's loop.
+            const [row] = await within(
+              own`select exists (select 1 from pg_locks where locktype = 'advisory'
+                and objid = ${key} and pid = pg_backend_pid() and granted) as held`,
+              answerMs,
+            );
             return row?.held === true;
           } catch {
             return false;

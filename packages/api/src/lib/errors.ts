@@ -22,6 +22,7 @@ export const appErrorCodes = {
   'projects.last_owner': 'CONFLICT',
   'projects.member_exists': 'CONFLICT',
   'projects.member_not_found': 'NOT_FOUND',
+  'projects.access_revoked': 'FORBIDDEN',
   'pagination.invalid_cursor': 'BAD_REQUEST',
   'events.expired': 'PRECONDITION_FAILED',
   'events.invalid_id': 'BAD_REQUEST',
@@ -66,6 +67,7 @@ export const appErrorCodes = {
   'files.empty': 'BAD_REQUEST',
   'files.invalid': 'BAD_REQUEST',
   rate_limited: 'TOO_MANY_REQUESTS',
+  'service.unavailable': 'SERVICE_UNAVAILABLE',
 } as const;
 
 export type AppErrorCode = keyof typeof appErrorCodes;

@@ -2,6 +2,7 @@ import { and, asc, desc, eq, gt, lt, or, type SQL } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import { z } from 'zod';
 import { AppError } from './errors';
+import { instantInput } from './input';
 
 export const listInput = z.object({
   cursor: z.string().max(200).optional(),
@@ -18,7 +19,8 @@ interface CursorKey {
   id: string;
 }
 
-const cursorShape = z.tuple([z.iso.datetime(), z.uuid()]);
+// A cursor is client-held text: its date is bounded like any other date input.
+const cursorShape = z.tuple([instantInput, z.uuid()]);
 
 export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify([key.at.toISOString(), key.id])).toString('base64url');
@@ -27,7 +29,7 @@ export function encodeCursor(key: CursorKey): string {
 export function decodeCursor(cursor: string): CursorKey {
   try {
     const [at, id] = cursorShape.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString()));
-    return { at: new Date(at), id };
+    return { at, id };
   } catch {
     throw new AppError('pagination.invalid_cursor', 'The cursor is not valid for this list');
   }

@@ -1,16 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { DatabaseHandle } from '../db/client';
+import { ACCESS_CHANNEL, type AccessWatch, createAccessWatch } from './access';
 
 /** Close codes sent to clients; 4xxx are application-defined (RFC 6455 §7.4.2). */
 export const CloseCode = {
   sessionEnded: 4001,
   tokenExpired: 4002,
+  authTimeout: 4003,
   tooManyConnections: 4008,
   serviceRestart: 1012,
 } as const;
 
+const WS_CLOSED = 3;
+
 /** The bits of a WebSocket the registry needs. */
 export interface SocketLike {
+  readonly readyState: number;
   close(code: number, reason: string): void;
   send(data: string): void;
   once(event: 'close', listener: () => void): unknown;
@@ -20,39 +25,83 @@ export interface SocketConnection {
   id: string;
   userId: string | null;
   sessionId: string | null;
+  ip: string;
+  /** When the socket was first registered (its authentication deadline counts from here). */
+  openedAt: number;
   subscriptions: number;
   maxSubscriptions: number;
   socket: SocketLike;
+  /** Ends this instance's subscriptions whose project access ends. */
+  access: AccessWatch;
+}
+
+export interface ConnectionLimits {
+  perUser: number;
+  subscriptionsPerConnection: number;
+  /**
+   * Sockets without a valid token one address may hold past their handshake grace (issue
+   * "Hardening" #11); more are closed.
+   */
+  anonymousPerIp: number;
+  /** Such a socket is closed this long after it opened. */
+  authTimeoutMs: number;
 }
 
 export const SESSIONS_CHANNEL = 'smartspace_sessions';
 
 /**
+ * How long a new socket has to present a valid token before it counts against its address's
+ * cap: a burst of clients signing in at once (a restart, many users behind one NAT) is never
+ * refused, while sockets that linger without one are held to the cap.
+ */
+export const HANDSHAKE_GRACE_MS = 2_000;
+
+function counter() {
+  const counts = new Map<string, number>();
+  return {
+    get: (key: string) => counts.get(key) ?? 0,
+    inc: (key: string) => counts.set(key, (counts.get(key) ?? 0) + 1),
+    dec(key: string) {
+      const n = (counts.get(key) ?? 1) - 1;
+      if (n > 0) counts.set(key, n);
+      else counts.delete(key);
+    },
+  };
+}
+
+/**
  * The open sockets of this process, by user and by session: enforces connection caps and
  * closes a session's sockets the moment it ends (on any instance, via NOTIFY) or its access
  * token expires. The client then reconnects with fresh connectionParams.
+ *
+ * A socket without a valid token (every socket, until its connectionParams arrive) is held
+ * `authTimeoutMs` at most, and one still without a token after HANDSHAKE_GRACE_MS is closed
+ * if its address then holds more than `anonymousPerIp` such sockets. The first-party client
+ * never needs one (it signs in over HTTP); the time lets a call on it answer UNAUTHORIZED
+ * before the close, so the client does not loop reconnecting.
  */
-export async function createConnectionRegistry(
-  handle: DatabaseHandle,
-  limits: { perUser: number; subscriptionsPerConnection: number },
-) {
-  const all = new Set<SocketConnection>();
+export async function createConnectionRegistry(handle: DatabaseHandle, limits: ConnectionLimits) {
+  const bySocket = new Map<SocketLike, SocketConnection>();
   const bySession = new Map<string, Set<SocketConnection>>();
-  const perUser = new Map<string, number>();
+  const perUser = counter();
+  const anonymousByIp = new Map<string, Set<SocketConnection>>();
   const timers = new Map<SocketConnection, NodeJS.Timeout>();
+  const access = createAccessWatch();
 
   function closeSession(sessionId: string, code: number, reason: string) {
     for (const c of bySession.get(sessionId) ?? []) c.socket.close(code, reason);
   }
 
   function remove(conn: SocketConnection) {
-    if (!all.delete(conn)) return;
+    if (bySocket.get(conn.socket) !== conn) return;
+    bySocket.delete(conn.socket);
     clearTimeout(timers.get(conn));
     timers.delete(conn);
-    if (conn.userId) {
-      const n = (perUser.get(conn.userId) ?? 1) - 1;
-      if (n > 0) perUser.set(conn.userId, n);
-      else perUser.delete(conn.userId);
+    if (conn.userId) perUser.dec(conn.userId);
+    else {
+      const set = anonymousByIp.get(conn.ip);
+      set?.delete(conn);
+      if (set?.size === 0) anonymousByIp.delete(conn.ip);
     }
     if (conn.sessionId) {
       const set = bySession.get(conn.sessionId);
@@ -61,60 +110,98 @@ export async function createConnectionRegistry(
     }
   }
 
-  const unlisten = await handle.listen(SESSIONS_CHANNEL, (sessionId) =>
+  function at(conn: SocketConnection, time: number, run: () => void) {
+    clearTimeout(timers.get(conn));
+    const timer = setTimeout(run, Math.max(0, time - Date.now()));
+    timer.unref();
+    timers.set(conn, timer);
+  }
+
+  /** Past the handshake grace, fits the address's cap or goes; then waits out its deadline. */
+  function holdAnonymous(conn: SocketConnection) {
+    const set = anonymousByIp.get(conn.ip) ?? new Set();
+    set.add(conn);
+    anonymousByIp.set(conn.ip, set);
+    const deadline = conn.openedAt + limits.authTimeoutMs;
+    at(conn, Math.min(conn.openedAt + HANDSHAKE_GRACE_MS, deadline), () => {
+      if ((anonymousByIp.get(conn.ip)?.size ?? 0) > limits.anonymousPerIp) {
+        // Removed at once, so the sockets checked next in this tick see the lower count.
+        remove(conn);
+        conn.socket.close(CloseCode.tooManyConnections, 'too many unauthenticated connections');
+        return;
+      }
+      at(conn, deadline, () => conn.socket.close(CloseCode.authTimeout, 'not signed in'));
+    });
+  }
+
+  const unlistenSessions = await handle.listen(SESSIONS_CHANNEL, (sessionId) =>
     closeSession(sessionId, CloseCode.sessionEnded, 'session ended'),
   );
+  const unlistenAccess = await handle.listen(ACCESS_CHANNEL, (payload) => access.apply(payload));
 
   return {
     /**
-     * Registers a socket; null when the user already has `perUser` sockets open (the
-     * caller then closes it). Anonymous sockets are tracked but not capped per user.
+     * Registers a socket, or registers it again once its connectionParams are known (it is
+     * registered without a token when it opens). Past the per-user cap, closes it (4008) and
+     * returns null.
      */
     add(opts: {
       socket: SocketLike;
+      ip: string;
       userId: string | null;
       sessionId: string | null;
       expiresAt: Date | null;
     }): SocketConnection | null {
-      if (opts.userId && (perUser.get(opts.userId) ?? 0) >= limits.perUser) return null;
+      if (opts.socket.readyState === WS_CLOSED) return null;
+      const previous = bySocket.get(opts.socket);
+      if (previous) remove(previous);
+      if (opts.userId && perUser.get(opts.userId) >= limits.perUser) {
+        opts.socket.close(CloseCode.tooManyConnections, 'too many connections');
+        return null;
+      }
       const conn: SocketConnection = {
         id: randomUUID(),
         userId: opts.userId,
         sessionId: opts.sessionId,
+        ip: opts.ip,
+        openedAt: previous?.openedAt ?? Date.now(),
         subscriptions: 0,
         maxSubscriptions: limits.subscriptionsPerConnection,
         socket: opts.socket,
+        access,
       };
-      all.add(conn);
-      if (opts.userId) perUser.set(opts.userId, (perUser.get(opts.userId) ?? 0) + 1);
+      bySocket.set(opts.socket, conn);
+      if (opts.userId) perUser.inc(opts.userId);
+      else holdAnonymous(conn);
       if (opts.sessionId) {
         const set = bySession.get(opts.sessionId) ?? new Set();
         set.add(conn);
         bySession.set(opts.sessionId, set);
       }
-      if (opts.expiresAt) {
-        const ms = Math.max(0, opts.expiresAt.getTime() - Date.now());
-        const timer = setTimeout(
-          () => conn.socket.close(CloseCode.tokenExpired, 'token expired'),
-          ms,
+      if (opts.userId && opts.expiresAt) {
+        at(conn, opts.expiresAt.getTime(), () =>
+          conn.socket.close(CloseCode.tokenExpired, 'token expired'),
         );
-        timer.unref();
-        timers.set(conn, timer);
       }
-      opts.socket.once('close', () => remove(conn));
+      if (!previous) {
+        opts.socket.once('close', () => {
+          const current = bySocket.get(opts.socket);
+          if (current) remove(current);
+        });
+      }
       return conn;
     },
 
     remove,
 
     get size() {
-      return all.size;
+      return bySocket.size;
     },
 
     /** Asks every client to reconnect (elsewhere) using tRPC's reconnect notification. */
     announceRestart() {
       const msg = JSON.stringify({ id: null, method: 'reconnect' });
-      for (const c of all) {
+      for (const c of bySocket.values()) {
         try {
           c.socket.send(msg);
         } catch {
@@ -124,13 +211,14 @@ export async function createConnectionRegistry(
     },
 
     closeAll(code: number, reason: string) {
-      for (const c of all) c.socket.close(code, reason);
+      for (const c of bySocket.values()) c.socket.close(code, reason);
     },
 
     async close() {
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
-      await unlisten();
+      await unlistenSessions();
+      await unlistenAccess();
     },
   };
 }

@@ -1,7 +1,11 @@
+import type { Db } from '../db/client';
 import type { EventBus, StoredEvent } from '../events/bus';
 import { streamTopic } from '../events/stream';
 import { AppError } from '../lib/errors';
+import type { Membership } from '../modules/projects/projects.service';
+import { type ProjectRole, roleAtLeast } from '../modules/projects/roles';
 import { toTRPCError } from '../trpc';
+import { currentRole } from './access';
 import type { SocketConnection } from './connections';
 
 /**
@@ -36,24 +40,86 @@ export async function* withSubscriptionSlot<T>(
 }
 
 /**
- * A resumable subscription to one topic of the event log, capped per socket: what every
- * `on*` procedure (chat.onEvent, runs.onProgress, budgets.onAlert) is made of.
+ * Runs a project-scoped stream only while its member keeps `minRole` in the project: a removal,
+ * a lower role or the project's deletion (announced to every instance) ends it with
+ * `projects.access_revoked`, leaving the socket and its other subscriptions alone. Without a
+ * socket (in-process callers) there is nothing to watch.
+ */
+async function* whileAllowed<T>(
+  opts: {
+    db: Db;
+    connection: SocketConnection | null;
+    membership: Membership;
+    minRole: ProjectRole;
+    signal: AbortSignal | undefined;
+  },
+  start: (signal: AbortSignal | undefined) => AsyncGenerator<T>,
+): AsyncGenerator<T> {
+  if (!opts.connection) {
+    yield* start(opts.signal);
+    return;
+  }
+  const { projectId, userId } = opts.membership;
+  const revoked = new AbortController();
+  const unwatch = opts.connection.access.watch({ projectId, userId, minRole: opts.minRole }, () =>
+    revoked.abort(),
+  );
+  try {
+    // A change committed after the procedure checked access but before the watch began was
+    // announced before anyone here listened for it: look once more, now that we do.
+    const role = await currentRole(opts.db, projectId, userId);
+    if (!role || !roleAtLeast(role, opts.minRole)) revoked.abort();
+    if (!revoked.signal.aborted) {
+      const signal = opts.signal ? AbortSignal.any([opts.signal, revoked.signal]) : revoked.signal;
+      for await (const item of start(signal)) {
+        // Checked per item: events already queued when access ended are never sent.
+        if (revoked.signal.aborted) break;
+        yield item;
+      }
+    }
+    if (revoked.signal.aborted) {
+      throw new AppError(
+        'projects.access_revoked',
+        'Your access to this project changed; this subscription has ended',
+      );
+    }
+  } finally {
+    unwatch();
+  }
+}
+
+/**
+ * A resumable subscription to one topic of a project's event log, capped per socket and ended
+ * when the caller's access no longer allows it: what every `on*` procedure (chat.onEvent,
+ * runs.onProgress, budgets.onAlert) is made of. `minRole` is the role its procedure requires.
  */
 export function liveTopic<T>(opts: {
-  ctx: { bus: EventBus; connection: SocketConnection | null };
+  ctx: { bus: EventBus; db: Db; connection: SocketConnection | null; membership: Membership };
+  minRole: ProjectRole;
   topic: string;
   lastEventId: string | null | undefined;
   signal: AbortSignal | undefined;
   map: (event: StoredEvent) => T | null;
 }) {
+  const { ctx } = opts;
   return withSubscriptionSlot(
-    opts.ctx.connection,
-    streamTopic({
-      bus: opts.ctx.bus,
-      topic: opts.topic,
-      lastEventId: opts.lastEventId,
-      signal: opts.signal,
-      map: opts.map,
-    }),
+    ctx.connection,
+    whileAllowed(
+      {
+        db: ctx.db,
+        connection: ctx.connection,
+        membership: ctx.membership,
+        minRole: opts.minRole,
+        signal: opts.signal,
+      },
+      (signal) =>
+        streamTopic({
+          bus: ctx.bus,
+          topic: opts.topic,
+          lastEventId: opts.lastEventId,
+          signal,
+          map: opts.map,
+        }),
+    ),
   );
 }

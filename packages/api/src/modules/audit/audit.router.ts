@@ -1,19 +1,18 @@
 import { z } from 'zod';
 import { AppError } from '../../lib/errors';
+import { instantInput } from '../../lib/input';
 import { listInput } from '../../lib/pagination';
 import { adminProcedure, authedProcedure, router } from '../../trpc';
 import { requireMembership } from '../projects/projects.service';
 import { roleAtLeast } from '../projects/roles';
 import * as audit from './audit.service';
 
-const instant = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
-
 const listAuditInput = listInput.extend({
   projectId: z.uuid().optional(),
   actorId: z.uuid().optional(),
   action: z.string().trim().min(1).max(100).optional(),
-  from: instant.optional(),
-  to: instant.optional(),
+  from: instantInput.optional(),
+  to: instantInput.optional(),
 });
 
 /**

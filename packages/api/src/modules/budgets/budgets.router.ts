@@ -105,6 +105,7 @@ export const budgetsRouter = router({
     .subscription(({ ctx, input, signal }) =>
       liveTopic({
         ctx,
+        minRole: 'admin',
         topic: budgets.budgetTopic(ctx.membership.projectId),
         lastEventId: input.lastEventId,
         signal,

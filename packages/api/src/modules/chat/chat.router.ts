@@ -91,6 +91,7 @@ export const chatRouter = router({
     .subscription(({ ctx, input, signal }) =>
       liveTopic({
         ctx,
+        minRole: 'viewer',
         topic: conversationTopic(input.conversationId),
         lastEventId: input.lastEventId,
         signal,

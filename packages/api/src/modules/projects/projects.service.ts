@@ -2,6 +2,7 @@ import { and, count, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
+import { announceAccessChange } from '../../realtime/access';
 import { recordAudit } from '../audit/audit.service';
 import { users } from '../users/users.table';
 import { type ProjectRole, projectMembers, projects } from './projects.table';
@@ -168,6 +169,8 @@ export async function deleteProject(opts: {
       .where(eq(projects.id, opts.projectId))
       .returning({ name: projects.name });
     if (deleted.length === 0) return;
+    // Open subscriptions to it end on every instance once this commits.
+    await announceAccessChange({ db: tx, projectId: opts.projectId, userId: null, role: null });
     // The project's rows go with it; its audit events stay (no foreign key).
     await recordAudit({
       db: tx,
@@ -279,6 +282,8 @@ export async function updateMemberRole(opts: {
       .update(projectMembers)
       .set({ role: opts.role })
       .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.userId, opts.userId)));
+    // Subscriptions needing more than the new role end on every instance once this commits.
+    await announceAccessChange({ db: tx, projectId, userId: opts.userId, role: opts.role });
     await recordAudit({
       db: tx,
       actorId: opts.actor.userId,
@@ -307,6 +312,7 @@ export async function removeMember(opts: {
     await tx
       .delete(projectMembers)
       .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.userId, opts.userId)));
+    await announceAccessChange({ db: tx, projectId, userId: opts.userId, role: null });
     await recordAudit({
       db: tx,
       actorId: opts.actor.userId,

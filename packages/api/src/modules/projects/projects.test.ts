@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '../../index';
+import { ACCESS_CHANNEL, type AccessChange } from '../../realtime/access';
 import { createTestApi, failure, type TestApi } from '../../testing';
 
 let t: TestApi;
@@ -177,5 +178,34 @@ describe('members', () => {
     expect((await failure(t.caller(extra.accessToken).projects.get({ projectId }))).code).toBe(
       'NOT_FOUND',
     );
+  });
+});
+
+describe('access changes', () => {
+  it('are announced on commit: a new role, a removal, a deletion; a refused change says nothing', async () => {
+    const heard: AccessChange[] = [];
+    const unlisten = await t.api.database.listen(ACCESS_CHANNEL, (payload) =>
+      heard.push(JSON.parse(payload) as AccessChange),
+    );
+    try {
+      const o = await t.signUp('Announcer');
+      const x = await t.signUp('Announced');
+      const { id } = await t.caller(o.accessToken).projects.create({ name: 'Announced' });
+      const as = t.caller(o.accessToken).projects.members;
+      await as.add({ projectId: id, email: x.user.email, role: 'admin' });
+      await as.updateRole({ projectId: id, userId: x.user.id, role: 'viewer' });
+      await failure(as.remove({ projectId: id, userId: o.user.id }));
+      await as.remove({ projectId: id, userId: x.user.id });
+      await t.caller(o.accessToken).projects.delete({ projectId: id });
+      await expect
+        .poll(() => heard.filter((h) => h.projectId === id))
+        .toEqual([
+          { projectId: id, userId: x.user.id, role: 'viewer' },
+          { projectId: id, userId: x.user.id, role: null },
+          { projectId: id, userId: null, role: null },
+        ]);
+    } finally {
+      await unlisten();
+    }
   });
 });

@@ -64,6 +64,7 @@ export const runsRouter = router({
     .subscription(({ ctx, input, signal }) =>
       liveTopic({
         ctx,
+        minRole: 'viewer',
         topic: runTopic(input.runId),
         lastEventId: input.lastEventId,
         signal,

@@ -1,21 +1,30 @@
 import { z } from 'zod';
+import { instantInput } from '../../lib/input';
 import { listInput } from '../../lib/pagination';
 import { projectProcedure, router } from '../../trpc';
 import * as usage from './usage.service';
+
+const fieldsValid = (payload: { issues: unknown[] }) => payload.issues.length === 0;
 
 export const usageRouter = router({
   summary: projectProcedure('viewer')
     .input(
       z
         .object({
-          from: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
-          to: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
+          from: instantInput,
+          to: instantInput,
           groupBy: z.enum(['day', 'model', 'agent', 'member']),
         })
-        .refine((v) => v.from < v.to, { message: '`from` must be before `to`', path: ['to'] })
+        // Only once both are dates: zod runs object refinements even when a field failed.
+        .refine((v) => v.from < v.to, {
+          message: '`from` must be before `to`',
+          path: ['to'],
+          when: fieldsValid,
+        })
         .refine((v) => v.to.getTime() - v.from.getTime() <= 366 * 86_400_000, {
           message: 'at most one year per query',
           path: ['to'],
+          when: fieldsValid,
         }),
     )
     .query(({ ctx, input }) =>
