@@ -201,13 +201,13 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
     ws: {
       // Pings reap dead sockets: no pong within pongWaitMs and the socket is closed.
       keepAlive: { enabled: true, pingMs: 15_000, pongWaitMs: 5_000 },
-      createContext: ({ req, res, info }) => {
+      createContext: ({ req, res, info, ip }) => {
         // Tokens come only in connectionParams, never in the URL (it lands in logs).
         const token = info.connectionParams?.token;
         return api.createSocketContext(
           {
             token: typeof token === 'string' && token.length > 0 ? token : null,
-            ip: req.socket.remoteAddress ?? 'unknown',
+            ip,
             requestId: randomUUID(),
             userAgent: req.headers['user-agent'],
           },

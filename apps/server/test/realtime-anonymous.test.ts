@@ -118,3 +118,41 @@ describe('sockets that never authenticate', () => {
     signedIn.ws.close();
   });
 });
+
+describe('behind a proxy (TRUST_PROXY=true)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({
+      TRUST_PROXY: 'true',
+      WS_MAX_ANONYMOUS_PER_IP: '1',
+      WS_AUTH_TIMEOUT_MS: '60000',
+    });
+  });
+  afterAll(() => server.close());
+
+  /** A silent socket whose proxy says it comes from `address`. */
+  function forwardedFrom(address: string) {
+    const ws = new WebSocket(`${server.origin.replace(/^http/, 'ws')}/trpc?connectionParams=1`, {
+      headers: { 'x-forwarded-for': address },
+    });
+    const opened = new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    return { ws, opened, closed };
+  }
+
+  it('counts each forwarded client address, not the proxy', async () => {
+    const a = forwardedFrom('203.0.113.1');
+    const b = forwardedFrom('203.0.113.2');
+    await Promise.all([a.opened, b.opened]);
+    await new Promise((r) => setTimeout(r, HANDSHAKE_GRACE_MS + 300));
+    const a2 = forwardedFrom('203.0.113.1');
+    await a2.opened;
+    expect(await a2.closed).toBe(4008);
+    expect(isOpen(a.ws) && isOpen(b.ws)).toBe(true);
+    a.ws.close();
+    b.ws.close();
+  });
+});

@@ -52,7 +52,7 @@ export interface TrpcPluginOptions<TContext extends object> {
      * them), so the host sees, caps and times out every socket from its first moment, even one
      * that never sends them; called again with the connectionParams: that context serves calls.
      */
-    createContext: (opts: CreateWSSContextFnOptions) => Promise<TContext>;
+    createContext: (opts: CreateWSSContextFnOptions & { ip: string }) => Promise<TContext>;
     keepAlive: { enabled: boolean; pingMs: number; pongWaitMs: number };
   };
 }
@@ -210,9 +210,15 @@ export async function trpcPlugin<TContext extends object>(
 
   if (!opts.ws) return;
   // The handler never reads `wss` (Fastify owns the server); the stock plugin casts alike.
+  // The client's address as Fastify sees it (TRUST_PROXY honoured), which tRPC's handler,
+  // given only the raw request, cannot know.
+  const ipOf = new WeakMap<FastifyRequest['raw'], string>();
+  const createSocketContext = opts.ws.createContext;
+  const withIp = (o: CreateWSSContextFnOptions) =>
+    createSocketContext({ ...o, ip: ipOf.get(o.req) ?? o.req.socket.remoteAddress ?? 'unknown' });
   const wsOptions = {
     router: opts.router,
-    createContext: opts.ws.createContext,
+    createContext: withIp,
     keepAlive: opts.ws.keepAlive,
     maxBatchSize: opts.maxBatchSize,
     onError: ({ error, path, ctx }: { error: TRPCError; path?: string; ctx?: TContext }) =>
@@ -221,15 +227,15 @@ export async function trpcPlugin<TContext extends object>(
   const onConnection = getWSConnectionHandler(
     wsOptions as unknown as WSSHandlerOptions<AnyTRPCRouter>,
   );
-  const createSocketContext = opts.ws.createContext;
   app.get(opts.mountPath, { websocket: true }, (socket, req) => {
+    ipOf.set(req.raw, req.ip);
     onConnection(socket, req.raw);
     // tRPC creates the context only once connectionParams arrive, which a client may never
     // send; this one (discarded) registers the socket with the host now (issue "Hardening" #11).
     if (new URL(req.url, 'http://localhost').searchParams.get('connectionParams') !== '1') return;
     const closed = new AbortController();
     socket.once('close', () => closed.abort());
-    createSocketContext({
+    withIp({
       req: req.raw,
       res: socket,
       info: {
