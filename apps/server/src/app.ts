@@ -109,6 +109,9 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
     return sendError(req, reply, status, message);
   });
 
+  // Fastify's default names the method and path; the caller knows what it asked for.
+  app.setNotFoundHandler((req, reply) => sendError(req, reply, 404, 'Not found'));
+
   app.addHook('onSend', async (_req, reply, payload) => {
     if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) {
       reply.header('retry-after', String(RETRY_AFTER_SECONDS));

@@ -124,4 +124,15 @@ describe('URLs too long for the router', () => {
     expect(res.status).toBe(414);
     expect(JSON.parse(text)).toEqual({ error: 'Request URL too long', statusCode: 414 });
   });
+  it('an unknown route: 404 in the shape of its prefix, the path not echoed', async () => {
+    const plain = await fetch(`${server.origin}/no-such-page-xyz`);
+    const plainText = await plain.text();
+    expect(plain.status).toBe(404);
+    expect(JSON.parse(plainText)).toEqual({ error: 'Not found', statusCode: 404 });
+    const rpc = await fetch(`${server.origin}/trpc/a/b-xyz`);
+    const rpcText = await rpc.text();
+    expect(rpc.status).toBe(404);
+    expect(JSON.parse(rpcText).error.data).toMatchObject({ code: 'NOT_FOUND', httpStatus: 404 });
+    expect(plainText + rpcText).not.toContain('xyz');
+  });
 });
