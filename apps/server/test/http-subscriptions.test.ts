@@ -109,7 +109,8 @@ describe('subscriptions over HTTP', () => {
     expect(res.status).toBe(405);
     const started = Date.now();
     await own.close();
-    expect(Date.now() - started).toBeLessThan(3000);
+    // An SSE stream held it open until the 30 s request timeout; a loaded machine needs seconds.
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
 

@@ -61,7 +61,8 @@ export async function startInstance(
     child.once('exit', (code, signal) => resolve(code ?? signal)),
   );
   const origin = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
+  // tsx compiles the server at start: on a loaded 2-core machine that alone can take 30 s.
+  const deadline = Date.now() + 90_000;
   for (;;) {
     const ok = await fetch(`${origin}/ready`)
       .then((r) => r.ok)

@@ -62,8 +62,20 @@ async function delivered(
   sub: { data: unknown[] },
   content: string,
 ) {
-  await sender.chat.send.mutate({ conversationId, content });
+  const { replyId } = await sender.chat.send.mutate({ conversationId, content });
   await expect.poll(() => messagesWith(sub.data, content).length).toBe(1);
+  // One reply at a time per conversation: the next send must wait for this one to end.
+  await expect
+    .poll(() => sub.data.some((e) => replyEnded(e, replyId)), { timeout: 15_000 })
+    .toBe(true);
+}
+
+function replyEnded(e: unknown, replyId: string): boolean {
+  const event = e as { type?: string; replyId?: string; message?: { id?: string } };
+  return (
+    (event.type === 'reply.completed' && event.message?.id === replyId) ||
+    (event.type === 'reply.failed' && event.replyId === replyId)
+  );
 }
 
 describe('subscriptions end when access ends', () => {
