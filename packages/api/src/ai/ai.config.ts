@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { bool, httpUrl, int, json, setting } from '../lib/settings';
+import { MODEL_IDS, modelPriceOverridesSchema } from './models';
+
+export const aiConfig = {
+  anthropic: {
+    apiKey: setting({
+      env: 'ANTHROPIC_API_KEY',
+      schema: z.string().trim().min(1).optional(),
+      doc: 'enables the Claude models; unset: only the mock model is offered',
+    }),
+    baseUrl: setting({
+      env: 'ANTHROPIC_BASE_URL',
+      schema: httpUrl().optional(),
+      doc: 'a gateway or proxy speaking the Messages API; unset: https://api.anthropic.com',
+    }),
+    maxRetries: setting({
+      env: 'ANTHROPIC_MAX_RETRIES',
+      schema: int(0, 10),
+      default: '2',
+      doc: 'retries of 429 / 5xx / connection failures before a reply starts streaming',
+    }),
+    timeoutMs: setting({
+      env: 'ANTHROPIC_TIMEOUT_MS',
+      schema: int(1000, 3_600_000),
+      default: '600000',
+      doc: 'per attempt, until the response starts streaming',
+    }),
+  },
+  models: {
+    defaultModel: setting({
+      env: 'DEFAULT_MODEL',
+      schema: z
+        .string()
+        .refine((id) => MODEL_IDS.includes(id), `must be one of: ${MODEL_IDS.join(', ')}`)
+        .optional(),
+      doc: 'model for new chats, as configured; the model registry resolves the effective default',
+    }),
+    mockEnabled: setting({
+      env: 'MOCK_MODEL_ENABLED',
+      schema: bool.optional(),
+      doc: 'offer the offline mock model; unset: true, but false when NODE_ENV=production',
+    }),
+    prices: setting({
+      env: 'MODEL_PRICES',
+      schema: json.pipe(modelPriceOverridesSchema).default({}),
+      doc: 'JSON overrides of list prices, USD per million tokens as decimal strings',
+    }),
+  },
+};

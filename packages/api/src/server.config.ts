@@ -1,0 +1,78 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { bool, httpUrl, int, list, setting } from './lib/settings';
+
+/** The process and its HTTP surface. */
+export const serverConfig = {
+  nodeEnv: setting({
+    env: 'NODE_ENV',
+    schema: z.enum(['development', 'production', 'test']),
+    default: 'development',
+    doc: '`production` requires `JWT_SECRET`',
+  }),
+  host: setting({
+    env: 'HOST',
+    schema: z.string().min(1),
+    default: '127.0.0.1',
+    doc: 'listen address',
+  }),
+  port: setting({ env: 'PORT', schema: int(0, 65535), default: '3000', doc: 'listen port' }),
+  logLevel: setting({
+    env: 'LOG_LEVEL',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    default: 'info',
+    doc: 'pino level',
+  }),
+  dataDir: setting({
+    env: 'DATA_DIR',
+    schema: z
+      .string()
+      .min(1)
+      .transform((dir) => resolve(dir)),
+    default: './.data',
+    doc: 'embedded database, generated development secrets, local file storage',
+  }),
+  corsOrigins: setting({
+    env: 'CORS_ORIGINS',
+    schema: list.default([]),
+    doc: 'comma-separated browser origins allowed; also checked on WebSocket handshakes',
+  }),
+  trustProxy: setting({
+    env: 'TRUST_PROXY',
+    schema: bool,
+    default: 'false',
+    doc: 'honour X-Forwarded-For',
+  }),
+  redisUrl: setting({
+    env: 'REDIS_URL',
+    schema: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+      .optional(),
+    doc: 'rate-limit counters shared across instances; unset: in-process counters',
+  }),
+  rateLimitPerMinute: setting({
+    env: 'RATE_LIMIT_PER_MINUTE',
+    schema: int(0, 1_000_000),
+    default: '600',
+    doc: 'per IP: HTTP requests and tRPC calls per minute; 0 disables both',
+  }),
+  bodyLimitBytes: setting({
+    env: 'BODY_LIMIT_BYTES',
+    schema: int(1024, 100 * 1024 * 1024),
+    default: '1048576',
+    doc: 'larger request bodies get 413',
+  }),
+  requestTimeoutMs: setting({
+    env: 'REQUEST_TIMEOUT_MS',
+    schema: int(1000, 600_000),
+    default: '30000',
+    doc: 'headers and body must arrive within it; slower requests get 408',
+  }),
+  publicAppUrl: setting({
+    env: 'PUBLIC_APP_URL',
+    schema: httpUrl().transform((url) => url.replace(/\/+$/, '')),
+    default: 'http://localhost:5173',
+    doc: 'base URL of the web app, kept without a trailing slash; emailed links point into it',
+  }),
+};
