@@ -3,6 +3,7 @@ import type { ChainClient } from './chain/chain';
 import type { Config } from './config';
 import type { Db } from './db/client';
 import type { EventBus } from './events/bus';
+import type { Logger } from './lib/logger';
 import type { RateLimiter } from './lib/rate-limit';
 import type { Mailer } from './mail/mail';
 import { type AuthUser, authenticate } from './modules/auth/auth.service';
@@ -11,13 +12,6 @@ import type { Gateway } from './modules/gateway/gateway';
 import type { Runner } from './modules/runs/runner';
 import type { SocketConnection } from './realtime/connections';
 import type { BlobStorage } from './storage/storage';
-
-/** The pino-compatible subset of a logger that the api uses. */
-export interface Logger {
-  error(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-}
 
 /** Long-lived things every request shares. */
 export interface Deps {

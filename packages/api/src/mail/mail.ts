@@ -1,6 +1,6 @@
 import type { Config } from '../config';
-import type { Logger } from '../context';
 import type { Db } from '../db/client';
+import type { Logger } from '../lib/logger';
 import { outboxTransport } from './outbox';
 import { smtpTransport } from './smtp';
 

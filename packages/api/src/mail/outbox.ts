@@ -1,6 +1,6 @@
 import { desc, eq } from 'drizzle-orm';
-import type { Logger } from '../context';
 import type { Db } from '../db/client';
+import type { Logger } from '../lib/logger';
 import type { MailTransport } from './mail';
 import { mailOutbox } from './mail.table';
 

@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm';
-import type { Logger } from '../../context';
 import type { Db } from '../../db/client';
+import type { Logger } from '../../lib/logger';
 import { messages } from './chat.table';
 
 /**

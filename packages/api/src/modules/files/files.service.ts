@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { and, eq, inArray } from 'drizzle-orm';
-import type { Logger } from '../../context';
 import type { Db } from '../../db/client';
 import { AppError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import { type BlobStorage, storageKeyFor } from '../../storage/storage';
 import { recordAudit } from '../audit/audit.service';

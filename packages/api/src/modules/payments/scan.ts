@@ -1,8 +1,8 @@
 import { and, eq, gte, inArray, isNotNull, lte } from 'drizzle-orm';
 import { type Address, type Log, parseAbiItem } from 'viem';
 import { type ChainClient, canonicalHash } from '../../chain/chain';
-import type { Logger } from '../../context';
 import type { Db } from '../../db/client';
+import type { Logger } from '../../lib/logger';
 import { projectMembers } from '../projects/projects.table';
 import { roleAtLeast } from '../projects/roles';
 import { depositCursors, type PaymentRow, payments } from './payments.table';

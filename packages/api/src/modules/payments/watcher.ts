@@ -1,7 +1,7 @@
 import type { ChainClient } from '../../chain/chain';
-import type { Logger } from '../../context';
 import type { AdvisoryLock, DatabaseHandle } from '../../db/client';
 import { AppError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
 import { type ScanResult, scanDeposits } from './scan';
 
 // Any constant works; it only has to be the same for every instance of this app.

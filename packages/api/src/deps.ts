@@ -1,0 +1,158 @@
+import { Redis } from 'ioredis';
+import { createModelRegistry } from './ai/registry';
+import { createChainClient } from './chain/chain';
+import type { Config } from './config';
+import type { Deps } from './context';
+import { type DatabaseHandle, type Db, openDatabase } from './db/client';
+import { createEventBus } from './events/bus';
+import type { Lifecycle } from './lib/lifecycle';
+import type { Logger } from './lib/logger';
+import {
+  memoryRateLimiter,
+  postgresRateLimiter,
+  type RateLimiter,
+  redisRateLimiter,
+} from './lib/rate-limit';
+import { createMailer, createMailTransport } from './mail/mail';
+import { recordAudit } from './modules/audit/audit.service';
+import { createReplyRunner } from './modules/chat/replies';
+import { createGateway, type GatewayDeps } from './modules/gateway/gateway';
+import { createRunner } from './modules/runs/runner';
+import { type ConnectionRegistry, createConnectionRegistry } from './realtime/connections';
+import { type BlobStorage, createStorage } from './storage/storage';
+
+/** Opens the database the config names; the caller owns (and closes) it. */
+export function openConfiguredDatabase(config: Config): Promise<DatabaseHandle> {
+  return openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+  });
+}
+
+// Limits that must hold across instances (policy rates, sign-in attempts): Redis when
+// configured, else PostgreSQL; PGlite is one process, so memory is already shared.
+function openLimiters(config: Config, database: DatabaseHandle, life: Lifecycle) {
+  if (config.redisUrl) {
+    const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
+    const limiter = redisRateLimiter(redis);
+    life.defer('rate limiter', () => limiter.close());
+    return { redis, limiter, sharedLimiter: limiter };
+  }
+  const limiter: RateLimiter = memoryRateLimiter();
+  const sharedLimiter = database.kind === 'postgres' ? postgresRateLimiter(database.db) : limiter;
+  if (sharedLimiter !== limiter) life.defer('shared rate limiter', () => sharedLimiter.close());
+  life.defer('rate limiter', () => limiter.close());
+  return { redis: null, limiter, sharedLimiter };
+}
+
+function buildGateway(
+  config: Config,
+  db: Db,
+  deps: Pick<GatewayDeps, 'bus' | 'models' | 'limiter' | 'log'>,
+) {
+  return createGateway({
+    ...deps,
+    db,
+    billingMode: config.billing.mode,
+    // Alerts are notifications: recorded after the settlement commits, in their own append.
+    onAlert: async (projectId, alert) => {
+      await recordAudit({
+        db,
+        actorId: null,
+        action: 'budgets.alert',
+        projectId,
+        target: alert.limitId,
+        metadata: { ...alert },
+      });
+    },
+  });
+}
+
+/** Runs before replies on the stack, so replies stop first on close, then runs. */
+async function startRunners(
+  config: Config,
+  database: DatabaseHandle,
+  life: Lifecycle,
+  shared: Pick<Deps, 'bus' | 'models' | 'gateway' | 'log'>,
+) {
+  const runner = await createRunner(database, {
+    ...shared,
+    db: database.db,
+    maxConcurrentPerProject: config.runs.maxConcurrentPerProject,
+    maxOutputTokens: config.runs.maxOutputTokens,
+  });
+  life.defer('run runner', () => runner.close());
+  const replies = await createReplyRunner(database, {
+    ...shared,
+    db: database.db,
+    maxOutputTokens: config.chat.maxOutputTokens,
+  });
+  // Stores replies still streaming as interrupted, before the database closes.
+  life.defer('reply runner', () => replies.close());
+  return { runner, replies };
+}
+
+export interface BuiltDeps {
+  deps: Deps;
+  redis: Redis | null;
+  connections: ConnectionRegistry;
+}
+
+/**
+ * Builds what every request shares, deferring each closer as it is built. The build order is
+ * the reverse of the close order: replies and runs stop, then mail drains, then sockets, the
+ * bus and the limiters close, all before the database.
+ */
+export async function buildDeps(opts: {
+  config: Config;
+  database: DatabaseHandle;
+  life: Lifecycle;
+  log: Logger;
+  mockChunkDelayMs?: number | undefined;
+  storage?: BlobStorage | undefined;
+}): Promise<BuiltDeps> {
+  const { config, database, life, log } = opts;
+  const db = database.db;
+  const { redis, limiter, sharedLimiter } = openLimiters(config, database, life);
+  const bus = await createEventBus(database);
+  life.defer('event bus', () => bus.close());
+  const connections = await createConnectionRegistry(database, {
+    perUser: config.realtime.maxConnectionsPerUser,
+    subscriptionsPerConnection: config.realtime.maxSubscriptionsPerConnection,
+    anonymousPerIp: config.realtime.maxAnonymousPerIp,
+    authTimeoutMs: config.realtime.authTimeoutMs,
+  });
+  life.defer('connections', () => connections.close());
+  const mail = createMailer(createMailTransport(config, { db, log }), log);
+  // Drains mail still being sent (a reset link asked for just before shutdown).
+  life.defer('mail', () => mail.close());
+  const models = createModelRegistry(config, { mockChunkDelayMs: opts.mockChunkDelayMs });
+  const gateway = buildGateway(config, db, { bus, models, limiter: sharedLimiter, log });
+  const { runner, replies } = await startRunners(config, database, life, {
+    bus,
+    models,
+    gateway,
+    log,
+  });
+  const chain = createChainClient(config.chain);
+  const storage = opts.storage ?? createStorage(config.files);
+  const deps: Deps = {
+    db,
+    config,
+    limiter,
+    sharedLimiter,
+    log,
+    bus,
+    models,
+    gateway,
+    replies,
+    runner,
+    mail,
+    chain,
+    storage,
+  };
+  return { deps, redis, connections };
+}

@@ -1,0 +1,17 @@
+import type { Lifecycle } from '../../lib/lifecycle';
+import type { Gateway } from './gateway';
+
+const SWEEP_INTERVAL_MS = 15_000;
+
+/**
+ * Model calls a dead process left in flight hold budget reservations nobody will settle:
+ * released once before the instance serves, then periodically.
+ */
+export async function startGatewayJobs(opts: {
+  life: Lifecycle;
+  gateway: Pick<Gateway, 'sweep'>;
+}): Promise<void> {
+  const sweep = () => opts.gateway.sweep();
+  await opts.life.run('reservation sweep', sweep);
+  opts.life.every(SWEEP_INTERVAL_MS, 'reservation sweep', sweep);
+}
