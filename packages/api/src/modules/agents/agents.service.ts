@@ -162,6 +162,29 @@ export async function getAgent(db: Db, agentId: string): Promise<Agent> {
   return toAgent(row);
 }
 
+export type { AgentRow };
+
+/** An agent's stored row, or null once it was deleted: what a run works from. */
+export async function findAgentRow(db: Db, agentId: string): Promise<AgentRow | null> {
+  const [row] = await db.select().from(agents).where(eq(agents.id, agentId));
+  return row ?? null;
+}
+
+/** The project's active agents among `ids`: the handoff targets a run may offer. */
+export async function activeAgentsAmong(
+  db: Db,
+  projectId: string,
+  ids: string[],
+): Promise<AgentRow[]> {
+  if (ids.length === 0) return [];
+  return db
+    .select()
+    .from(agents)
+    .where(
+      and(eq(agents.projectId, projectId), inArray(agents.id, ids), eq(agents.status, 'active')),
+    );
+}
+
 export async function listAgents(db: Db, projectId: string): Promise<Agent[]> {
   const rows = await db
     .select()

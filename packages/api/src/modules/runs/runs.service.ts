@@ -3,7 +3,7 @@ import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
-import { agents } from '../agents/agents.table';
+import { findAgentRow } from '../agents/agents.service';
 import { type Run, type RunStep, runTopic, toRun, toStep } from './runs.dto';
 import { runSteps, runs } from './runs.table';
 
@@ -37,7 +37,7 @@ export async function startRun(opts: {
     const [existing] = await runWithKey(opts.db, opts.projectId, key);
     if (existing) return { run: toRun(existing), created: false };
   }
-  const [agent] = await opts.db.select().from(agents).where(eq(agents.id, opts.agentId));
+  const agent = await findAgentRow(opts.db, opts.agentId);
   if (!agent) throw new AppError('agents.not_found', 'Not found');
   if (agent.status !== 'active') throw new AppError('agents.inactive', 'This agent is inactive');
   const [row] = await opts.db

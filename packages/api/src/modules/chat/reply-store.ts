@@ -1,0 +1,102 @@
+import { and, eq, lt } from 'drizzle-orm';
+import type { ModelErrorCode, Usage } from '../../ai/provider';
+import type { Db } from '../../db/client';
+import type { AppErrorCode } from '../../lib/errors';
+import { type ChatEvent, toMessage } from './chat.dto';
+import { type Citation, messages } from './chat.table';
+
+/**
+ * The reply worker's writes to a reply's row. Each applies only to a reply still
+ * 'streaming': the first outcome stored (here, or by a sweep in any instance) wins.
+ */
+
+/** The codes a reply fails with on its own account; errors from the gateway keep theirs. */
+export type ReplyFailureCode = 'reply.cancelled' | 'reply.interrupted' | 'reply.failed';
+
+export type Publish = (conversationId: string, event: ChatEvent, db?: Db) => Promise<unknown>;
+
+export const staleReplies = (db: Db, staleMs: number) =>
+  db
+    .select({ id: messages.id, conversationId: messages.conversationId })
+    .from(messages)
+    .where(
+      and(
+        eq(messages.status, 'streaming'),
+        lt(messages.heartbeatAt, new Date(Date.now() - staleMs)),
+      ),
+    );
+
+export async function completeReply(
+  db: Db,
+  publish: Publish,
+  opts: {
+    conversationId: string;
+    replyId: string;
+    text: string;
+    usage: Usage;
+    citations: Citation[];
+  },
+) {
+  const [row] = await db
+    .update(messages)
+    .set({
+      content: opts.text,
+      status: 'complete',
+      inputTokens: opts.usage.inputTokens,
+      outputTokens: opts.usage.outputTokens,
+      citations: opts.citations,
+      completedAt: new Date(),
+      heartbeatAt: null,
+    })
+    // Only a reply still streaming: one a sweeper already failed stays failed.
+    .where(and(eq(messages.id, opts.replyId), eq(messages.status, 'streaming')))
+    .returning();
+  if (row) {
+    await publish(opts.conversationId, {
+      type: 'reply.completed',
+      message: toMessage(row),
+      usage: opts.usage,
+    });
+  }
+}
+
+/** Stores the partial text and the failure, then tells subscribers; once per reply. */
+export async function finishFailed(
+  db: Db,
+  publish: Publish,
+  opts: {
+    conversationId: string;
+    replyId: string;
+    text: string | null;
+    appCode: ReplyFailureCode | AppErrorCode | ModelErrorCode;
+    message: string;
+    cancelled: boolean;
+  },
+): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(messages)
+      .set({
+        ...(opts.text === null ? {} : { content: opts.text }),
+        status: opts.cancelled ? 'cancelled' : 'failed',
+        errorCode: opts.appCode,
+        completedAt: new Date(),
+        heartbeatAt: null,
+      })
+      .where(and(eq(messages.id, opts.replyId), eq(messages.status, 'streaming')))
+      .returning({ id: messages.id });
+    if (row) {
+      await publish(
+        opts.conversationId,
+        {
+          type: 'reply.failed',
+          replyId: opts.replyId,
+          appCode: opts.appCode,
+          message: opts.message,
+        },
+        tx,
+      );
+    }
+    return row !== undefined;
+  });
+}

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import type { ToolSpec, Usage } from '../../ai/provider';
+import { costMicro, formatUsdc } from '../../lib/money';
+import type { AgentRow } from '../agents/agents.service';
+import { builtinTool, handoffToolName } from '../agents/tools/registry';
+import type { RunContext } from './run-context';
+import { publishRunEvent } from './run-store';
+import { flattenTools } from './transcript';
+
+export interface ToolUse {
+  id: string;
+  name: string;
+  input: unknown;
+}
+
+export interface ModelOutcome {
+  text: string;
+  toolUses: ToolUse[];
+  usage: Usage;
+  cost: bigint;
+}
+
+/** The agent's built-in tools plus one handoff tool per target it may hand over to. */
+function toolSpecs(agent: AgentRow, targets: AgentRow[]): ToolSpec[] {
+  return [
+    ...agent.tools.flatMap((name) => {
+      const t = builtinTool(name);
+      return t
+        ? [
+            {
+              name: t.name,
+              description: t.description,
+              inputSchema: z.toJSONSchema(t.input, { io: 'input' }) as Record<string, unknown>,
+            },
+          ]
+        : [];
+    }),
+    ...targets.map((t) => ({
+      name: handoffToolName(t),
+      description: `Hand the task over to the agent "${t.name}"${t.description ? `: ${t.description}` : ''}. It continues with the whole conversation.`,
+      inputSchema: { type: 'object', properties: { reason: { type: 'string' } } },
+    })),
+  ];
+}
+
+function systemPrompt(agent: AgentRow): string {
+  return agent.outputSchema
+    ? `${agent.instructions}\n\nWhen you give your final answer, reply with only a JSON document matching this JSON Schema:\n${JSON.stringify(agent.outputSchema)}`
+    : agent.instructions;
+}
+
+/** Streams one model turn through the gateway, forwarding text deltas as they come. */
+async function streamTurn(ctx: RunContext, agent: AgentRow, targets: AgentRow[]) {
+  const { deps, run } = ctx;
+  const tools = toolSpecs(agent, targets);
+  const transcript = ctx.progress.transcript;
+  let text = '';
+  const toolUses: ToolUse[] = [];
+  let usage: Usage = { inputTokens: 0, outputTokens: 0 };
+  let publishing: Promise<unknown> = Promise.resolve();
+  for await (const ev of deps.gateway.stream({
+    projectId: run.projectId,
+    userId: run.createdBy,
+    agentId: agent.id,
+    runId: run.id,
+    source: 'run',
+    model: agent.model,
+    system: systemPrompt(agent),
+    messages: tools.length > 0 ? transcript : flattenTools(transcript),
+    maxOutputTokens: deps.maxOutputTokens,
+    tools: tools.length > 0 ? tools : undefined,
+    signal: ctx.signal,
+  })) {
+    if (ev.type === 'delta') {
+      text += ev.text;
+      const delta = ev.text;
+      publishing = publishing.then(() =>
+        publishRunEvent(deps, run.id, { type: 'text.delta', text: delta }),
+      );
+    } else if (ev.type === 'tool_use') {
+      toolUses.push({ id: ev.id, name: ev.name, input: ev.input });
+    } else {
+      usage = ev.usage;
+    }
+  }
+  await publishing;
+  return { text, toolUses, usage };
+}
+
+/** One model step: streamed, priced, published and recorded as a run step. */
+export async function modelStep(
+  ctx: RunContext,
+  agent: AgentRow,
+  targets: AgentRow[],
+): Promise<ModelOutcome> {
+  const { deps, run } = ctx;
+  await publishRunEvent(deps, run.id, {
+    type: 'step.started',
+    step: ctx.nextStep,
+    agentId: agent.id,
+  });
+  const startedAt = new Date();
+  const { text, toolUses, usage } = await streamTurn(ctx, agent, targets);
+  const info = deps.models.get(agent.model);
+  const cost = info
+    ? costMicro({
+        ...usage,
+        inputPricePerMTok: info.inputPricePerMTok,
+        outputPricePerMTok: info.outputPricePerMTok,
+      })
+    : 0n;
+  await publishRunEvent(deps, run.id, { type: 'usage', ...usage, cost: formatUsdc(cost) });
+  await ctx.recordStep({
+    agentId: agent.id,
+    kind: 'model',
+    input: { model: agent.model, messages: ctx.progress.transcript.length },
+    output: { text, toolCalls: toolUses },
+    inputTokens: usage.inputTokens,
+    outputTokens: usage.outputTokens,
+    cost,
+    startedAt,
+    finishedAt: new Date(),
+  });
+  return { text, toolUses, usage, cost };
+}

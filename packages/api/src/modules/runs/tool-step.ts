@@ -1,0 +1,105 @@
+import { z } from 'zod';
+import type { AgentRow } from '../agents/agents.service';
+import { builtinTool, handoffToolName, ToolError } from '../agents/tools/registry';
+import type { ToolUse } from './model-step';
+import type { RunContext } from './run-context';
+import { publishRunEvent } from './run-store';
+
+export interface ToolOutcome {
+  content: string;
+  isError: boolean;
+  handoffTo?: string;
+}
+
+/** Answers one tool call: a handoff to another agent, or a built-in tool run. */
+export async function toolStep(
+  ctx: RunContext,
+  agent: AgentRow,
+  targets: AgentRow[],
+  use: ToolUse,
+): Promise<ToolOutcome> {
+  const target = targets.find((t) => handoffToolName(t) === use.name);
+  if (target) return handoff(ctx, agent, target, use);
+  const { deps, run } = ctx;
+  const startedAt = new Date();
+  await publishRunEvent(deps, run.id, { type: 'tool.called', tool: use.name, input: use.input });
+  const { output, error } = await callTool(ctx, agent, targets, use);
+  await publishRunEvent(
+    deps,
+    run.id,
+    error
+      ? { type: 'tool.result', tool: use.name, output: error, isError: true }
+      : { type: 'tool.result', tool: use.name, output },
+  );
+  await ctx.recordStep({
+    agentId: agent.id,
+    kind: 'tool',
+    input: use.input,
+    output: error ? null : output,
+    error,
+    startedAt,
+    finishedAt: new Date(),
+  });
+  // Errors go back to the model as tool errors: it may correct its input.
+  return { content: error ?? JSON.stringify(output), isError: error !== null };
+}
+
+async function handoff(
+  ctx: RunContext,
+  agent: AgentRow,
+  target: AgentRow,
+  use: ToolUse,
+): Promise<ToolOutcome> {
+  const startedAt = new Date();
+  await publishRunEvent(ctx.deps, ctx.run.id, {
+    type: 'handoff',
+    fromAgentId: agent.id,
+    toAgentId: target.id,
+  });
+  await ctx.recordStep({
+    agentId: agent.id,
+    kind: 'handoff',
+    input: use.input,
+    output: { toAgentId: target.id },
+    startedAt,
+    finishedAt: new Date(),
+  });
+  return { content: `Handed over to ${target.name}.`, isError: false, handoffTo: target.id };
+}
+
+async function callTool(
+  ctx: RunContext,
+  agent: AgentRow,
+  targets: AgentRow[],
+  use: ToolUse,
+): Promise<{ output: unknown; error: string | null }> {
+  const tool = agent.tools.includes(use.name) ? builtinTool(use.name) : undefined;
+  if (!tool) {
+    const available = [...agent.tools, ...targets.map(handoffToolName)].join(', ') || 'none';
+    return { output: undefined, error: `Unknown tool "${use.name}". Available: ${available}` };
+  }
+  const parsed = tool.input.safeParse(use.input);
+  if (!parsed.success) {
+    return {
+      output: undefined,
+      error: `Invalid input for ${use.name}: ${z.prettifyError(parsed.error)}`,
+    };
+  }
+  const { deps, run } = ctx;
+  try {
+    const output = await tool.run(parsed.data, {
+      db: deps.db,
+      projectId: run.projectId,
+      runId: run.id,
+    });
+    return { output, error: null };
+  } catch (e) {
+    if (!(e instanceof ToolError)) {
+      deps.log.error({ err: e, tool: use.name, runId: run.id }, 'tool failed');
+    }
+    return {
+      output: undefined,
+      error: e instanceof ToolError ? e.message : `The tool ${use.name} failed`,
+    };
+  }
+}
