@@ -1,29 +1,22 @@
-import type { AnyTRPCRouter } from '@trpc/server';
+import { routerErrorShape, routerProcedures } from '@smartspace/api';
+import { type AnyTRPCRouter, TRPCError, type TRPCProcedureType } from '@trpc/server';
 import { fastifyRequestHandler } from '@trpc/server/adapters/fastify';
 import {
   type CreateWSSContextFnOptions,
   getWSConnectionHandler,
   type WSSHandlerOptions,
 } from '@trpc/server/adapters/ws';
-import { getHTTPStatusCode } from '@trpc/server/http';
-import {
-  type AnyProcedure,
-  getErrorShape,
-  getTRPCErrorFromUnknown,
-  type ProcedureType,
-  TRPCError,
-  type TRPCResponse,
-} from '@trpc/server/unstable-core-do-not-import';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createFastPath } from './trpc-fast';
 
 /**
  * tRPC over HTTP and WebSocket on one prefix.
  *
- * Plain JSON queries and mutations (what httpLink/httpBatchLink send) take a direct path:
- * look the procedure up, call it, format errors with the router's own formatter. The stock
- * adapter converts every request and response to the Fetch API, which cost ~90% of the
- * throughput of a raw route in `pnpm bench`. Everything else (JSONL batch streaming,
- * multipart form data) goes to the stock handler unchanged.
+ * Plain JSON queries and mutations (what httpLink/httpBatchLink send) take a direct path
+ * (trpc-fast.ts) that answers as the stock handler does, which test/parity.test.ts checks
+ * call for call. The stock adapter converts every request and response to the Fetch API,
+ * which cost ~90% of the throughput of a raw route in `pnpm bench`. Everything else (JSONL
+ * batch streaming, multipart form data) goes to the stock handler unchanged.
  *
  * Subscriptions are served over the WebSocket only. Over HTTP (tRPC's SSE transport) a stream
  * escaped every socket control (session end, token expiry, per-user caps) and held graceful
@@ -57,7 +50,7 @@ export interface TrpcPluginOptions<TContext extends object> {
   };
 }
 
-const METHOD_TYPE: Record<string, ProcedureType> = { GET: 'query', POST: 'mutation' };
+const METHOD_TYPE: Record<string, TRPCProcedureType> = { GET: 'query', POST: 'mutation' };
 
 function subscriptionOverHttp(mountPath: string, path: string) {
   return new TRPCError({
@@ -77,11 +70,7 @@ export async function trpcPlugin<TContext extends object>(
   );
   app.addContentTypeParser('multipart/form-data', (_req, payload, done) => done(null, payload));
 
-  const procedures = opts.router._def.procedures as unknown as Record<
-    string,
-    AnyProcedure | undefined
-  >;
-  const config = opts.router._def._config;
+  const procedures = routerProcedures(opts.router);
 
   const stock = (req: FastifyRequest, reply: FastifyReply, path: string) =>
     fastifyRequestHandler({
@@ -95,22 +84,13 @@ export async function trpcPlugin<TContext extends object>(
       path,
     });
 
-  /** One error for a whole request that cannot be split into calls. */
-  const requestError = (
-    reply: FastifyReply,
-    cause: unknown,
-    ctx: TContext,
-    type: ProcedureType | 'unknown',
-    path: string | undefined,
-  ) => {
-    const error = getTRPCErrorFromUnknown(cause);
-    opts.onError({ error, path, ctx });
-    const shape = getErrorShape({ config, error, type, path, input: undefined, ctx });
-    return reply
-      .status(getHTTPStatusCode({ error: shape }, [error]))
-      .header('content-type', 'application/json')
-      .send(JSON.stringify({ error: shape }));
-  };
+  const fast = createFastPath<TContext>({
+    procedures,
+    errorShape: routerErrorShape(opts.router),
+    onError: opts.onError,
+    maxBatchSize: opts.maxBatchSize,
+    subscriptionRefusal: (path) => subscriptionOverHttp(opts.mountPath, path),
+  });
 
   app.route({
     method: ['GET', 'POST'],
@@ -120,91 +100,38 @@ export async function trpcPlugin<TContext extends object>(
       const type = METHOD_TYPE[req.method];
       const query = req.query as Record<string, string | undefined>;
       const contentType = req.headers['content-type'];
+      // tRPC streams (JSONL) when either header asks for it.
       const plain =
         type !== undefined &&
         req.headers['trpc-accept'] === undefined &&
+        !req.headers.accept?.includes('application/jsonl') &&
         (type === 'query' || contentType?.split(';', 1)[0]?.trim() === 'application/json');
       const isBatch = query.batch === '1';
       const paths = isBatch ? path.split(',') : [path];
-      // Refused before any input is read; inside a plain batch, only that call is (below). The
-      // stock handler would have streamed it as SSE.
-      const subscription = paths.find((p) => procedures[p]?._def.type === 'subscription');
+      // Refused before any input is read; inside a plain batch, only that call is (in the fast
+      // path). The stock handler would have streamed it as SSE.
+      const subscription = paths.find((p) => procedures.get(p)?.type === 'subscription');
       if (subscription !== undefined && !(plain && isBatch)) {
         reply.header('allow', '');
-        return requestError(
+        const refusal = subscriptionOverHttp(opts.mountPath, subscription);
+        return fast.requestError(
           reply,
-          subscriptionOverHttp(opts.mountPath, subscription),
+          refusal,
           opts.createContext(req),
-          'subscription',
           isBatch ? undefined : subscription,
         );
       }
       if (!plain) return stock(req, reply, path);
-
-      const ctx = opts.createContext(req);
-
-      let inputs: unknown;
-      try {
-        if (isBatch && paths.length > opts.maxBatchSize) {
-          throw new TRPCError({ code: 'BAD_REQUEST', message: 'Batch call exceeds maximum size' });
-        }
-        const raw = type === 'query' ? query.input : (req.body as string | undefined);
-        try {
-          inputs = raw ? JSON.parse(raw) : undefined;
-        } catch (cause) {
-          throw new TRPCError({ code: 'BAD_REQUEST', message: 'Malformed JSON input', cause });
-        }
-      } catch (cause) {
-        // A request that cannot be split into calls gets one error, not one per call.
-        return requestError(reply, cause, ctx, type, undefined);
-      }
-
-      const errors: (TRPCError | undefined)[] = [];
-      const responses: TRPCResponse[] = await Promise.all(
-        paths.map(async (p, index) => {
-          const input = isBatch ? (inputs as Record<string, unknown> | undefined)?.[index] : inputs;
-          try {
-            const proc = procedures[p];
-            if (!proc) {
-              throw new TRPCError({
-                code: 'NOT_FOUND',
-                message: `No procedure found on path "${p}"`,
-              });
-            }
-            if (proc._def.type === 'subscription') {
-              reply.header('allow', '');
-              throw subscriptionOverHttp(opts.mountPath, p);
-            }
-            if (proc._def.type !== type) {
-              reply.header('allow', proc._def.type === 'query' ? 'GET' : 'POST');
-              throw new TRPCError({
-                code: 'METHOD_NOT_SUPPORTED',
-                message: `Unsupported ${req.method}-request to ${proc._def.type} procedure at path "${p}"`,
-              });
-            }
-            const data = await proc({
-              path: p,
-              getRawInput: async () => input,
-              ctx,
-              type,
-              signal: undefined,
-              batchIndex: index,
-            });
-            return { result: { data } };
-          } catch (cause) {
-            const error = getTRPCErrorFromUnknown(cause);
-            errors[index] = error;
-            opts.onError({ error, path: p, ctx });
-            return { error: getErrorShape({ config, error, type, path: p, input, ctx }) };
-          }
-        }),
-      );
-
-      reply
-        .status(getHTTPStatusCode(responses, errors))
-        .header('content-type', 'application/json')
-        .header('vary', 'trpc-accept');
-      return reply.send(JSON.stringify(isBatch ? responses : responses[0]));
+      const raw = type === 'query' ? query.input : (req.body as string | undefined);
+      return fast.serve({
+        reply,
+        ctx: opts.createContext(req),
+        type,
+        method: req.method,
+        paths,
+        isBatch,
+        raw,
+      });
     },
   });
 

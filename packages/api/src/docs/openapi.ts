@@ -1,8 +1,5 @@
-import type { AnyTRPCRouter } from '@trpc/server';
-import {
-  getStatusCodeFromKey,
-  type TRPC_ERROR_CODE_KEY,
-} from '@trpc/server/unstable-core-do-not-import';
+import { type AnyTRPCRouter, type TRPC_ERROR_CODE_KEY, TRPCError } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { appErrorCodes, genericAppCodes } from '../lib/errors';
 import type { AuthLevel } from '../trpc';
 import { describeProcedures, type ProcedureDoc } from './procedures';
@@ -150,16 +147,19 @@ function operation(doc: ProcedureDoc): JsonSchema {
   return op;
 }
 
+const httpStatusOf = (code: TRPC_ERROR_CODE_KEY) =>
+  getHTTPStatusCodeFromError(new TRPCError({ code }));
+
 function errorCodeTable(): string {
   const rows = Object.entries(appErrorCodes).map(
-    ([appCode, code]) => `| \`${appCode}\` | ${code} | ${getStatusCodeFromKey(code)} |`,
+    ([appCode, code]) => `| \`${appCode}\` | ${code} | ${httpStatusOf(code)} |`,
   );
   // Errors tRPC raises itself (bad input, unknown procedure) carry these generic codes.
   const generic = Object.entries(genericAppCodes)
     .filter(([, appCode]) => !(appCode in appErrorCodes))
     .map(
       ([code, appCode]) =>
-        `| \`${appCode}\` | ${code} | ${getStatusCodeFromKey(code as TRPC_ERROR_CODE_KEY)} |`,
+        `| \`${appCode}\` | ${code} | ${httpStatusOf(code as TRPC_ERROR_CODE_KEY)} |`,
     );
   const table = ['| appCode | code | HTTP |', '|---|---|---|', ...rows, ...generic].join('\n');
   // Folded: the reference renders this intro above the procedures.

@@ -1,5 +1,6 @@
 import type { AnyTRPCRouter } from '@trpc/server';
-import type { AuthLevel, ProcedureMeta } from '../trpc';
+import type { AuthLevel } from '../trpc';
+import { routerProcedures } from './router-internals';
 import {
   acceptsFormData,
   type JsonSchema,
@@ -25,13 +26,6 @@ export interface ProcedureDoc {
   output: JsonSchema | null;
 }
 
-interface ProcedureDef {
-  type: ProcedureKind;
-  inputs: unknown[];
-  output?: unknown;
-  meta?: ProcedureMeta;
-}
-
 const undescribable: JsonSchema = {
   description: 'Validated by a parser that has no JSON Schema form; see the typed client.',
 };
@@ -44,8 +38,7 @@ export function describeProcedures(
   router: AnyTRPCRouter,
   components: SchemaComponents = {},
 ): ProcedureDoc[] {
-  const procedures = router._def.procedures as Record<string, { _def: ProcedureDef }>;
-  return Object.entries(procedures).map(([path, { _def: def }]) => {
+  return [...routerProcedures(router)].map(([path, def]) => {
     const parts = def.inputs.map((parser) => ({
       parser,
       schema: toJsonSchema(parser, 'input', components, `${path}.input`),
