@@ -1,5 +1,6 @@
 import { APIConnectionError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
-import { ModelError, type ModelErrorCode } from './provider';
+import type { ModelErrorCode } from './ai.errors';
+import { ModelError } from './provider';
 
 /**
  * Turns whatever the Anthropic SDK throws into a ModelError. By the time an HTTP error

@@ -2,6 +2,7 @@
  * The one interface every model call goes through (chat now, agent runs and the gateway
  * later). Adapters turn a provider's wire protocol into these events.
  */
+import type { ModelErrorCode } from './ai.errors';
 
 /** Structured content for tool use (Messages API content blocks). */
 export type ContentBlock =
@@ -44,17 +45,6 @@ export type ModelEvent =
   /** A complete tool call (emitted when its block ends, input fully parsed). */
   | { type: 'tool_use'; id: string; name: string; input: unknown }
   | { type: 'done'; usage: Usage; stopReason: string };
-
-export type ModelErrorCode =
-  | 'model.unavailable' // no key / not configured / unknown model
-  | 'model.rate_limited' // upstream 429 after retries
-  | 'model.overloaded' // upstream 529/5xx after retries
-  | 'model.bad_request' // upstream 400 (e.g. prompt too long)
-  | 'model.auth_failed' // upstream 401/403
-  | 'model.stream_interrupted' // connection cut mid-stream
-  | 'model.bad_response' // upstream broke the protocol (e.g. malformed tool input JSON)
-  | 'model.cancelled' // the signal was aborted
-  | 'model.failed'; // anything else
 
 export class ModelError extends Error {
   override name = 'ModelError';

@@ -1,77 +1,81 @@
 /**
- * Application errors: services throw these with a stable dotted code; the tRPC layer maps the
- * code to a transport code and HTTP status through the one table below.
+ * Application errors: services throw these with a stable dotted code. Each module declares its
+ * codes in its own `*.errors.ts`; this file only composes them into the one table through
+ * which the tRPC layer maps a code to a transport code and HTTP status.
  */
-export const appErrorCodes = {
-  'auth.unauthenticated': 'UNAUTHORIZED',
-  'auth.invalid_credentials': 'UNAUTHORIZED',
-  'auth.token_invalid': 'UNAUTHORIZED',
-  'auth.session_ended': 'UNAUTHORIZED',
-  'auth.refresh_invalid': 'UNAUTHORIZED',
-  'auth.refresh_reused': 'UNAUTHORIZED',
-  'auth.account_disabled': 'FORBIDDEN',
-  'auth.email_taken': 'CONFLICT',
-  'auth.wrong_password': 'BAD_REQUEST',
-  'auth.admin_required': 'FORBIDDEN',
-  'auth.reset_token_invalid': 'BAD_REQUEST',
-  'users.not_found': 'NOT_FOUND',
-  'users.cannot_change_self': 'BAD_REQUEST',
-  'projects.not_found': 'NOT_FOUND',
-  'projects.role_insufficient': 'FORBIDDEN',
-  'projects.owner_required': 'FORBIDDEN',
-  'projects.last_owner': 'CONFLICT',
-  'projects.member_exists': 'CONFLICT',
-  'projects.member_not_found': 'NOT_FOUND',
-  'projects.access_revoked': 'FORBIDDEN',
-  'pagination.invalid_cursor': 'BAD_REQUEST',
-  'events.expired': 'PRECONDITION_FAILED',
-  'events.invalid_id': 'BAD_REQUEST',
-  'realtime.too_many_connections': 'TOO_MANY_REQUESTS',
-  'realtime.too_many_subscriptions': 'TOO_MANY_REQUESTS',
-  'chat.conversation_not_found': 'NOT_FOUND',
-  'chat.reply_not_found': 'NOT_FOUND',
-  'chat.reply_in_progress': 'CONFLICT',
-  'chat.unknown_model': 'BAD_REQUEST',
-  'model.unavailable': 'PRECONDITION_FAILED',
-  'policy.model_not_allowed': 'FORBIDDEN',
-  'policy.cost_limit': 'FORBIDDEN',
-  'budget.exceeded': 'PAYMENT_REQUIRED',
-  'budget.limit_not_found': 'NOT_FOUND',
-  'budget.invalid_scope': 'BAD_REQUEST',
-  'balance.insufficient': 'PAYMENT_REQUIRED',
-  'agents.not_found': 'NOT_FOUND',
-  'agents.invalid': 'BAD_REQUEST',
-  'agents.name_taken': 'CONFLICT',
-  'agents.inactive': 'PRECONDITION_FAILED',
-  'runs.not_found': 'NOT_FOUND',
-  'wallets.message_invalid': 'BAD_REQUEST',
-  'wallets.domain_mismatch': 'BAD_REQUEST',
-  'wallets.chain_mismatch': 'BAD_REQUEST',
-  'wallets.nonce_invalid': 'BAD_REQUEST',
-  'wallets.signature_invalid': 'BAD_REQUEST',
-  'wallets.already_linked': 'CONFLICT',
-  'wallets.not_found': 'NOT_FOUND',
-  'payments.not_configured': 'PRECONDITION_FAILED',
-  'payments.misconfigured': 'PRECONDITION_FAILED',
-  'payments.chain_unavailable': 'SERVICE_UNAVAILABLE',
-  'payments.tx_not_found': 'NOT_FOUND',
-  'payments.tx_failed': 'BAD_REQUEST',
-  'payments.no_usdc_transfer': 'BAD_REQUEST',
-  'payments.wrong_recipient': 'BAD_REQUEST',
-  'payments.wallet_not_linked': 'FORBIDDEN',
-  'payments.already_claimed': 'CONFLICT',
-  'payments.not_found': 'NOT_FOUND',
-  'payments.not_assignable': 'CONFLICT',
-  'files.not_found': 'NOT_FOUND',
-  'files.too_large': 'PAYLOAD_TOO_LARGE',
-  'files.empty': 'BAD_REQUEST',
-  'files.invalid': 'BAD_REQUEST',
-  rate_limited: 'TOO_MANY_REQUESTS',
-  'service.unavailable': 'SERVICE_UNAVAILABLE',
-} as const;
+import { modelErrors, modelFailureCodes } from '../ai/ai.errors';
+import { eventsErrors } from '../events/events.errors';
+import { agentsErrors } from '../modules/agents/agents.errors';
+import { authErrors } from '../modules/auth/auth.errors';
+import { billingErrors } from '../modules/billing/billing.errors';
+import { budgetsErrors } from '../modules/budgets/budgets.errors';
+import { chatErrors, replyFailureCodes } from '../modules/chat/chat.errors';
+import { filesErrors } from '../modules/files/files.errors';
+import { paymentsErrors } from '../modules/payments/payments.errors';
+import { walletsErrors } from '../modules/payments/wallets.errors';
+import { policiesErrors } from '../modules/policies/policies.errors';
+import { projectsErrors } from '../modules/projects/projects.errors';
+import { runFailureCodes, runsErrors } from '../modules/runs/runs.errors';
+import { usersErrors } from '../modules/users/users.errors';
+import { realtimeErrors } from '../realtime/realtime.errors';
+import { requestErrors } from './request.errors';
 
-export type AppErrorCode = keyof typeof appErrorCodes;
+export { genericAppCodes } from './request.errors';
+
+/** Every module's table. A code belongs to exactly one: the check below refuses a repeat. */
+export const errorTables = [
+  authErrors,
+  usersErrors,
+  projectsErrors,
+  eventsErrors,
+  realtimeErrors,
+  chatErrors,
+  modelErrors,
+  policiesErrors,
+  budgetsErrors,
+  billingErrors,
+  agentsErrors,
+  runsErrors,
+  walletsErrors,
+  paymentsErrors,
+  filesErrors,
+  requestErrors,
+] as const;
+
+type Merged<T extends readonly object[]> = T extends readonly [
+  infer Head,
+  ...infer Rest extends readonly object[],
+]
+  ? Head & Merged<Rest>
+  : unknown;
+
+/** Codes declared by more than one table; spreading would keep only the last silently. */
+type Repeated<T extends readonly object[]> = T extends readonly [
+  infer Head,
+  ...infer Rest extends readonly object[],
+]
+  ? (keyof Head & keyof Merged<Rest>) | Repeated<Rest>
+  : never;
+
+// Fails to compile naming any code that two tables declare.
+const _eachCodeOnce: Record<Repeated<typeof errorTables>, never> = {};
+
+const appErrorTable = Object.assign({}, ...errorTables) as Merged<typeof errorTables>;
+
+export type AppErrorCode = keyof typeof appErrorTable;
+
+/** The one table: app code -> tRPC code. */
+export const appErrorCodes = Object.fromEntries(
+  Object.entries(appErrorTable).map(([code, { transport }]) => [code, transport]),
+) as { readonly [C in AppErrorCode]: (typeof appErrorTable)[C]['transport'] };
+
 export type TransportCode = (typeof appErrorCodes)[AppErrorCode];
+
+/**
+ * Codes a background job (a run, a reply) fails with that are no tRPC errors; clients read
+ * them, like app error codes, as the appCode of reply.failed, run.failed and Run.error.
+ */
+export const failureCodes = [...runFailureCodes, ...replyFailureCodes, ...modelFailureCodes];
 
 export class AppError extends Error {
   override name = 'AppError';
@@ -83,24 +87,3 @@ export class AppError extends Error {
     super(message);
   }
 }
-
-/** Stable app codes for errors raised by tRPC itself (bad input, unknown procedure, ...). */
-export const genericAppCodes: Record<string, string> = {
-  PARSE_ERROR: 'request.malformed',
-  BAD_REQUEST: 'request.invalid',
-  UNAUTHORIZED: 'auth.unauthenticated',
-  FORBIDDEN: 'auth.forbidden',
-  NOT_FOUND: 'request.not_found',
-  METHOD_NOT_SUPPORTED: 'request.method_not_supported',
-  TIMEOUT: 'request.timeout',
-  CONFLICT: 'request.conflict',
-  PRECONDITION_FAILED: 'request.precondition_failed',
-  PAYLOAD_TOO_LARGE: 'request.too_large',
-  UNSUPPORTED_MEDIA_TYPE: 'request.unsupported_media_type',
-  UNPROCESSABLE_CONTENT: 'request.unprocessable',
-  TOO_MANY_REQUESTS: 'rate_limited',
-  CLIENT_CLOSED_REQUEST: 'request.cancelled',
-  INTERNAL_SERVER_ERROR: 'internal',
-  NOT_IMPLEMENTED: 'request.not_implemented',
-  SERVICE_UNAVAILABLE: 'service.unavailable',
-};

@@ -1,4 +1,5 @@
-import { ModelError, type ModelErrorCode } from '../ai/provider';
+import type { ModelErrorCode } from '../ai/ai.errors';
+import { ModelError } from '../ai/provider';
 import { AppError, type AppErrorCode } from './errors';
 import { isShutdown } from './worker';
 

@@ -7,17 +7,12 @@ import type { Logger } from '../../lib/logger';
 import { createWorker } from '../../lib/worker';
 import type { Gateway } from '../gateway/gateway';
 import { conversationTopic } from './chat.dto';
+import type { ReplyFailureCode } from './chat.errors';
 import type { ConversationRow } from './chat.table';
 import { fitHistory } from './context-window';
 import { type ReplyProgress, trackReplyProgress } from './reply-progress';
 import { buildReplyPrompt } from './reply-prompt';
-import {
-  completeReply,
-  finishFailed,
-  type Publish,
-  type ReplyFailureCode,
-  staleReplies,
-} from './reply-store';
+import { completeReply, finishFailed, type Publish, staleReplies } from './reply-store';
 
 export type { ReplyFailureCode };
 

@@ -1,17 +1,16 @@
 import { and, eq, lt } from 'drizzle-orm';
-import type { ModelErrorCode, Usage } from '../../ai/provider';
+import type { ModelErrorCode } from '../../ai/ai.errors';
+import type { Usage } from '../../ai/provider';
 import type { Db } from '../../db/client';
 import type { AppErrorCode } from '../../lib/errors';
 import { type ChatEvent, toMessage } from './chat.dto';
+import type { ReplyFailureCode } from './chat.errors';
 import { type Citation, messages } from './chat.table';
 
 /**
  * The reply worker's writes to a reply's row. Each applies only to a reply still
  * 'streaming': the first outcome stored (here, or by a sweep in any instance) wins.
  */
-
-/** The codes a reply fails with on its own account; errors from the gateway keep theirs. */
-export type ReplyFailureCode = 'reply.cancelled' | 'reply.interrupted' | 'reply.failed';
 
 export type Publish = (conversationId: string, event: ChatEvent, db?: Db) => Promise<unknown>;
 

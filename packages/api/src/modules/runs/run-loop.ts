@@ -4,9 +4,10 @@ import { startHeartbeat } from '../../lib/worker';
 import { type AgentRow, activeAgentsAmong, findAgentRow } from '../agents/agents.service';
 import { type ModelOutcome, modelStep } from './model-step';
 import { openRunContext, type RunContext, type RunLoopDeps } from './run-context';
-import { RUN_FAILED, RunFailure, type RunFailureCode } from './run-failure';
+import { RUN_FAILED, RunFailure } from './run-failure';
 import { finalOutput } from './run-output';
 import { finishRun, publishRunEvent, requeueRun, saveProgress, touchRun } from './run-store';
+import type { RunFailureCode } from './runs.errors';
 import type { RunRow } from './runs.table';
 import { toolStep } from './tool-step';
 

@@ -1,9 +1,9 @@
 import type { DatabaseHandle } from '../../db/client';
 import { createWorker } from '../../lib/worker';
 import type { RunLoopDeps } from './run-context';
-import type { RunFailureCode } from './run-failure';
 import { executeRun } from './run-loop';
 import { claimRuns, finishRun, requeueRun, staleRuns } from './run-store';
+import type { RunFailureCode } from './runs.errors';
 import type { RunRow } from './runs.table';
 
 const CANCEL_CHANNEL = 'smartspace_run_cancel';

@@ -1,0 +1,21 @@
+import type { ErrorTable } from '../../lib/error-table';
+
+/** Agent runs. */
+export const runsErrors = {
+  'runs.not_found': { transport: 'NOT_FOUND' },
+} as const satisfies ErrorTable<`runs.${string}`>;
+
+/**
+ * The codes a run fails with on its own account, seen in run.failed and Run.error; errors from
+ * the gateway keep theirs.
+ */
+export const runFailureCodes = [
+  'run.cancelled',
+  'run.agent_unavailable',
+  'run.max_steps',
+  'run.output_invalid',
+  'run.interrupted',
+  'run.failed',
+] as const;
+
+export type RunFailureCode = (typeof runFailureCodes)[number];
