@@ -6,6 +6,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import type { Context } from './context';
 import type { Db } from './db/client';
+import { userActor } from './lib/actor';
 import { AppError, type AppErrorCode, appErrorCodes, genericAppCodes } from './lib/errors';
 import { rawInputIssues } from './lib/input';
 import { isServiceUnavailable, serviceUnavailable } from './lib/unavailable';
@@ -130,7 +131,7 @@ const wellFormedInput = t.middleware(async ({ getRawInput, next }) => {
 const requireUser = t.middleware(async ({ ctx, next }) => {
   const user = await ctx.getUser();
   if (!user) throw new AppError('auth.unauthenticated', 'Sign in to do this');
-  return next({ ctx: { user } });
+  return next({ ctx: { user, actor: userActor(user.id, ctx.req) } });
 });
 
 /** 3. PROCEDURES */

@@ -40,14 +40,14 @@ export const authRouter = router({
     }),
 
   logoutAll: authedProcedure.mutation(async ({ ctx }) => {
-    await auth.logoutAll({ db: ctx.db, userId: ctx.user.id, client: ctx.req });
+    await auth.logoutAll({ db: ctx.db, actor: ctx.actor });
     return { ok: true as const };
   }),
 
   changePassword: authedProcedure
     .input(z.object({ currentPassword: z.string().min(1).max(128), newPassword: password }))
     .mutation(async ({ ctx, input }) => {
-      await auth.changePassword({ db: ctx.db, user: ctx.user, ...input, client: ctx.req });
+      await auth.changePassword({ db: ctx.db, user: ctx.user, actor: ctx.actor, ...input });
       return { ok: true as const };
     }),
 

@@ -1,6 +1,7 @@
 import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import type { Config } from '../../config';
 import type { Db } from '../../db/client';
+import { type Actor, auditedBy } from '../../lib/actor';
 import { isUniqueViolation } from '../../lib/db-errors';
 import { AppError } from '../../lib/errors';
 import type { RateLimiter } from '../../lib/rate-limit';
@@ -307,19 +308,15 @@ export async function endSessions(opts: {
 }
 
 /** Ends every session of the user, the caller's included. */
-export async function logoutAll(opts: {
-  db: Db;
-  userId: string;
-  client?: ClientInfo;
-}): Promise<void> {
+export async function logoutAll(opts: { db: Db; actor: Actor }): Promise<void> {
+  const { userId } = opts.actor;
   await opts.db.transaction(async (tx) => {
-    const ended = await endSessions({ db: tx, userId: opts.userId, reason: 'logout_all' });
+    const ended = await endSessions({ db: tx, userId, reason: 'logout_all' });
     await recordAudit({
       db: tx,
-      actorId: opts.userId,
+      ...auditedBy(opts.actor),
       action: 'auth.logout_all',
-      target: opts.userId,
-      ip: opts.client?.ip,
+      target: userId,
       metadata: { sessionsEnded: ended },
     });
   });
@@ -327,10 +324,11 @@ export async function logoutAll(opts: {
 
 export async function changePassword(opts: {
   db: Db;
+  /** The signed-in user: the session that makes the change stays, the others end. */
   user: AuthUser;
+  actor: Actor;
   currentPassword: string;
   newPassword: string;
-  client?: ClientInfo;
 }): Promise<void> {
   const [row] = await opts.db
     .select({ hash: users.passwordHash })
@@ -353,10 +351,9 @@ export async function changePassword(opts: {
     });
     await recordAudit({
       db: tx,
-      actorId: opts.user.id,
+      ...auditedBy(opts.actor),
       action: 'auth.password_changed',
       target: opts.user.id,
-      ip: opts.client?.ip,
       metadata: { sessionsEnded: ended },
     });
   });

@@ -1,7 +1,10 @@
 import { and, desc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
+import { type Actor, auditedBy } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { formatUsdc } from '../../lib/money';
+import { recordAudit } from '../audit/audit.service';
+import { projects } from '../projects/projects.table';
 import { ledgerEntries, projectBalances } from './billing.table';
 
 export type LedgerKind = (typeof ledgerEntries.$inferInsert)['kind'];
@@ -116,6 +119,49 @@ export async function applyLedgerEntry(opts: {
     .set({ balance: balanceAfter, updatedAt: new Date() })
     .where(eq(projectBalances.projectId, opts.projectId));
   return { entry: toEntry(entry), applied: true };
+}
+
+/**
+ * Manual credit by a platform admin: a ledger entry like any other. A retry with the same
+ * idempotency key applies once and records one audit event.
+ */
+export async function creditProject(opts: {
+  db: Db;
+  actor: Actor;
+  projectId: string;
+  amount: bigint;
+  reason: string;
+  idempotencyKey?: string | undefined;
+}): Promise<LedgerEntry> {
+  const [project] = await opts.db
+    .select({ id: projects.id })
+    .from(projects)
+    .where(eq(projects.id, opts.projectId));
+  if (!project) throw new AppError('projects.not_found', 'No such project');
+  const reference = `credit:${opts.idempotencyKey ?? crypto.randomUUID()}`;
+  return opts.db.transaction(async (tx) => {
+    const { entry, applied } = await applyLedgerEntry({
+      tx,
+      projectId: opts.projectId,
+      kind: 'credit',
+      amount: opts.amount,
+      reference,
+      reason: opts.reason,
+      actorId: opts.actor.userId,
+    });
+    // Last in the transaction: the audit append holds a global lock until commit.
+    if (applied) {
+      await recordAudit({
+        db: tx,
+        ...auditedBy(opts.actor),
+        action: 'payments.credited',
+        projectId: opts.projectId,
+        target: entry.id,
+        metadata: { amount: entry.amount, balanceAfter: entry.balanceAfter, reason: opts.reason },
+      });
+    }
+    return entry;
+  });
 }
 
 /** Holds `amount` of the available balance for a call; false when it is not there. */

@@ -3,7 +3,6 @@ import { AppError } from '../../lib/errors';
 import { formatUsdc, usdcAmount } from '../../lib/money';
 import { liveTopic } from '../../realtime/subscriptions';
 import { projectProcedure, resourceProcedure, router } from '../../trpc';
-import { recordAudit } from '../audit/audit.service';
 import { getBalance } from '../billing/billing.service';
 import { requireMembership } from '../projects/projects.service';
 import { spentThisMonth } from '../usage/usage.service';
@@ -51,32 +50,15 @@ export const budgetsRouter = router({
           throw new AppError('budget.invalid_scope', 'scopeId is not a member of this project');
         });
       }
-      return ctx.db.transaction(async (tx) => {
-        const limit = await budgets.setLimit({
-          db: tx,
-          projectId,
-          scope: input.scope,
-          scopeId: input.scopeId ?? null,
-          period: input.period,
-          amount: input.amount,
-          alertAt: input.alertAt ?? [],
-        });
-        await recordAudit({
-          db: tx,
-          actorId: ctx.user.id,
-          action: 'budgets.limit_set',
-          projectId,
-          target: limit.id,
-          ip: ctx.req.ip,
-          metadata: {
-            scope: limit.scope,
-            scopeId: limit.scopeId,
-            period: limit.period,
-            amount: limit.amount,
-            alertAt: limit.alertAt,
-          },
-        });
-        return limit;
+      return budgets.setLimit({
+        db: ctx.db,
+        actor: ctx.actor,
+        projectId,
+        scope: input.scope,
+        scopeId: input.scopeId ?? null,
+        period: input.period,
+        amount: input.amount,
+        alertAt: input.alertAt ?? [],
       });
     }),
 
@@ -85,16 +67,11 @@ export const budgetsRouter = router({
     notFound: 'budget.limit_not_found',
     resolve: ({ db, input }) => budgets.projectOfLimit(db, input.limitId),
   }).mutation(async ({ ctx, input }) => {
-    await ctx.db.transaction(async (tx) => {
-      await budgets.removeLimit(tx, input.limitId);
-      await recordAudit({
-        db: tx,
-        actorId: ctx.user.id,
-        action: 'budgets.limit_removed',
-        projectId: ctx.membership.projectId,
-        target: input.limitId,
-        ip: ctx.req.ip,
-      });
+    await budgets.removeLimit({
+      db: ctx.db,
+      actor: ctx.actor,
+      projectId: ctx.membership.projectId,
+      limitId: input.limitId,
     });
     return { ok: true as const };
   }),

@@ -1,8 +1,10 @@
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
+import { type Actor, auditedBy } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { formatUsdc } from '../../lib/money';
+import { recordAudit } from '../audit/audit.service';
 import { budgetAlerts, budgetLimits, budgetUsage } from './budgets.table';
 import { type Period, periodStart } from './periods';
 
@@ -202,6 +204,36 @@ export async function listLimits(
  */
 export async function setLimit(opts: {
   db: Db;
+  actor: Actor;
+  projectId: string;
+  scope: 'project' | 'agent' | 'member';
+  scopeId: string | null;
+  period: Period;
+  amount: bigint;
+  alertAt: number[];
+}): Promise<BudgetLimit> {
+  return opts.db.transaction(async (tx) => {
+    const limit = await upsertLimit({ ...opts, db: tx });
+    await recordAudit({
+      db: tx,
+      ...auditedBy(opts.actor),
+      action: 'budgets.limit_set',
+      projectId: opts.projectId,
+      target: limit.id,
+      metadata: {
+        scope: limit.scope,
+        scopeId: limit.scopeId,
+        period: limit.period,
+        amount: limit.amount,
+        alertAt: limit.alertAt,
+      },
+    });
+    return limit;
+  });
+}
+
+async function upsertLimit(opts: {
+  db: Db;
   projectId: string;
   scope: 'project' | 'agent' | 'member';
   scopeId: string | null;
@@ -244,6 +276,20 @@ export async function projectOfLimit(db: Db, limitId: string): Promise<string | 
   return row?.projectId ?? null;
 }
 
-export async function removeLimit(db: Db, limitId: string): Promise<void> {
-  await db.delete(budgetLimits).where(eq(budgetLimits.id, limitId));
+export async function removeLimit(opts: {
+  db: Db;
+  actor: Actor;
+  projectId: string;
+  limitId: string;
+}): Promise<void> {
+  await opts.db.transaction(async (tx) => {
+    await tx.delete(budgetLimits).where(eq(budgetLimits.id, opts.limitId));
+    await recordAudit({
+      db: tx,
+      ...auditedBy(opts.actor),
+      action: 'budgets.limit_removed',
+      projectId: opts.projectId,
+      target: opts.limitId,
+    });
+  });
 }

@@ -3,6 +3,7 @@ import { ModelError } from '../../ai/provider';
 import type { ModelRegistry } from '../../ai/registry';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
+import type { Actor } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import {
@@ -51,7 +52,7 @@ export async function createConversation(opts: {
   db: Db;
   models: ModelRegistry;
   projectId: string;
-  userId: string;
+  actor: Actor;
   title?: string | undefined;
   grounded?: boolean | undefined;
   systemPrompt?: string | undefined;
@@ -66,7 +67,7 @@ export async function createConversation(opts: {
       grounded: opts.grounded ?? false,
       systemPrompt: opts.systemPrompt ?? null,
       model: opts.model ?? null,
-      createdBy: opts.userId,
+      createdBy: opts.actor.userId,
     })
     .returning();
   if (!row) throw new Error('insert returned no row');
@@ -126,7 +127,7 @@ export async function sendMessage(opts: {
   models: ModelRegistry;
   replies: ReplyRunner;
   conversationId: string;
-  userId: string;
+  actor: Actor;
   content: string;
   model?: string | undefined;
 }): Promise<{ message: Message; replyId: string }> {
@@ -156,7 +157,7 @@ export async function sendMessage(opts: {
         conversationId: conversation.id,
         role: 'user',
         content: opts.content,
-        authorId: opts.userId,
+        authorId: opts.actor.userId,
       })
       .returning();
     if (!userRow) throw new Error('insert returned no row');
@@ -191,6 +192,6 @@ export async function sendMessage(opts: {
     });
     return { conversation, message, replyId: reply.id, model };
   });
-  opts.replies.start({ conversation, replyId, model, userId: opts.userId });
+  opts.replies.start({ conversation, replyId, model, userId: opts.actor.userId });
   return { message, replyId };
 }

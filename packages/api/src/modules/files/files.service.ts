@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../../db/client';
+import { type Actor, auditedBy } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { keyset, type Page, toPage } from '../../lib/pagination';
@@ -47,8 +48,7 @@ export async function uploadFile(opts: {
   storage: BlobStorage;
   log: Logger;
   projectId: string;
-  userId: string;
-  ip?: string | undefined;
+  actor: Actor;
   file: Blob;
   fileName: string;
   maxBytes: number;
@@ -91,7 +91,7 @@ export async function uploadFile(opts: {
         .values({
           id,
           projectId: opts.projectId,
-          uploadedBy: opts.userId,
+          uploadedBy: opts.actor.userId,
           name,
           mimeType,
           size: inspection.size,
@@ -105,11 +105,10 @@ export async function uploadFile(opts: {
       }
       await recordAudit({
         db: tx,
-        actorId: opts.userId,
+        ...auditedBy(opts.actor),
         action: 'files.uploaded',
         projectId: opts.projectId,
         target: id,
-        ip: opts.ip,
         metadata: { name, mimeType, size: inspection.size, sha256: inspection.sha256 },
       });
       return inserted;
@@ -163,8 +162,7 @@ export async function deleteFile(opts: {
   storage: BlobStorage;
   log: Logger;
   fileId: string;
-  userId: string;
-  ip?: string | undefined;
+  actor: Actor;
 }): Promise<{ ok: true }> {
   const row = await opts.db.transaction(async (tx) => {
     const [deleted] = await tx.delete(files).where(eq(files.id, opts.fileId)).returning();
@@ -173,11 +171,10 @@ export async function deleteFile(opts: {
     await tx.delete(documents).where(eq(documents.fileId, deleted.id));
     await recordAudit({
       db: tx,
-      actorId: opts.userId,
+      ...auditedBy(opts.actor),
       action: 'files.deleted',
       projectId: deleted.projectId,
       target: deleted.id,
-      ip: opts.ip,
       metadata: { name: deleted.name, sha256: deleted.sha256 },
     });
     return deleted;

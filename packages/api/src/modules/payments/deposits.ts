@@ -2,6 +2,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { type Address, type Hash, TransactionReceiptNotFoundError } from 'viem';
 import type { ChainClient } from '../../chain/chain';
 import type { Db } from '../../db/client';
+import type { Actor } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { type Payment, toPayment } from './payments.dto';
 import { type PaymentRow, payments } from './payments.table';
@@ -32,9 +33,8 @@ export async function confirmDeposit(opts: {
   db: Db;
   chain: ChainClient;
   projectId: string;
-  userId: string;
+  actor: Actor;
   txHash: Hash;
-  ip?: string;
 }): Promise<Payment> {
   const { chain } = opts;
   const depositAddress = requireDepositAddress(chain);
@@ -70,7 +70,7 @@ export async function confirmDeposit(opts: {
       .from(wallets)
       .where(
         and(
-          eq(wallets.userId, opts.userId),
+          eq(wallets.userId, opts.actor.userId),
           inArray(
             wallets.address,
             deposits.map((d) => d.from),
@@ -95,7 +95,7 @@ export async function confirmDeposit(opts: {
           .set({
             projectId: opts.projectId,
             walletId: wallet.id,
-            claimedBy: opts.userId,
+            claimedBy: opts.actor.userId,
             status: 'pending',
             updatedAt: sql`now()`,
           })
@@ -110,7 +110,7 @@ export async function confirmDeposit(opts: {
         row,
         head,
         confirmations: chain.settings.confirmations,
-        actorId: opts.userId,
+        actorId: opts.actor.userId,
       });
       row = credit.row;
       if (credit.audit) audits.push(credit.audit);
@@ -123,7 +123,7 @@ export async function confirmDeposit(opts: {
         'The USDC came from a wallet that is not linked to your account',
       );
     }
-    await recordAudits(tx, audits, opts.ip);
+    await recordAudits(tx, audits, opts.actor.ip);
     return toPayment(first);
   });
 }

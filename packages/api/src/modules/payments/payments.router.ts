@@ -37,9 +37,8 @@ export const paymentsRouter = router({
         db: ctx.db,
         chain: ctx.chain,
         projectId: ctx.membership.projectId,
-        userId: ctx.user.id,
+        actor: ctx.actor,
         txHash: input.txHash,
-        ip: ctx.req.ip,
       }),
     ),
 
@@ -68,8 +67,7 @@ export const paymentsRouter = router({
         chain: ctx.chain,
         paymentId: input.paymentId,
         projectId: input.projectId,
-        actorId: ctx.user.id,
-        ip: ctx.req.ip,
+        actor: ctx.actor,
       }),
     ),
 });

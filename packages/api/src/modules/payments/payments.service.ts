@@ -1,6 +1,7 @@
 import { and, eq, type SQL, sql } from 'drizzle-orm';
 import { type ChainClient, canonicalHash } from '../../chain/chain';
 import type { Db } from '../../db/client';
+import type { Actor } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import { projects } from '../projects/projects.table';
@@ -77,8 +78,7 @@ export async function assignPayment(opts: {
   chain: ChainClient;
   paymentId: string;
   projectId: string;
-  actorId: string;
-  ip?: string;
+  actor: Actor;
 }): Promise<Payment> {
   const [project] = await opts.db
     .select({ id: projects.id })
@@ -103,7 +103,7 @@ export async function assignPayment(opts: {
       .update(payments)
       .set({
         projectId: opts.projectId,
-        claimedBy: opts.actorId,
+        claimedBy: opts.actor.userId,
         status: 'pending',
         updatedAt: sql`now()`,
       })
@@ -115,11 +115,11 @@ export async function assignPayment(opts: {
       row: assigned,
       head,
       confirmations: opts.chain.settings.confirmations,
-      actorId: opts.actorId,
+      actorId: opts.actor.userId,
     });
     const audits: AuditItem[] = [
       {
-        actorId: opts.actorId,
+        actorId: opts.actor.userId,
         action: 'payments.assigned',
         projectId: opts.projectId,
         target: row.id,
@@ -127,7 +127,7 @@ export async function assignPayment(opts: {
       },
     ];
     if (credit.audit) audits.push(credit.audit);
-    await recordAudits(tx, audits, opts.ip);
+    await recordAudits(tx, audits, opts.actor.ip);
     return toPayment(credit.row);
   });
 }

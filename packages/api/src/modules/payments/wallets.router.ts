@@ -51,11 +51,10 @@ export const walletsRouter = router({
         db: ctx.db,
         chain: ctx.chain,
         origin: siweOrigin(ctx.config.publicAppUrl),
-        userId: ctx.user.id,
+        actor: ctx.actor,
         message: input.message,
         signature: input.signature,
         projectId: input.projectId,
-        ip: ctx.req.ip,
       }),
     ),
 
@@ -68,9 +67,8 @@ export const walletsRouter = router({
     .mutation(async ({ ctx, input }) => {
       await walletsService.unlinkWallet({
         db: ctx.db,
-        userId: ctx.user.id,
+        actor: ctx.actor,
         walletId: input.walletId,
-        ip: ctx.req.ip,
       });
       return { ok: true as const };
     }),

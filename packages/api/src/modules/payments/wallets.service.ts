@@ -2,6 +2,7 @@ import { and, asc, eq, gt, lt } from 'drizzle-orm';
 import type { Address, Hex } from 'viem';
 import type { ChainClient } from '../../chain/chain';
 import type { Db } from '../../db/client';
+import { type Actor, auditedBy } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { recordAudit } from '../audit/audit.service';
 import { requireMembership } from '../projects/projects.service';
@@ -65,19 +66,19 @@ export async function linkWallet(opts: {
   db: Db;
   chain: ChainClient;
   origin: SiweOrigin;
-  userId: string;
+  actor: Actor;
   message: string;
   signature: Hex;
   projectId?: string | null | undefined;
-  ip?: string;
 }): Promise<Wallet> {
   const { db, chain } = opts;
+  const { userId } = opts.actor;
   // First: naming another tenant's project answers NOT_FOUND whatever else is wrong.
   if (opts.projectId) {
     const membership = await requireMembership({
       db,
       projectId: opts.projectId,
-      userId: opts.userId,
+      userId,
     });
     if (!roleAtLeast(membership.role, 'member')) {
       throw new AppError('projects.role_insufficient', 'Deposits need the member role or higher');
@@ -93,7 +94,7 @@ export async function linkWallet(opts: {
   const [challenge] = await db
     .select()
     .from(walletChallenges)
-    .where(and(eq(walletChallenges.nonce, parsed.nonce), eq(walletChallenges.userId, opts.userId)));
+    .where(and(eq(walletChallenges.nonce, parsed.nonce), eq(walletChallenges.userId, userId)));
   if (
     !challenge ||
     challenge.address !== parsed.address ||
@@ -115,7 +116,7 @@ export async function linkWallet(opts: {
       .where(
         and(
           eq(walletChallenges.nonce, parsed.nonce),
-          eq(walletChallenges.userId, opts.userId),
+          eq(walletChallenges.userId, userId),
           gt(walletChallenges.expiresAt, new Date()),
         ),
       )
@@ -124,7 +125,7 @@ export async function linkWallet(opts: {
     await tx
       .insert(wallets)
       .values({
-        userId: opts.userId,
+        userId,
         address: parsed.address,
         chainId: parsed.chainId,
         projectId: opts.projectId ?? null,
@@ -135,7 +136,7 @@ export async function linkWallet(opts: {
       .from(wallets)
       .where(eq(wallets.address, parsed.address))
       .for('update');
-    if (!row || row.userId !== opts.userId) {
+    if (!row || row.userId !== userId) {
       throw new AppError('wallets.already_linked', 'This wallet is linked to another account');
     }
     let wallet = row;
@@ -149,11 +150,10 @@ export async function linkWallet(opts: {
     }
     await recordAudit({
       db: tx,
-      actorId: opts.userId,
+      ...auditedBy(opts.actor),
       action: 'wallets.linked',
       projectId: wallet.projectId,
       target: wallet.id,
-      ip: opts.ip ?? null,
       metadata: { address: wallet.address, chainId: wallet.chainId, projectId: wallet.projectId },
     });
     return toWallet(wallet);
@@ -172,22 +172,20 @@ export async function listWallets(opts: { db: Db; userId: string }): Promise<Wal
 /** Deposits already claimed keep their project; later ones from it are unmatched. */
 export async function unlinkWallet(opts: {
   db: Db;
-  userId: string;
+  actor: Actor;
   walletId: string;
-  ip?: string;
 }): Promise<void> {
   await opts.db.transaction(async (tx) => {
     const [row] = await tx
       .delete(wallets)
-      .where(and(eq(wallets.id, opts.walletId), eq(wallets.userId, opts.userId)))
+      .where(and(eq(wallets.id, opts.walletId), eq(wallets.userId, opts.actor.userId)))
       .returning();
     if (!row) throw new AppError('wallets.not_found', 'No such wallet');
     await recordAudit({
       db: tx,
-      actorId: opts.userId,
+      ...auditedBy(opts.actor),
       action: 'wallets.unlinked',
       target: row.id,
-      ip: opts.ip ?? null,
       metadata: { address: row.address },
     });
   });

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { usdcAmount } from '../../lib/money';
 import { projectProcedure, router } from '../../trpc';
-import { recordAudit } from '../audit/audit.service';
 import * as policies from './policies.service';
 
 const positiveInt = z.number().int().positive().max(100_000_000);
@@ -24,18 +23,6 @@ export const policiesRouter = router({
     )
     .mutation(({ ctx, input }) => {
       const { projectId, ...patch } = input;
-      return ctx.db.transaction(async (tx) => {
-        const policy = await policies.updatePolicy({ db: tx, projectId, patch });
-        await recordAudit({
-          db: tx,
-          actorId: ctx.user.id,
-          action: 'policies.updated',
-          projectId,
-          target: projectId,
-          ip: ctx.req.ip,
-          metadata: { changed: Object.keys(patch), policy: { ...policy } },
-        });
-        return policy;
-      });
+      return policies.updatePolicy({ db: ctx.db, actor: ctx.actor, projectId, patch });
     }),
 });

@@ -1,6 +1,8 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client';
+import { type Actor, auditedBy } from '../../lib/actor';
 import { formatUsdc } from '../../lib/money';
+import { recordAudit } from '../audit/audit.service';
 import { policies } from './policies.table';
 
 export interface Policy {
@@ -51,13 +53,25 @@ export async function getPolicy(db: Db, projectId: string): Promise<Policy> {
 /** Fields left out stay as they are; null removes that rule. */
 export async function updatePolicy(opts: {
   db: Db;
+  actor: Actor;
   projectId: string;
   patch: Partial<PolicyRules>;
 }): Promise<Policy> {
   const patch = Object.fromEntries(Object.entries(opts.patch).filter(([, v]) => v !== undefined));
-  await opts.db
-    .insert(policies)
-    .values({ projectId: opts.projectId, ...patch, updatedAt: new Date() })
-    .onConflictDoUpdate({ target: policies.projectId, set: { ...patch, updatedAt: new Date() } });
-  return getPolicy(opts.db, opts.projectId);
+  return opts.db.transaction(async (tx) => {
+    await tx
+      .insert(policies)
+      .values({ projectId: opts.projectId, ...patch, updatedAt: new Date() })
+      .onConflictDoUpdate({ target: policies.projectId, set: { ...patch, updatedAt: new Date() } });
+    const policy = await getPolicy(tx, opts.projectId);
+    await recordAudit({
+      db: tx,
+      ...auditedBy(opts.actor),
+      action: 'policies.updated',
+      projectId: opts.projectId,
+      target: opts.projectId,
+      metadata: { changed: Object.keys(opts.patch), policy: { ...policy } },
+    });
+    return policy;
+  });
 }

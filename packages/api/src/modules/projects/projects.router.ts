@@ -17,10 +17,10 @@ const membersRouter = router({
     .mutation(({ ctx, input }) =>
       projects.addMember({
         db: ctx.db,
-        actor: ctx.membership,
+        membership: ctx.membership,
+        actor: ctx.actor,
         email: input.email,
         role: input.role,
-        ip: ctx.req.ip,
       }),
     ),
   updateRole: projectProcedure('admin')
@@ -28,10 +28,10 @@ const membersRouter = router({
     .mutation(({ ctx, input }) =>
       projects.updateMemberRole({
         db: ctx.db,
-        actor: ctx.membership,
+        membership: ctx.membership,
+        actor: ctx.actor,
         userId: input.userId,
         role: input.role,
-        ip: ctx.req.ip,
       }),
     ),
   remove: projectProcedure('admin')
@@ -39,9 +39,9 @@ const membersRouter = router({
     .mutation(async ({ ctx, input }) => {
       await projects.removeMember({
         db: ctx.db,
-        actor: ctx.membership,
+        membership: ctx.membership,
+        actor: ctx.actor,
         userId: input.userId,
-        ip: ctx.req.ip,
       });
       return { ok: true as const };
     }),
@@ -57,7 +57,7 @@ export const projectsRouter = router({
   create: authedProcedure
     .input(z.object({ name, description: description.optional() }))
     .mutation(({ ctx, input }) =>
-      projects.createProject({ db: ctx.db, userId: ctx.user.id, ip: ctx.req.ip, ...input }),
+      projects.createProject({ db: ctx.db, actor: ctx.actor, ...input }),
     ),
 
   get: projectProcedure('viewer').query(({ ctx }) =>
@@ -67,15 +67,14 @@ export const projectsRouter = router({
   update: projectProcedure('admin')
     .input(z.object({ name: name.optional(), description: description.nullable().optional() }))
     .mutation(({ ctx, input }) =>
-      projects.updateProject({ db: ctx.db, actorId: ctx.user.id, ip: ctx.req.ip, ...input }),
+      projects.updateProject({ db: ctx.db, actor: ctx.actor, ...input }),
     ),
 
   delete: projectProcedure('owner').mutation(async ({ ctx }) => {
     await projects.deleteProject({
       db: ctx.db,
-      actorId: ctx.user.id,
+      actor: ctx.actor,
       projectId: ctx.membership.projectId,
-      ip: ctx.req.ip,
     });
     return { ok: true as const };
   }),

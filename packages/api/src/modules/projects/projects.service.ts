@@ -1,5 +1,6 @@
 import { and, count, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
+import { type Actor, auditedBy } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import { announceAccessChange } from '../../realtime/access';
@@ -85,10 +86,9 @@ export async function listProjects(opts: {
 
 export async function createProject(opts: {
   db: Db;
-  userId: string;
+  actor: Actor;
   name: string;
   description?: string | undefined;
-  ip?: string | undefined;
 }): Promise<Project> {
   return opts.db.transaction(async (tx) => {
     const [row] = await tx
@@ -98,14 +98,13 @@ export async function createProject(opts: {
     if (!row) throw new Error('insert returned no row');
     await tx
       .insert(projectMembers)
-      .values({ projectId: row.id, userId: opts.userId, role: 'owner' });
+      .values({ projectId: row.id, userId: opts.actor.userId, role: 'owner' });
     await recordAudit({
       db: tx,
-      actorId: opts.userId,
+      ...auditedBy(opts.actor),
       action: 'projects.created',
       projectId: row.id,
       target: row.id,
-      ip: opts.ip,
       metadata: { name: row.name },
     });
     return toProject(row);
@@ -126,11 +125,10 @@ export async function getProject(opts: {
 
 export async function updateProject(opts: {
   db: Db;
-  actorId: string;
+  actor: Actor;
   projectId: string;
   name?: string | undefined;
   description?: string | null | undefined;
-  ip?: string | undefined;
 }): Promise<Project> {
   const patch: Partial<typeof projects.$inferInsert> = { updatedAt: new Date() };
   if (opts.name !== undefined) patch.name = opts.name;
@@ -146,11 +144,10 @@ export async function updateProject(opts: {
     const changed = (['name', 'description'] as const).filter((f) => opts[f] !== undefined);
     await recordAudit({
       db: tx,
-      actorId: opts.actorId,
+      ...auditedBy(opts.actor),
       action: 'projects.updated',
       projectId: row.id,
       target: row.id,
-      ip: opts.ip,
       metadata: { fields: changed, ...(opts.name !== undefined ? { name: row.name } : {}) },
     });
     return toProject(row);
@@ -159,9 +156,8 @@ export async function updateProject(opts: {
 
 export async function deleteProject(opts: {
   db: Db;
-  actorId: string;
+  actor: Actor;
   projectId: string;
-  ip?: string | undefined;
 }): Promise<void> {
   await opts.db.transaction(async (tx) => {
     const deleted = await tx
@@ -174,11 +170,10 @@ export async function deleteProject(opts: {
     // The project's rows go with it; its audit events stay (no foreign key).
     await recordAudit({
       db: tx,
-      actorId: opts.actorId,
+      ...auditedBy(opts.actor),
       action: 'projects.deleted',
       projectId: opts.projectId,
       target: opts.projectId,
-      ip: opts.ip,
       metadata: { name: deleted[0]?.name ?? null },
     });
   });
@@ -193,8 +188,8 @@ export async function listMembers(opts: { db: Db; projectId: string }): Promise<
     .orderBy(projectMembers.createdAt, users.id);
 }
 
-function requireOwnerFor(actor: Membership, ...roles: (ProjectRole | undefined)[]) {
-  if (roles.includes('owner') && actor.role !== 'owner') {
+function requireOwnerFor(membership: Membership, ...roles: (ProjectRole | undefined)[]) {
+  if (roles.includes('owner') && membership.role !== 'owner') {
     throw new AppError('projects.owner_required', 'Only an owner may grant or take the owner role');
   }
 }
@@ -230,13 +225,14 @@ async function ensureAnotherOwner(tx: Db, projectId: string) {
 
 export async function addMember(opts: {
   db: Db;
-  actor: Membership;
+  /** The caller's membership, which decides what they may grant. */
+  membership: Membership;
+  actor: Actor;
   email: string;
   role: ProjectRole;
-  ip?: string | undefined;
 }): Promise<Member> {
-  requireOwnerFor(opts.actor, opts.role);
-  const projectId = opts.actor.projectId;
+  requireOwnerFor(opts.membership, opts.role);
+  const projectId = opts.membership.projectId;
   return opts.db.transaction(async (tx) => {
     const [user] = await tx
       .select({ id: users.id, email: users.email, name: users.name })
@@ -253,11 +249,10 @@ export async function addMember(opts: {
     }
     await recordAudit({
       db: tx,
-      actorId: opts.actor.userId,
+      ...auditedBy(opts.actor),
       action: 'projects.member_added',
       projectId,
       target: user.id,
-      ip: opts.ip,
       metadata: { role: opts.role },
     });
     return { userId: user.id, email: user.email, name: user.name, role: opts.role };
@@ -266,16 +261,16 @@ export async function addMember(opts: {
 
 export async function updateMemberRole(opts: {
   db: Db;
-  actor: Membership;
+  membership: Membership;
+  actor: Actor;
   userId: string;
   role: ProjectRole;
-  ip?: string | undefined;
 }): Promise<Member> {
-  const projectId = opts.actor.projectId;
+  const projectId = opts.membership.projectId;
   return opts.db.transaction(async (tx) => {
     await lockProject(tx, projectId);
     const target = await targetMember(tx, projectId, opts.userId);
-    requireOwnerFor(opts.actor, target.role, opts.role);
+    requireOwnerFor(opts.membership, target.role, opts.role);
     if (target.role === opts.role) return target;
     if (target.role === 'owner') await ensureAnotherOwner(tx, projectId);
     await tx
@@ -286,11 +281,10 @@ export async function updateMemberRole(opts: {
     await announceAccessChange({ db: tx, projectId, userId: opts.userId, role: opts.role });
     await recordAudit({
       db: tx,
-      actorId: opts.actor.userId,
+      ...auditedBy(opts.actor),
       action: 'projects.member_role_changed',
       projectId,
       target: opts.userId,
-      ip: opts.ip,
       metadata: { from: target.role, to: opts.role },
     });
     return { ...target, role: opts.role };
@@ -299,15 +293,15 @@ export async function updateMemberRole(opts: {
 
 export async function removeMember(opts: {
   db: Db;
-  actor: Membership;
+  membership: Membership;
+  actor: Actor;
   userId: string;
-  ip?: string | undefined;
 }): Promise<void> {
-  const projectId = opts.actor.projectId;
+  const projectId = opts.membership.projectId;
   await opts.db.transaction(async (tx) => {
     await lockProject(tx, projectId);
     const target = await targetMember(tx, projectId, opts.userId);
-    requireOwnerFor(opts.actor, target.role);
+    requireOwnerFor(opts.membership, target.role);
     if (target.role === 'owner') await ensureAnotherOwner(tx, projectId);
     await tx
       .delete(projectMembers)
@@ -315,11 +309,10 @@ export async function removeMember(opts: {
     await announceAccessChange({ db: tx, projectId, userId: opts.userId, role: null });
     await recordAudit({
       db: tx,
-      actorId: opts.actor.userId,
+      ...auditedBy(opts.actor),
       action: 'projects.member_removed',
       projectId,
       target: opts.userId,
-      ip: opts.ip,
       metadata: { role: target.role },
     });
   });

@@ -29,7 +29,7 @@ export const runsRouter = router({
       db: ctx.db,
       projectId: ctx.membership.projectId,
       agentId: input.agentId,
-      userId: ctx.user.id,
+      actor: ctx.actor,
       input: input.input,
       idempotencyKey: input.idempotencyKey,
     });

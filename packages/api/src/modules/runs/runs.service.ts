@@ -1,6 +1,7 @@
 import { and, asc, eq } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
+import type { Actor } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import { findAgentRow } from '../agents/agents.service';
@@ -28,7 +29,7 @@ export async function startRun(opts: {
   db: Db;
   projectId: string;
   agentId: string;
-  userId: string;
+  actor: Actor;
   input: string;
   idempotencyKey?: string | undefined;
 }): Promise<{ run: Run; created: boolean }> {
@@ -48,7 +49,7 @@ export async function startRun(opts: {
       activeAgentId: agent.id,
       input: opts.input,
       idempotencyKey: key ?? null,
-      createdBy: opts.userId,
+      createdBy: opts.actor.userId,
       transcript: [{ role: 'user', content: opts.input }],
     })
     .onConflictDoNothing({ target: [runs.projectId, runs.idempotencyKey] })

@@ -23,13 +23,9 @@ export const usersRouter = router({
 
   setRole: adminProcedure
     .input(z.object({ userId: z.uuid(), role: z.enum(['user', 'admin']) }))
-    .mutation(({ ctx, input }) =>
-      users.setRole({ db: ctx.db, actorId: ctx.user.id, ip: ctx.req.ip, ...input }),
-    ),
+    .mutation(({ ctx, input }) => users.setRole({ db: ctx.db, actor: ctx.actor, ...input })),
 
   setActive: adminProcedure
     .input(z.object({ userId: z.uuid(), active: z.boolean() }))
-    .mutation(({ ctx, input }) =>
-      users.setActive({ db: ctx.db, actorId: ctx.user.id, ip: ctx.req.ip, ...input }),
-    ),
+    .mutation(({ ctx, input }) => users.setActive({ db: ctx.db, actor: ctx.actor, ...input })),
 });

@@ -1,5 +1,6 @@
 import { and, eq, ilike, or } from 'drizzle-orm';
 import type { Db } from '../../db/client';
+import { type Actor, auditedBy } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import { recordAudit } from '../audit/audit.service';
@@ -68,12 +69,11 @@ function refuseSelf(actorId: string, userId: string) {
 
 export async function setRole(opts: {
   db: Db;
-  actorId: string;
+  actor: Actor;
   userId: string;
   role: 'user' | 'admin';
-  ip?: string | undefined;
 }): Promise<User> {
-  refuseSelf(opts.actorId, opts.userId);
+  refuseSelf(opts.actor.userId, opts.userId);
   return opts.db.transaction(async (tx) => {
     const [before] = await tx
       .select({ role: users.role })
@@ -88,10 +88,9 @@ export async function setRole(opts: {
     if (!before || !row) throw new AppError('users.not_found', 'No such user');
     await recordAudit({
       db: tx,
-      actorId: opts.actorId,
+      ...auditedBy(opts.actor),
       action: 'users.role_changed',
       target: opts.userId,
-      ip: opts.ip,
       metadata: { from: before.role, to: row.role },
     });
     return toUser(row);
@@ -100,12 +99,11 @@ export async function setRole(opts: {
 
 export async function setActive(opts: {
   db: Db;
-  actorId: string;
+  actor: Actor;
   userId: string;
   active: boolean;
-  ip?: string | undefined;
 }): Promise<User> {
-  refuseSelf(opts.actorId, opts.userId);
+  refuseSelf(opts.actor.userId, opts.userId);
   return opts.db.transaction(async (tx) => {
     const [row] = await tx
       .update(users)
@@ -118,10 +116,9 @@ export async function setActive(opts: {
       : await endSessions({ db: tx, userId: opts.userId, reason: 'deactivated' });
     await recordAudit({
       db: tx,
-      actorId: opts.actorId,
+      ...auditedBy(opts.actor),
       action: opts.active ? 'users.reactivated' : 'users.deactivated',
       target: opts.userId,
-      ip: opts.ip,
       metadata: opts.active ? {} : { sessionsEnded: ended },
     });
     return toUser(row);
