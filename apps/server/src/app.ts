@@ -35,8 +35,8 @@ const RETRY_AFTER_SECONDS = 5;
 /**
  * Headers and body must both arrive within REQUEST_TIMEOUT_MS. Node enforces these deadlines
  * on a timer (`connectionsCheckingInterval`, 30 s by default) and gives headers 60 s unless
- * told otherwise, so slow requests outlived the timeout by up to a minute (issue "Hardening"
- * #12): check often enough that the overshoot stays a tenth of the timeout, at most 1 s.
+ * told otherwise, so slow requests would outlive the timeout by up to a minute: check often
+ * enough that the overshoot stays a tenth of the timeout, at most 1 s.
  */
 function requestDeadlines(timeoutMs: number) {
   return {

@@ -11,7 +11,7 @@ import {
 } from './instances';
 
 /**
- * Server processes SIGKILLed in the middle of work (issue "Hardening", item 10), then a
+ * Server processes SIGKILLed in the middle of work, then a
  * process started on the same database: what the dead one was doing ends cleanly, its
  * streamed text is not lost, and no money stays reserved.
  *

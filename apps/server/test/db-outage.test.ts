@@ -14,7 +14,7 @@ import { createLogger } from '../src/logger';
 import { rawSocket } from './sockets';
 
 /**
- * A running server whose PostgreSQL goes away and comes back (issue "Hardening" #8): a TCP
+ * A running server whose PostgreSQL goes away and comes back: a TCP
  * proxy between the server and the per-file test database cuts, refuses or black-holes its
  * connections. Calls that need the database must answer 503 service.unavailable quickly, with
  * Retry-After, and succeed again once the database is back, without a restart.

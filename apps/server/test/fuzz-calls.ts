@@ -46,7 +46,7 @@ async function responseOutcome(res: Response): Promise<Outcome> {
 
 /**
  * One call the way httpLink makes it: POST for mutations, GET otherwise (subscriptions are
- * refused over HTTP, issue "Hardening" #4, and answer as plain JSON).
+ * refused over HTTP, and answer as plain JSON).
  */
 export async function httpCall(
   origin: string,

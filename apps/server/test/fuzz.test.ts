@@ -5,7 +5,7 @@
  * NUL bytes, lone surrogates, extreme numbers and dates, extra keys. Real ids sit in the
  * otherwise-bad inputs so that the checks behind validation run too. Every answer must be a
  * 4xx or a success, never a 5xx or silence; input that the procedure's own parsers or the
- * shared raw-input rule (issue "Hardening" #9) refuse must be a 400 `request.invalid` whose
+ * shared raw-input rule refuse must be a 400 `request.invalid` whose
  * `fieldErrors` name the field.
  */
 import { appRouter, describeProcedures, type ProcedureDoc } from '@smartspace/api';
@@ -180,7 +180,7 @@ describe('every procedure, malformed input', () => {
       call: async (doc, input) =>
         httpCall(server.origin, await tokenFor(doc.path), doc.kind, doc.path, input),
       received: (_doc, input) => asParsed(input),
-      // Subscriptions are served over WebSocket only (issue "Hardening" #4): over HTTP every
+      // Subscriptions are served over WebSocket only: over HTTP every
       // call of one is refused before its input is read. They are walked over WebSocket below.
       check: (doc, { outcome: o }) => {
         if (doc.kind !== 'subscription') return undefined;

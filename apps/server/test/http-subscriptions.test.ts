@@ -5,7 +5,7 @@ import { startTestServer, type TestServer } from './harness';
 import { multiInstanceEnabled, PASSWORD, startInstance } from './instances';
 
 /**
- * Hardening item 4: subscriptions are served over WebSocket only. Over HTTP (tRPC's SSE
+ * Subscriptions are served over WebSocket only. Over HTTP (tRPC's SSE
  * transport) a stream escaped the socket controls (logout, token expiry, per-user caps) and
  * held graceful shutdown open, so every HTTP form of a subscription call is refused at once.
  */

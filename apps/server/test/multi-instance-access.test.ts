@@ -4,7 +4,7 @@ import { type Cluster, multiInstanceEnabled, PASSWORD, startCluster } from './in
 import { messagesWith, watch, within } from './subscriptions';
 
 /**
- * Hardening item 3 across processes: an access change made through one instance ends the
+ * Across processes: an access change made through one instance ends the
  * affected subscriptions held by another (NOTIFY on commit), and only those.
  */
 describe.runIf(multiInstanceEnabled)('access changes across two server processes', () => {

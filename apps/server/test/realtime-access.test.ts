@@ -5,7 +5,7 @@ import { WebSocketImpl } from './sockets';
 import { messagesWith, watch, within } from './subscriptions';
 
 /**
- * Hardening items 3: an open subscription must not outlive the access that allowed it. A
+ * An open subscription must not outlive the access that allowed it. A
  * membership removed, a role lowered below what the subscription needs, or the project
  * deleted ends the affected subscriptions (FORBIDDEN `projects.access_revoked`), and only
  * those: the socket and its other subscriptions carry on.

@@ -6,7 +6,7 @@ import { startTestServer, type TestServer } from './harness';
 import { rawSocket } from './sockets';
 
 /**
- * Hardening item 11: a socket that has not authenticated is held only briefly and only a few
+ * A socket that has not authenticated is held only briefly and only a few
  * at a time per address. One still without a valid access token after its handshake grace
  * is closed with 4008 when its address holds more than WS_MAX_ANONYMOUS_PER_IP such sockets,
  * and every one is closed with 4003 after WS_AUTH_TIMEOUT_MS; a signed-in socket is neither

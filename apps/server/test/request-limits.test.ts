@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from './harness';
 
 /**
- * Slow clients and oversized URLs (issue "Hardening" #12 and #13a): a request must be
+ * Slow clients and oversized URLs: a request must be
  * received within REQUEST_TIMEOUT_MS, headers and body alike, and refusals under /trpc come in
  * the tRPC envelope without echoing what was sent.
  */

@@ -79,7 +79,7 @@ export function toTRPCError(cause: AppError): TRPCError {
 /**
  * Maps app errors thrown by services to tRPC errors through the one code table. A database
  * that cannot be reached is an outage, not a bug: service.unavailable (503), so clients back
- * off and retry (issue "Hardening" #8).
+ * off and retry.
  */
 const appErrors = t.middleware(async ({ next }) => {
   const result = await next();
@@ -109,8 +109,8 @@ const callRateLimit = t.middleware(async ({ ctx, next }) => {
 
 /**
  * Refuses input no procedure can store (NUL, lone surrogates) or should parse (absurd nesting)
- * as bad input naming the field, for every procedure before its own parsers run (issue
- * "Hardening" #9). Input that cannot be read at all is left to those parsers, which report
+ * as bad input naming the field, for every procedure before its own parsers run
+ *. Input that cannot be read at all is left to those parsers, which report
  * it their own way (an upload too large is files.too_large).
  */
 const wellFormedInput = t.middleware(async ({ getRawInput, next }) => {

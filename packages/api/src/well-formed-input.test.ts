@@ -5,7 +5,7 @@ import { appRouter } from './router';
 import { createTestApi, type TestApi } from './testing';
 
 /**
- * Issue "Hardening" #9: text PostgreSQL cannot store is refused as bad input by every
+ * Text PostgreSQL cannot store is refused as bad input by every
  * procedure (the list comes from the router, so a new procedure is covered), and date inputs
  * are bounded to what it can. End to end over HTTP and WebSocket: apps/server fuzz.test.ts.
  */

@@ -20,7 +20,7 @@ import { createFastPath } from './trpc-fast';
  *
  * Subscriptions are served over the WebSocket only. Over HTTP (tRPC's SSE transport) a stream
  * escaped every socket control (session end, token expiry, per-user caps) and held graceful
- * shutdown open, so any HTTP call of one is refused at once (issue "Hardening" #4).
+ * shutdown open, so any HTTP call of one is refused at once.
  */
 export interface TrpcPluginOptions<TContext extends object> {
   /** Where tRPC is served (not `prefix`: Fastify would prefix the routes with it twice). */
@@ -158,7 +158,7 @@ export async function trpcPlugin<TContext extends object>(
     ipOf.set(req.raw, req.ip);
     onConnection(socket, req.raw);
     // tRPC creates the context only once connectionParams arrive, which a client may never
-    // send; this one (discarded) registers the socket with the host now (issue "Hardening" #11).
+    // send; this one (discarded) registers the socket with the host now.
     if (new URL(req.url, 'http://localhost').searchParams.get('connectionParams') !== '1') return;
     const closed = new AbortController();
     socket.once('close', () => closed.abort());

@@ -17,7 +17,7 @@ import type { Config } from '../config';
 import { AppError } from '../lib/errors';
 
 /**
- * viem clients for the deposit chain (issue 6). Arc testnet by default; any EVM chain works
+ * viem clients for the deposit chain. Arc testnet by default; any EVM chain works
  * by configuration (CHAIN_ID + CHAIN_RPC_URL define a custom chain).
  */
 

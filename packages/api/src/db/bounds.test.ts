@@ -7,7 +7,7 @@ import { type DatabaseHandle, openDatabase, rowsOf } from './client';
 
 /**
  * A PostgreSQL pool that cannot reach its server fails fast, with errors classified as an
- * outage (issue "Hardening" #8). The first suite needs no PostgreSQL at all (a closed port, a
+ * outage. The first suite needs no PostgreSQL at all (a closed port, a
  * server that accepts and never answers), so it runs everywhere; the second needs a real one.
  */
 const CONNECT_MS = 300;

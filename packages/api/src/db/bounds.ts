@@ -1,7 +1,7 @@
 import type { Sql, TransactionSql } from 'postgres';
 
 /**
- * Client-side time bounds around the postgres.js pool (issue "Hardening" #8).
+ * Client-side time bounds around the postgres.js pool.
  *
  * statement_timeout and connect_timeout bound what a live server and a handshake may take,
  * but they cannot help when the server stops answering: a query sent to a frozen host or

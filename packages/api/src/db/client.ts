@@ -93,7 +93,7 @@ const ANSWER_GRACE_MS = 500;
 /**
  * Seconds before a connection retries after a failed attempt. postgres.js's default grows
  * to 20 s, and queries wait for it: during an outage every call hung up to 20 s before
- * failing (issue "Hardening" #8). Attempts are made on demand (and by the one LISTEN
+ * failing. Attempts are made on demand (and by the one LISTEN
  * connection), so a short cap costs the database little and puts a recovered one to use at
  * once.
  */

@@ -6,7 +6,7 @@ import { AppError } from './errors';
 import { isServiceUnavailable, serviceUnavailable } from './unavailable';
 
 /**
- * The one classification of outages (issue "Hardening" #8). The driver's real failures are
+ * The one classification of outages. The driver's real failures are
  * produced in db/bounds.test.ts; here, the codes a test cannot easily provoke (a server
  * shutting down, a failover), as the driver and drizzle deliver them.
  */

@@ -2,7 +2,7 @@ import { AppError } from './errors';
 
 /**
  * Which failures mean "the database (or the network to it) is not serving right now" rather
- * than "this request or our code is wrong" (issue "Hardening" #8). They answer 503
+ * than "this request or our code is wrong". They answer 503
  * service.unavailable with Retry-After, so clients back off and retry instead of reporting a
  * bug; everything else stays a 500.
  */

@@ -5,7 +5,7 @@ import { type ProjectRole, roleAtLeast } from '../modules/projects/roles';
 
 /**
  * Access changes announced to every instance, so open subscriptions end when the access that
- * allowed them does (issue "Hardening" #3). The role travels with the change and
+ * allowed them does. The role travels with the change and
  * notifications arrive in commit order, so each instance decides without a query.
  */
 export const ACCESS_CHANNEL = 'smartspace_access';

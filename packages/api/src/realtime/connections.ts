@@ -39,8 +39,8 @@ export interface ConnectionLimits {
   perUser: number;
   subscriptionsPerConnection: number;
   /**
-   * Sockets without a valid token one address may hold past their handshake grace (issue
-   * "Hardening" #11); more are closed.
+   * Sockets without a valid token one address may hold past their handshake grace;
+   * more are closed.
    */
   anonymousPerIp: number;
   /** Such a socket is closed this long after it opened. */

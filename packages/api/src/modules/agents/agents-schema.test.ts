@@ -6,7 +6,7 @@ import { TRPCError } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../lib/errors';
 import { createTestApi, type TestApi } from '../../testing';
-import { settled } from '../runs/runs.testkit';
+import { settled } from '../runs/testing';
 import {
   compileSchema,
   SCHEMA_CACHE_MAX_CHARS,

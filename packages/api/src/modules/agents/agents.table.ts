@@ -1,17 +1,6 @@
-import {
-  index,
-  integer,
-  jsonb,
-  pgEnum,
-  pgTable,
-  text,
-  timestamp,
-  unique,
-  uuid,
-} from 'drizzle-orm/pg-core';
+import { index, integer, jsonb, pgEnum, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { ts } from '../../db/columns';
 import { projects } from '../projects/projects.table';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
 
 export const agentStatus = pgEnum('agent_status', ['active', 'inactive']);
 

@@ -13,7 +13,7 @@ import { passwordResetLink, passwordResetMail } from './password-reset.mail';
 import { passwordResetTokens } from './password-reset.table';
 import { hashToken, newRefreshToken } from './tokens';
 
-/** Password reset by email (issue 7). */
+/** Password reset by email. */
 
 export const RESET_TOKEN_TTL_MINUTES = 30;
 export const RESET_REQUESTS_PER_ACCOUNT_PER_HOUR = 3;

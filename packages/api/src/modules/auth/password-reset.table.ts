@@ -1,7 +1,7 @@
 import { index, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { users } from '../users/users.table';
 
-/** Single-use password reset tokens (issue 7). Only the sha256 of the token is stored. */
+/** Single-use password reset tokens. Only the sha256 of the token is stored. */
 export const passwordResetTokens = pgTable(
   'password_reset_tokens',
   {

@@ -94,7 +94,7 @@ export async function applyLedgerEntry(opts: {
   }
   // A concurrent twin holding the reference makes this wait for its commit and then insert
   // nothing. ON CONFLICT, not a caught unique violation: that would abort the caller's
-  // transaction (issue "Hardening" #6: concurrent retries answered 500).
+  // transaction and turn a concurrent retry into a 500.
   const [entry] = await tx
     .insert(ledgerEntries)
     .values({

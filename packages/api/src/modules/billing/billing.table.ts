@@ -1,20 +1,8 @@
 import { sql } from 'drizzle-orm';
-import {
-  bigint,
-  check,
-  index,
-  jsonb,
-  pgEnum,
-  pgTable,
-  text,
-  timestamp,
-  uuid,
-} from 'drizzle-orm/pg-core';
+import { check, index, jsonb, pgEnum, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { micro, ts } from '../../db/columns';
 import { projects } from '../projects/projects.table';
 import { users } from '../users/users.table';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
-const micro = (name: string) => bigint(name, { mode: 'bigint' });
 
 /** Prepaid balance per project, in micro-USDC; changed only together with a ledger entry. */
 export const projectBalances = pgTable(

@@ -1,6 +1,5 @@
 import { sql } from 'drizzle-orm';
 import {
-  bigint,
   check,
   index,
   jsonb,
@@ -8,14 +7,11 @@ import {
   pgTable,
   primaryKey,
   real,
-  timestamp,
   unique,
   uuid,
 } from 'drizzle-orm/pg-core';
+import { micro, ts } from '../../db/columns';
 import { projects } from '../projects/projects.table';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
-const micro = (name: string) => bigint(name, { mode: 'bigint' });
 
 export const budgetScope = pgEnum('budget_scope', ['project', 'agent', 'member']);
 export const budgetPeriod = pgEnum('budget_period', ['day', 'week', 'month', 'total']);
@@ -37,7 +33,7 @@ export const budgetLimits = pgTable(
   },
   (t) => [
     index('budget_limits_project_idx').on(t.projectId),
-    // One limit per identity, so concurrent sets upsert one row (issue "Hardening" #7). NULLS
+    // One limit per identity, so concurrent sets upsert one row. NULLS
     // NOT DISTINCT: a project limit's scope_id is null, and nulls must collide too.
     unique('budget_limits_identity_unique')
       .on(t.projectId, t.scope, t.scopeId, t.period)

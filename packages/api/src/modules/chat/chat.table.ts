@@ -1,18 +1,7 @@
-import {
-  boolean,
-  index,
-  integer,
-  jsonb,
-  pgEnum,
-  pgTable,
-  text,
-  timestamp,
-  uuid,
-} from 'drizzle-orm/pg-core';
+import { boolean, index, integer, jsonb, pgEnum, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { ts } from '../../db/columns';
 import { projects } from '../projects/projects.table';
 import { users } from '../users/users.table';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
 
 export const conversations = pgTable(
   'conversations',

@@ -324,7 +324,7 @@ describe('grounded conversations', () => {
   });
 });
 
-// Issue "Hardening", item 10: a process killed mid-reply used to leave the reply empty.
+// A process killed mid-reply must not leave the reply empty.
 describe('the partial text while a reply streams', () => {
   it('is stored as it streams: it advances, in whole published deltas', async () => {
     const conv = await c().chat.conversations.create({ projectId });

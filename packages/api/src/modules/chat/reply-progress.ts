@@ -5,7 +5,7 @@ import { messages } from './chat.table';
 
 /**
  * How far a streaming reply's stored text may trail what subscribers were sent, so a process
- * killed mid-reply loses at most this much of it (issue "Hardening", item 10). Each flush
+ * killed mid-reply loses at most this much of it. Each flush
  * rewrites the whole text, so a shorter interval costs more writes of a growing row.
  */
 export const PARTIAL_FLUSH_MS = 500;

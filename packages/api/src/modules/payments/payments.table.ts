@@ -8,15 +8,13 @@ import {
   pgTable,
   primaryKey,
   text,
-  timestamp,
   unique,
   uuid,
 } from 'drizzle-orm/pg-core';
+import { ts } from '../../db/columns';
 import { projects } from '../projects/projects.table';
 import { users } from '../users/users.table';
 import { wallets } from './wallets.table';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
 
 /**
  * pending: claimed for a project, waiting for confirmations. credited: on the balance.

@@ -1,9 +1,8 @@
 import { sql } from 'drizzle-orm';
-import { check, index, integer, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { check, index, integer, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { ts } from '../../db/columns';
 import { projects } from '../projects/projects.table';
 import { users } from '../users/users.table';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
 
 /** A wallet proven by a SIWE signature. An address belongs to one user at a time. */
 export const wallets = pgTable(

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../../db/client';
 import { createTestApi, type TestApi } from '../../testing';
-import { projectWith, settled } from './runs.testkit';
+import { projectWith, settled } from './testing';
 
 let t: TestApi;
 beforeAll(async () => {

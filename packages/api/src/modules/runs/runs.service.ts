@@ -23,7 +23,7 @@ function runWithKey(db: Db, projectId: string, idempotencyKey: string) {
 /**
  * Records a queued run; the same idempotency key in a project returns the same run, also to
  * concurrent starts: the unique index decides, with ON CONFLICT, so no start waits on a lock
- * a chosen key could share with other work (issue "Hardening" #6).
+ * a chosen key could share with other work.
  */
 export async function startRun(opts: {
   db: Db;

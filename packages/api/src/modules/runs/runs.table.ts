@@ -7,15 +7,13 @@ import {
   pgEnum,
   pgTable,
   text,
-  timestamp,
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
 import type { ChatTurn } from '../../ai/provider';
+import { ts } from '../../db/columns';
 import { agents } from '../agents/agents.table';
 import { projects } from '../projects/projects.table';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
 
 export const runStatus = pgEnum('run_status', [
   'queued',

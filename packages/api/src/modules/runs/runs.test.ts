@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FakeAnthropic } from '../../ai/testing/fake-anthropic';
 import type { TestApi } from '../../testing';
-import { events, MODEL, projectWith, settled, startWithFakeAnthropic } from './runs.testkit';
+import { events, MODEL, projectWith, settled, startWithFakeAnthropic } from './testing';
 
 let fake: FakeAnthropic;
 let t: TestApi;
