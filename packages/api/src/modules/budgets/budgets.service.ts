@@ -198,20 +198,23 @@ export async function listLimits(
   });
 }
 
-/**
- * One limit per (scope, scope id, period): setting it again replaces the amount and alerts.
- * An upsert on the unique identity, so concurrent sets leave one row (the last one wins).
- */
-export async function setLimit(opts: {
-  db: Db;
-  actor: Actor;
+/** What identifies a limit (project, scope, scope id, period) and what it sets. */
+interface LimitSetting {
   projectId: string;
   scope: 'project' | 'agent' | 'member';
   scopeId: string | null;
   period: Period;
   amount: bigint;
   alertAt: number[];
-}): Promise<BudgetLimit> {
+}
+
+/**
+ * One limit per (scope, scope id, period): setting it again replaces the amount and alerts.
+ * An upsert on the unique identity, so concurrent sets leave one row (the last one wins).
+ */
+export async function setLimit(
+  opts: LimitSetting & { db: Db; actor: Actor },
+): Promise<BudgetLimit> {
   return opts.db.transaction(async (tx) => {
     const limit = await upsertLimit({ ...opts, db: tx });
     await recordAudit({
@@ -232,15 +235,7 @@ export async function setLimit(opts: {
   });
 }
 
-async function upsertLimit(opts: {
-  db: Db;
-  projectId: string;
-  scope: 'project' | 'agent' | 'member';
-  scopeId: string | null;
-  period: Period;
-  amount: bigint;
-  alertAt: number[];
-}): Promise<BudgetLimit> {
+async function upsertLimit(opts: LimitSetting & { db: Db }): Promise<BudgetLimit> {
   const alertAt = [...new Set(opts.alertAt)].sort((a, b) => a - b);
   const [row] = await opts.db
     .insert(budgetLimits)
