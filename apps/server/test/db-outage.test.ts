@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Api, createApi } from '@smartspace/api';
 import {
   createTestDatabase,
-  startTcpProxy,
+  proxyDatabaseUrl,
   type TcpProxy,
   type TestDatabase,
   testConfig,
@@ -53,15 +53,13 @@ describe.runIf(postgresEnabled)('a database outage while the server runs', () =>
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    const real = new URL(database.url ?? '');
-    proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 5432) });
-    const proxied = new URL(real);
-    proxied.host = `127.0.0.1:${proxy.port}`;
+    const proxied = await proxyDatabaseUrl(database.url ?? '');
+    proxy = proxied.proxy;
     const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
     // Opened from config, as in production: the timeouts below are read from the environment.
     api = await createApi({
       config: testConfig({
-        DATABASE_URL: proxied.toString(),
+        DATABASE_URL: proxied.url,
         DATABASE_POOL_SIZE: '4',
         DATABASE_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS),
         DATABASE_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),

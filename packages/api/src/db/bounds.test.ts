@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isServiceUnavailable } from '../lib/unavailable';
-import { createTestDatabase, startTcpProxy, type TcpProxy, type TestDatabase } from '../testing';
+import { createTestDatabase, proxyDatabaseUrl, type TcpProxy, type TestDatabase } from '../testing';
 import { type DatabaseHandle, openDatabase, rowsOf } from './client';
 
 /**
@@ -113,12 +113,10 @@ describe.runIf(process.env.TEST_DATABASE_URL)('a real PostgreSQL behind a proxy'
   let handle: DatabaseHandle;
   beforeAll(async () => {
     database = await createTestDatabase();
-    const real = new URL(database.url ?? '');
-    proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 5432) });
-    const proxied = new URL(real);
-    proxied.host = `127.0.0.1:${proxy.port}`;
+    const proxied = await proxyDatabaseUrl(database.url ?? '');
+    proxy = proxied.proxy;
     handle = await openDatabase({
-      url: proxied.toString(),
+      url: proxied.url,
       dataDir: 'unused',
       poolSize: 2,
       connectTimeoutMs: CONNECT_MS,

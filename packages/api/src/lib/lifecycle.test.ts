@@ -95,4 +95,21 @@ describe('lifecycle', () => {
     await life.run('sweep', () => undefined);
     expect(errors.map((e) => e.msg)).toEqual(['sweep failed']);
   });
+  it('nowAndEvery: one pass before it resolves, then one per interval until close', async () => {
+    vi.useFakeTimers();
+    const { log, errors } = recordingLog();
+    const life = createLifecycle(log);
+    let calls = 0;
+    await life.nowAndEvery(1_000, 'sweep', () => {
+      calls += 1;
+      if (calls === 1) throw new Error('first pass failed');
+    });
+    expect(calls).toBe(1);
+    expect(errors.map((e) => e.msg)).toEqual(['sweep failed']);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(calls).toBe(3);
+    await life.closeAll();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(calls).toBe(3);
+  });
 });

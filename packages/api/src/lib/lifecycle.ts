@@ -17,6 +17,8 @@ export interface Lifecycle {
    * tick tries again). The timer never keeps the process alive.
    */
   every(ms: number, name: string, task: Task): void;
+  /** `run` now (awaited), then `every` `ms`: a sweep that must pass once before serving. */
+  nowAndEvery(ms: number, name: string, task: Task): Promise<void>;
   /**
    * Runs every disposer, newest first. One that throws is logged and the rest still run,
    * so a failing close cannot leave the database open; the first failure is rethrown after.
@@ -36,18 +38,24 @@ export function createLifecycle(log: Logger): Lifecycle {
     }
   }
 
+  function every(ms: number, name: string, task: Task): void {
+    // No new passes once closing starts, even while a slower disposer is still running.
+    const timer = setInterval(() => {
+      if (!closing) void run(name, task);
+    }, ms);
+    timer.unref();
+    stack.push({ name, dispose: () => clearInterval(timer) });
+  }
+
   return {
     defer(name, dispose) {
       stack.push({ name, dispose });
     },
     run,
-    every(ms, name, task) {
-      // No new passes once closing starts, even while a slower disposer is still running.
-      const timer = setInterval(() => {
-        if (!closing) void run(name, task);
-      }, ms);
-      timer.unref();
-      stack.push({ name, dispose: () => clearInterval(timer) });
+    every,
+    async nowAndEvery(ms, name, task) {
+      await run(name, task);
+      every(ms, name, task);
     },
     async closeAll() {
       closing = true;

@@ -114,3 +114,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
   };
 }
+
+/** A proxy in front of the PostgreSQL server at `url`, and the same URL through the proxy. */
+export async function proxyDatabaseUrl(url: string): Promise<{ proxy: TcpProxy; url: string }> {
+  const real = new URL(url);
+  const proxy = await startTcpProxy({ host: real.hostname, port: Number(real.port || 5432) });
+  const proxied = new URL(real);
+  proxied.host = `127.0.0.1:${proxy.port}`;
+  return { proxy, url: proxied.toString() };
+}

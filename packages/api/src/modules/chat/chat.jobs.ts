@@ -11,7 +11,5 @@ export async function startReplyJobs(opts: {
   life: Lifecycle;
   replies: Pick<ReplyRunner, 'sweep'>;
 }): Promise<void> {
-  const sweep = () => opts.replies.sweep();
-  await opts.life.run('reply sweep', sweep);
-  opts.life.every(SWEEP_INTERVAL_MS, 'reply sweep', sweep);
+  await opts.life.nowAndEvery(SWEEP_INTERVAL_MS, 'reply sweep', () => opts.replies.sweep());
 }

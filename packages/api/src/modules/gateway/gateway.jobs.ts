@@ -11,7 +11,5 @@ export async function startGatewayJobs(opts: {
   life: Lifecycle;
   gateway: Pick<Gateway, 'sweep'>;
 }): Promise<void> {
-  const sweep = () => opts.gateway.sweep();
-  await opts.life.run('reservation sweep', sweep);
-  opts.life.every(SWEEP_INTERVAL_MS, 'reservation sweep', sweep);
+  await opts.life.nowAndEvery(SWEEP_INTERVAL_MS, 'reservation sweep', () => opts.gateway.sweep());
 }

@@ -11,7 +11,5 @@ export async function startRunJobs(opts: {
   life: Lifecycle;
   runner: Pick<Runner, 'sweep'>;
 }): Promise<void> {
-  const sweep = () => opts.runner.sweep();
-  await opts.life.run('run sweep', sweep);
-  opts.life.every(SWEEP_INTERVAL_MS, 'run sweep', sweep);
+  await opts.life.nowAndEvery(SWEEP_INTERVAL_MS, 'run sweep', () => opts.runner.sweep());
 }
