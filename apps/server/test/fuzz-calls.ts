@@ -31,6 +31,11 @@ function fromShape(shape: ErrorShape, fallbackStatus: number): Outcome {
 }
 
 const CALL_TIMEOUT_MS = 10_000;
+/**
+ * A frame over WS_MAX_PAYLOAD_BYTES closes the socket (1009): subscriptions sent meanwhile
+ * wait for the client's backoff and reconnect, which on a loaded machine can pass 10 s.
+ */
+const SUBSCRIBE_TIMEOUT_MS = 30_000;
 /** A subscription that started is watched this long for an error raised after it started. */
 const SETTLE_MS = 100;
 
@@ -180,7 +185,7 @@ export function wsSubscribe(client: SmartSpaceClient, path: string, input: unkno
     };
     const hang = setTimeout(
       () => finish({ status: 0, message: 'neither started nor failed' }),
-      CALL_TIMEOUT_MS,
+      SUBSCRIBE_TIMEOUT_MS,
     );
     sub = procedureOf(client, path).subscribe(asParsed(input), {
       onStarted() {
