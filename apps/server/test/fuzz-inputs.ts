@@ -39,6 +39,8 @@ function hint(name: string): unknown {
       return new Date(now - 30 * 86_400_000).toISOString();
     case 'to':
       return new Date(now).toISOString();
+    case 'expiresAt':
+      return new Date(now + 86_400_000).toISOString();
     case 'address':
       return `0x${'1'.repeat(40)}`;
     case 'email':

@@ -6,10 +6,17 @@ import type { EventBus } from './events/bus';
 import type { Logger } from './lib/logger';
 import type { RateLimiter } from './lib/rate-limit';
 import type { Mailer } from './mail/mail';
+import {
+  authenticateKey,
+  isApiKey,
+  type KeyCredential,
+  type KeyUsageRecorder,
+} from './modules/api-keys/api-keys.service';
 import { type AuthUser, authenticate } from './modules/auth/auth.service';
 import type { ReplyRunner } from './modules/chat/replies';
 import type { Gateway } from './modules/gateway/gateway';
 import type { Runner } from './modules/runs/runner';
+import type { User } from './modules/users/users.dto';
 import type { SocketConnection } from './realtime/connections';
 import type { BlobStorage } from './storage/storage';
 
@@ -33,21 +40,54 @@ export interface Deps {
   mail: Mailer;
   /** File bytes: S3-compatible storage when S3_BUCKET is set, else DATA_DIR/files. */
   storage: BlobStorage;
+  /** Throttled writes of API keys' last-used time. */
+  keyUsage: KeyUsageRecorder;
 }
 
 /** What the transport knows about the caller. */
 export interface RequestMeta {
-  /** Bearer access token from the Authorization header or WebSocket connectionParams. */
+  /**
+   * Bearer token from the Authorization header or WebSocket connectionParams: an access token
+   * (JWT) or a project API key (`ssk_…`).
+   */
   token: string | null;
   ip: string;
   requestId: string;
   userAgent?: string | undefined;
 }
 
+/** Who a verified credential belongs to: a person's session, or a project API key. */
+export type Principal =
+  | { kind: 'session'; user: AuthUser }
+  | {
+      kind: 'key';
+      /** The key's creator, whom it acts for; never with the platform-admin role. */
+      user: User;
+      key: KeyCredential;
+    };
+
+export type Authentication =
+  | { ok: true; principal: Principal }
+  | {
+      ok: false;
+      code: 'auth.unauthenticated' | 'auth.key_revoked' | 'auth.key_expired';
+      message: string;
+    };
+
+const NO_CREDENTIAL: Authentication = {
+  ok: false,
+  code: 'auth.unauthenticated',
+  message: 'Sign in to do this',
+};
+
 export interface Context extends Deps {
   req: RequestMeta;
-  /** The signed-in user, or null (verified once per HTTP request; on every call over a socket). */
-  getUser(): Promise<AuthUser | null>;
+  /**
+   * Verifies the request's token (once per HTTP request; on every call over a socket, so a
+   * call made after the session ended or the key was revoked fails even before the socket is
+   * closed).
+   */
+  authenticate(): Promise<Authentication>;
   /** Set when the call arrives over a WebSocket. */
   connection: SocketConnection | null;
 }
@@ -58,18 +98,28 @@ export function createContextInner(
   req: RequestMeta,
   connection: SocketConnection | null = null,
 ): Context {
-  let user: Promise<AuthUser | null> | undefined;
+  let verified: Promise<Authentication> | undefined;
   return {
     ...deps,
     req,
     connection,
-    getUser() {
-      if (!req.token) return Promise.resolve(null);
-      // A socket lives for many calls: re-check the session on each, so a call made after
-      // the session ended fails even before the socket is closed.
-      if (connection) return authenticate({ db: deps.db, config: deps.config, token: req.token });
-      user ??= authenticate({ db: deps.db, config: deps.config, token: req.token });
-      return user;
+    authenticate() {
+      const token = req.token;
+      if (!token) return Promise.resolve(NO_CREDENTIAL);
+      if (connection) return verifyToken(deps, token);
+      verified ??= verifyToken(deps, token);
+      return verified;
     },
   };
+}
+
+async function verifyToken(deps: Deps, token: string): Promise<Authentication> {
+  if (isApiKey(token)) {
+    const result = await authenticateKey(deps.db, token);
+    if (!result.ok) return result;
+    void deps.keyUsage.touch(result.key.keyId);
+    return { ok: true, principal: { kind: 'key', user: result.user, key: result.key } };
+  }
+  const user = await authenticate({ db: deps.db, config: deps.config, token });
+  return user ? { ok: true, principal: { kind: 'session', user } } : NO_CREDENTIAL;
 }

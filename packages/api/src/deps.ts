@@ -14,6 +14,7 @@ import {
   redisRateLimiter,
 } from './lib/rate-limit';
 import { createMailer, createMailTransport } from './mail/mail';
+import { createKeyUsageRecorder } from './modules/api-keys/api-keys.service';
 import { recordAudit } from './modules/audit/audit.service';
 import { createReplyRunner } from './modules/chat/replies';
 import { createGateway, type GatewayDeps } from './modules/gateway/gateway';
@@ -153,6 +154,10 @@ export async function buildDeps(opts: {
     mail,
     chain,
     storage,
+    keyUsage: createKeyUsageRecorder({
+      db,
+      onError: (err) => log.warn({ err }, 'could not record when an API key was last used'),
+    }),
   };
   return { deps, redis, connections };
 }

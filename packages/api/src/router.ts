@@ -1,4 +1,5 @@
 import { agentsRouter } from './modules/agents/agents.router';
+import { apiKeysRouter } from './modules/api-keys/api-keys.router';
 import { auditRouter } from './modules/audit/audit.router';
 import { authRouter } from './modules/auth/auth.router';
 import { budgetsRouter } from './modules/budgets/budgets.router';
@@ -18,6 +19,7 @@ export const appRouter = router({
   auth: authRouter,
   users: usersRouter,
   projects: projectsRouter,
+  apiKeys: apiKeysRouter,
   chat: chatRouter,
   agents: agentsRouter,
   runs: runsRouter,

@@ -53,6 +53,9 @@ describe('cross-tenant matrix', () => {
     });
     const ag = { agentId: agent.id };
     const rn = { runId: (await o.runs.start({ ...ag, input: 'hi' })).id };
+    const { id: keyId } = (
+      await o.apiKeys.create({ projectId, name: 'victim key', role: 'viewer' })
+    ).key;
     const { id: limitId } = await o.budgets.setLimit({
       projectId,
       scope: 'project',
@@ -110,6 +113,12 @@ describe('cross-tenant matrix', () => {
         },
         notFound('runs.not_found'),
       ],
+      'apiKeys.create': [
+        () => c.apiKeys.create({ ...p, name: 'stolen', role: 'viewer' }),
+        notFound('projects.not_found'),
+      ],
+      'apiKeys.list': [() => c.apiKeys.list(p), notFound('projects.not_found')],
+      'apiKeys.revoke': [() => c.apiKeys.revoke({ keyId }), notFound('apiKeys.not_found')],
       'budgets.get': [() => c.budgets.get(p), notFound('projects.not_found')],
       'budgets.setLimit': [
         () => c.budgets.setLimit({ ...p, scope: 'project', period: 'day', amount: '1' }),

@@ -4,13 +4,14 @@
  */
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import type { Context } from './context';
+import type { Context, Principal } from './context';
 import type { Db } from './db/client';
-import { userActor } from './lib/actor';
+import { type Actor, keyActor, userActor } from './lib/actor';
 import { AppError, type AppErrorCode, appErrorCodes, genericAppCodes } from './lib/errors';
 import { rawInputIssues } from './lib/input';
 import { isServiceUnavailable, serviceUnavailable } from './lib/unavailable';
-import { requireMembership } from './modules/projects/projects.service';
+import type { AuthUser } from './modules/auth/auth.service';
+import { type Membership, requireMembership } from './modules/projects/projects.service';
 import { type ProjectRole, roleAtLeast } from './modules/projects/roles';
 
 function isZodError(e: unknown): e is z.core.$ZodError {
@@ -25,6 +26,11 @@ export type AuthLevel = 'public' | 'user' | 'admin' | { project: ProjectRole };
 
 export interface ProcedureMeta {
   auth?: AuthLevel;
+  /**
+   * Whether a project API key may call it. Unset: project-scoped procedures yes, the rest no
+   * (a key belongs to one project); platform-admin procedures never.
+   */
+  keys?: boolean;
   /** Shown in the API reference; say what the shape of the input alone does not. */
   description?: string;
 }
@@ -128,11 +134,57 @@ const wellFormedInput = t.middleware(async ({ getRawInput, next }) => {
   return next();
 });
 
-const requireUser = t.middleware(async ({ ctx, next }) => {
-  const user = await ctx.getUser();
-  if (!user) throw new AppError('auth.unauthenticated', 'Sign in to do this');
-  return next({ ctx: { user, actor: userActor(user.id, ctx.req) } });
+/** Whether a key may call a procedure with this meta. */
+export function keysAllowed(meta: ProcedureMeta | undefined): boolean {
+  const auth = meta?.auth;
+  if (auth === 'admin' || auth === 'public') return false;
+  return meta?.keys ?? (typeof auth === 'object' && 'project' in auth);
+}
+
+function actorOf(principal: Principal, req: Context['req']): Actor {
+  return principal.kind === 'key'
+    ? keyActor(principal.key.keyId, principal.user.id, req)
+    : userActor(principal.user.id, req);
+}
+
+const requireUser = t.middleware(async ({ ctx, meta, next }) => {
+  const auth = await ctx.authenticate();
+  if (!auth.ok) throw new AppError(auth.code, auth.message);
+  const { principal } = auth;
+  if (principal.kind === 'key' && !keysAllowed(meta)) {
+    throw new AppError(
+      'auth.key_not_allowed',
+      'API keys cannot call this procedure; sign in as a person to do it',
+    );
+  }
+  return next({ ctx: { user: principal.user, principal, actor: actorOf(principal, ctx.req) } });
 });
+
+/** The person and session behind a call; for procedures keys may not call (meta `keys`). */
+export function sessionUser(principal: Principal): AuthUser {
+  if (principal.kind !== 'session') {
+    throw new AppError('auth.key_not_allowed', 'API keys cannot call this procedure');
+  }
+  return principal.user;
+}
+
+/**
+ * The caller's membership in `projectId`. A key sees only its own project (any other answers
+ * NOT_FOUND, as for a non-member) and acts with the lower of its role and its creator's.
+ */
+async function membershipOf(
+  ctx: { db: Db; principal: Principal },
+  projectId: string,
+): Promise<Membership> {
+  const { principal } = ctx;
+  if (principal.kind === 'key') {
+    if (principal.key.projectId !== projectId) {
+      throw new AppError('projects.not_found', 'No such project');
+    }
+    return { projectId, userId: principal.user.id, role: principal.key.role };
+  }
+  return requireMembership({ db: ctx.db, projectId, userId: principal.user.id });
+}
 
 /** 3. PROCEDURES */
 
@@ -160,11 +212,7 @@ export function projectProcedure(minRole: ProjectRole) {
     .meta({ auth: { project: minRole } })
     .input(z.object({ projectId: z.uuid() }))
     .use(async ({ ctx, input, next }) => {
-      const membership = await requireMembership({
-        db: ctx.db,
-        projectId: input.projectId,
-        userId: ctx.user.id,
-      });
+      const membership = await membershipOf(ctx, input.projectId);
       if (!roleAtLeast(membership.role, minRole)) {
         throw new AppError(
           'projects.role_insufficient',
@@ -193,11 +241,7 @@ export function resourceProcedure<S extends z.ZodObject>(
     const missing = () => new AppError(opts.notFound, 'Not found');
     const projectId = await opts.resolve({ db: ctx.db, input: input as z.output<S> });
     if (!projectId) throw missing();
-    const membership = await requireMembership({
-      db: ctx.db,
-      projectId,
-      userId: ctx.user.id,
-    }).catch((e: unknown) => {
+    const membership = await membershipOf(ctx, projectId).catch((e: unknown) => {
       throw e instanceof AppError && e.code === 'projects.not_found' ? missing() : e;
     });
     if (!roleAtLeast(membership.role, minRole)) {

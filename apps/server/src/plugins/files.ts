@@ -11,7 +11,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * GET/HEAD /files/:fileId: downloads for any member of the file's project (viewer and up),
- * with a Bearer access token. A file in a project the caller is not in answers 404, exactly
+ * with a Bearer access token, or a project API key of the file's project. A file in a project the caller is not in answers 404, exactly
  * like one that does not exist.
  */
 export async function filesPlugin(app: FastifyInstance, { api, bearer }: FilesPluginOptions) {
@@ -29,16 +29,29 @@ export async function filesPlugin(app: FastifyInstance, { api, bearer }: FilesPl
         requestId: req.id,
         userAgent: req.headers['user-agent'],
       });
-      const user = token ? await ctx.getUser() : null;
-      if (!user) {
+      const auth = token ? await ctx.authenticate() : null;
+      if (!auth?.ok) {
         return reply
           .status(401)
           .header('www-authenticate', 'Bearer')
-          .send({ error: 'Sign in to download files', statusCode: 401 });
+          .send({
+            error:
+              auth && auth.code !== 'auth.unauthenticated'
+                ? auth.message
+                : 'Sign in to download files',
+            appCode: auth?.code ?? 'auth.unauthenticated',
+            statusCode: 401,
+          });
       }
+      const { principal } = auth;
       const { fileId } = req.params as { fileId: string };
       if (!UUID.test(fileId)) return notFound(reply);
-      const file = await findReadableFile({ db: api.deps.db, fileId, userId: user.id });
+      const file = await findReadableFile({
+        db: api.deps.db,
+        fileId,
+        userId: principal.user.id,
+        projectId: principal.kind === 'key' ? principal.key.projectId : undefined,
+      });
       if (!file) return notFound(reply);
 
       const etag = `"${file.sha256}"`;

@@ -4,6 +4,7 @@ export * from '../events/events.table';
 export * from '../lib/rate-limit.table';
 export * from '../mail/mail.table';
 export * from '../modules/agents/agents.table';
+export * from '../modules/api-keys/api-keys.table';
 export * from '../modules/audit/audit.table';
 export * from '../modules/auth/password-reset.table';
 export * from '../modules/auth/sessions.table';

@@ -69,8 +69,10 @@ const errorEnvelope: JsonSchema = {
 
 const errorResponses: Record<string, string> = {
   '400': 'Invalid or malformed input (`fieldErrors` says which field).',
-  '401': 'No valid access token (`auth.unauthenticated`, `auth.session_ended`, ...).',
-  '403': 'Signed in but not allowed (`auth.admin_required`, `projects.role_insufficient`).',
+  '401':
+    'No valid access token or API key (`auth.unauthenticated`, `auth.session_ended`, `auth.key_revoked`, `auth.key_expired`, ...).',
+  '403':
+    'Signed in but not allowed (`auth.admin_required`, `projects.role_insufficient`, `auth.key_not_allowed`).',
   '404': 'Not found, or in a project the caller is not a member of: the two look the same.',
   '429': 'Too many calls from this address (`rate_limited`, with `retryAfterMs`).',
 };
@@ -123,16 +125,19 @@ function operation(doc: ProcedureDoc): JsonSchema {
     operationId: doc.path,
     tags: [doc.path.split('.')[0]],
     summary: describeAuth(doc.auth),
-    description: `${doc.description ? `${doc.description}\n\n` : ''}**Who:** ${describeAuth(doc.auth)}.${transport}${outputNote}`,
+    description: `${doc.description ? `${doc.description}\n\n` : ''}**Who:** ${describeAuth(doc.auth)}.${doc.auth === 'public' ? '' : ` **API keys:** ${doc.apiKeys ? 'accepted' : 'refused'}.`}${transport}${outputNote}`,
     security: doc.auth === 'public' ? [] : [{ bearerAuth: [] }],
     'x-trpc-path': doc.path,
     'x-trpc-kind': doc.kind,
     'x-trpc-auth': doc.auth,
+    'x-api-keys': doc.apiKeys,
     responses,
   };
   if (doc.input && doc.kind === 'mutation') {
     const type = doc.inputKind === 'form-data' ? 'multipart/form-data' : 'application/json';
-    op.requestBody = { required: true, content: { [type]: { schema: doc.input } } };
+    // An input with a default (every field optional) may be left out entirely.
+    const required = !('default' in doc.input);
+    op.requestBody = { required, content: { [type]: { schema: doc.input } } };
   } else if (doc.input) {
     op.parameters = [
       {
@@ -178,11 +183,15 @@ Typed clients need none of this: \`@smartspace/client\` exports \`RouterInputs\`
   the answer is an array in the same order. At most ${maxBatchSize} calls per batch.
 - **Auth:** \`Authorization: Bearer <accessToken>\` from \`auth.register\`, \`auth.login\` or
   \`auth.refresh\`. Access tokens are short-lived; refresh before they expire.
+- **API keys** (for tools and scripts): \`Authorization: Bearer ssk_…\` from \`apiKeys.create\`.
+  A key acts in its one project with its role (never above its creator's); each procedure
+  says whether keys are accepted. Revoked, expired and unknown keys answer 401 with
+  \`auth.key_revoked\`, \`auth.key_expired\` and \`auth.unauthenticated\`.
 - **Money** is a decimal string with six digits (\`"12.500000"\` USDC).
 
 ## Subscriptions
 Over WebSocket (tRPC's protocol): connect to \`/trpc?connectionParams=1\`, send
-\`{ "method": "connectionParams", "data": { "token": "<accessToken>" } }\`, then
+\`{ "method": "connectionParams", "data": { "token": "<accessToken or API key>" } }\`, then
 \`{ "id": 1, "method": "subscription", "params": { "path": "<path>", "input": {...} } }\`.
 Pass \`lastEventId\` to resume after a reconnect.
 
@@ -230,8 +239,8 @@ export function openApiDocument(router: AnyTRPCRouter, opts: OpenApiOptions = {}
         bearerAuth: {
           type: 'http',
           scheme: 'bearer',
-          bearerFormat: 'JWT',
-          description: 'The access token from auth.login, auth.register or auth.refresh.',
+          description:
+            'The access token (a JWT) from auth.login, auth.register or auth.refresh, or a project API key (ssk_…) from apiKeys.create.',
         },
       },
     },

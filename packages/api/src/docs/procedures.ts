@@ -1,5 +1,5 @@
 import type { AnyTRPCRouter } from '@trpc/server';
-import type { AuthLevel } from '../trpc';
+import { type AuthLevel, keysAllowed } from '../trpc';
 import { routerProcedures } from './router-internals';
 import {
   acceptsFormData,
@@ -17,6 +17,8 @@ export interface ProcedureDoc {
   kind: ProcedureKind;
   /** From the builder the procedure was made with; null if it bypassed them all. */
   auth: AuthLevel | null;
+  /** Whether a project API key (`ssk_…`) may call it. */
+  apiKeys: boolean;
   description: string | null;
   /** `form-data`: a multipart upload; `none`: the procedure takes no input. */
   inputKind: 'none' | 'json' | 'form-data';
@@ -57,6 +59,7 @@ export function describeProcedures(
       path,
       kind: def.type,
       auth: def.meta?.auth ?? null,
+      apiKeys: keysAllowed(def.meta),
       description: def.meta?.description ?? null,
       inputKind: formData ? 'form-data' : input ? 'json' : 'none',
       input,

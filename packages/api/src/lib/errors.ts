@@ -6,6 +6,7 @@
 import { modelErrors, modelFailureCodes } from '../ai/ai.errors';
 import { eventsErrors } from '../events/events.errors';
 import { agentsErrors } from '../modules/agents/agents.errors';
+import { apiKeysErrors } from '../modules/api-keys/api-keys.errors';
 import { authErrors } from '../modules/auth/auth.errors';
 import { billingErrors } from '../modules/billing/billing.errors';
 import { budgetsErrors } from '../modules/budgets/budgets.errors';
@@ -27,6 +28,7 @@ export const errorTables = [
   authErrors,
   usersErrors,
   projectsErrors,
+  apiKeysErrors,
   eventsErrors,
   realtimeErrors,
   chatErrors,

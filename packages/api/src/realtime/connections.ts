@@ -23,7 +23,9 @@ export interface SocketLike {
 
 export interface SocketConnection {
   id: string;
+  /** Whose caps it counts against: the user, or `key:<id>` for a project API key. */
   userId: string | null;
+  /** What ends it when revoked: the session, or `key:<id>` for a project API key. */
   sessionId: string | null;
   ip: string;
   /** When the socket was first registered (its authentication deadline counts from here). */
@@ -72,7 +74,7 @@ function counter() {
 /**
  * The open sockets of this process, by user and by session: enforces connection caps and
  * closes a session's sockets the moment it ends (on any instance, via NOTIFY) or its access
- * token expires. The client then reconnects with fresh connectionParams.
+ * token expires; an API key's sockets likewise when it is revoked or expires. The client then reconnects with fresh connectionParams.
  *
  * A socket without a valid token (every socket, until its connectionParams arrive) is held
  * `authTimeoutMs` at most, and one still without a token after HANDSHAKE_GRACE_MS is closed

@@ -3,55 +3,10 @@ import type { ModelRegistry } from '../../ai/registry';
 import type { Db } from '../../db/client';
 import { isUniqueViolation } from '../../lib/db-errors';
 import { AppError } from '../../lib/errors';
+import { type Agent, type AgentFields, toAgent } from './agents.dto';
 import { type AgentRow, agents } from './agents.table';
 import { schemaProblem } from './schema';
 import { builtinTool } from './tools/registry';
-
-export interface Agent {
-  id: string;
-  projectId: string;
-  name: string;
-  description: string | null;
-  instructions: string;
-  model: string;
-  tools: string[];
-  handoffs: string[];
-  outputSchema: Record<string, unknown> | null;
-  maxSteps: number;
-  status: 'active' | 'inactive';
-  createdAt: string;
-  updatedAt: string;
-}
-
-export function toAgent(r: AgentRow): Agent {
-  return {
-    id: r.id,
-    projectId: r.projectId,
-    name: r.name,
-    description: r.description,
-    instructions: r.instructions,
-    model: r.model,
-    tools: r.tools,
-    handoffs: r.handoffs,
-    outputSchema: r.outputSchema ?? null,
-    maxSteps: r.maxSteps,
-    status: r.status,
-    createdAt: r.createdAt.toISOString(),
-    updatedAt: r.updatedAt.toISOString(),
-  };
-}
-
-export interface AgentFields {
-  name: string;
-  description?: string | null | undefined;
-  instructions: string;
-  model: string;
-  tools?: string[] | undefined;
-  handoffs?: string[] | undefined;
-  outputSchema?: Record<string, unknown> | null | undefined;
-  maxSteps?: number | undefined;
-  status?: 'active' | 'inactive' | undefined;
-}
 
 /** Unknown tools or models, foreign or inactive handoff targets, bad schemas: BAD_REQUEST. */
 async function validate(opts: {

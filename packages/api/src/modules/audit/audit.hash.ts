@@ -9,6 +9,7 @@ export const GENESIS_HASH = '0'.repeat(64);
 export interface HashedContent {
   at: Date;
   actorId: string | null;
+  actorKeyId: string | null;
   action: string;
   projectId: string | null;
   target: string | null;
@@ -39,6 +40,8 @@ export function auditHash(c: HashedContent): string {
   const input = canonicalJson({
     action: c.action,
     actorId: c.actorId,
+    // Hashed only when set, so rows written before keys existed keep their hashes.
+    actorKeyId: c.actorKeyId ?? undefined,
     at: c.at.toISOString(),
     ip: c.ip,
     metadata: c.metadata,

@@ -7,13 +7,16 @@ import { requireMembership } from '../projects/projects.service';
 import { roleAtLeast } from '../projects/roles';
 import * as audit from './audit.service';
 
-const listAuditInput = listInput.extend({
-  projectId: z.uuid().optional(),
-  actorId: z.uuid().optional(),
-  action: z.string().trim().min(1).max(100).optional(),
-  from: instantInput.optional(),
-  to: instantInput.optional(),
-});
+const listAuditInput = listInput
+  .extend({
+    projectId: z.uuid().optional(),
+    actorId: z.uuid().optional(),
+    action: z.string().trim().min(1).max(100).optional(),
+    from: instantInput.optional(),
+    to: instantInput.optional(),
+  })
+  // The input may be left out: prefault (unlike default) parses {}, so `limit` gets its default.
+  .prefault({});
 
 /**
  * A project's log is for its admins and owners (a non-member gets NOT_FOUND, as everywhere);

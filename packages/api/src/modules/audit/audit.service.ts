@@ -3,27 +3,9 @@ import { PgTransaction } from 'drizzle-orm/pg-core';
 import type { Db } from '../../db/client';
 import { AppError } from '../../lib/errors';
 import type { Page } from '../../lib/pagination';
+import { type AuditEvent, type AuditVerification, toAuditEvent } from './audit.dto';
 import { auditHash, GENESIS_HASH, type Json } from './audit.hash';
-import { type AuditEventRow, auditEvents } from './audit.table';
-
-export type { Json } from './audit.hash';
-
-export interface AuditEvent {
-  id: string;
-  at: string;
-  actorId: string | null;
-  action: string;
-  projectId: string | null;
-  target: string | null;
-  ip: string | null;
-  metadata: Record<string, Json>;
-}
-
-export interface AuditVerification {
-  ok: boolean;
-  checked: number;
-  firstBrokenId: string | null;
-}
+import { auditEvents } from './audit.table';
 
 // Any constant works; it only has to be the same for every instance of this app.
 const AUDIT_LOCK = 727_274_003;
@@ -40,19 +22,6 @@ function assertNoSecrets(value: Json, path: string): void {
   }
 }
 
-function toAuditEvent(row: AuditEventRow): AuditEvent {
-  return {
-    id: String(row.id),
-    at: row.at.toISOString(),
-    actorId: row.actorId,
-    action: row.action,
-    projectId: row.projectId,
-    target: row.target,
-    ip: row.ip,
-    metadata: row.metadata,
-  };
-}
-
 /**
  * Appends an event to the chain. Pass the transaction that makes the change, so the event
  * commits or rolls back with it; given a plain database it opens its own transaction.
@@ -64,6 +33,8 @@ function toAuditEvent(row: AuditEventRow): AuditEvent {
 export async function recordAudit(opts: {
   db: Db;
   actorId: string | null;
+  /** The project API key the actor used, if any. */
+  actorKeyId?: string | null | undefined;
   /** Stable and dotted, e.g. `auth.login_failed`, `projects.member_added`. */
   action: string;
   projectId?: string | null | undefined;
@@ -86,6 +57,7 @@ export async function recordAudit(opts: {
       // Milliseconds, like the column, so the hashed value is the stored one.
       at: new Date(),
       actorId: opts.actorId,
+      actorKeyId: opts.actorKeyId ?? null,
       action: opts.action,
       projectId: opts.projectId ?? null,
       target: opts.target ?? null,

@@ -4,7 +4,7 @@ import type { Json } from './audit.hash';
 /**
  * The audit log: append-only (a trigger refuses UPDATE, DELETE and TRUNCATE) and
  * tamper-evident (each row hashes its content and the previous row's hash).
- * `actor_id` and `project_id` carry no foreign keys: the history outlives users and projects.
+ * `actor_id`, `actor_key_id` and `project_id` carry no foreign keys: the history outlives users and projects.
  */
 export const auditEvents = pgTable(
   'audit_events',
@@ -13,6 +13,7 @@ export const auditEvents = pgTable(
     // Set by the app (not defaultNow) so the hashed value is exactly the stored one.
     at: timestamp('at', { withTimezone: true, precision: 3 }).notNull(),
     actorId: uuid('actor_id'),
+    actorKeyId: uuid('actor_key_id'),
     action: text('action').notNull(),
     projectId: uuid('project_id'),
     target: text('target'),

@@ -2,7 +2,8 @@ import { eq, type SQL, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '../../index';
 import { createTestApi, failure, type TestApi } from '../../testing';
-import { type AuditEvent, recordAudit, verifyAudit } from './audit.service';
+import type { AuditEvent } from './audit.dto';
+import { recordAudit, verifyAudit } from './audit.service';
 import { auditEvents } from './audit.table';
 
 const PASSWORD = 'correct horse battery staple';
@@ -217,6 +218,17 @@ describe('audit.list', () => {
     const to = await c.audit.list({ projectId, to: middle.at, limit: 100 });
     expect(to.items.every((e) => e.at < middle.at)).toBe(true);
     expect(from.items.length + to.items.length).toBe(8);
+  });
+
+  it('lists with no input at all, as with {}, for platform admins only', async () => {
+    const c = t.caller(root.accessToken);
+    const page = await c.audit.list();
+    expect(page.items.map((e) => e.projectId)).toContain(projectId);
+    expect(page).toEqual(await c.audit.list({}));
+    expect(await failure(t.caller(owner.accessToken).audit.list())).toEqual({
+      code: 'FORBIDDEN',
+      appCode: 'auth.admin_required',
+    });
   });
 
   it('rejects a forged cursor and bad input', async () => {

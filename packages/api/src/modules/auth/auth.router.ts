@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { authedProcedure, publicProcedure, router } from '../../trpc';
+import { authedProcedure, publicProcedure, router, sessionUser } from '../../trpc';
 import * as auth from './auth.service';
 import { requestPasswordReset, resetPassword } from './password-reset.service';
 
@@ -47,7 +47,12 @@ export const authRouter = router({
   changePassword: authedProcedure
     .input(z.object({ currentPassword: z.string().min(1).max(128), newPassword: password }))
     .mutation(async ({ ctx, input }) => {
-      await auth.changePassword({ db: ctx.db, user: ctx.user, actor: ctx.actor, ...input });
+      await auth.changePassword({
+        db: ctx.db,
+        user: sessionUser(ctx.principal),
+        actor: ctx.actor,
+        ...input,
+      });
       return { ok: true as const };
     }),
 

@@ -8,16 +8,10 @@ import type { RateLimiter } from '../../lib/rate-limit';
 import { recordAudit } from '../audit/audit.service';
 import { normaliseEmail, toUser, type User } from '../users/users.dto';
 import { users } from '../users/users.table';
+import type { Session } from './auth.dto';
 import { burnPasswordCheck, hashPassword, needsRehash, verifyPassword } from './password';
 import { refreshTokens, sessions } from './sessions.table';
 import { hashToken, newRefreshToken, signAccessToken, verifyAccessToken } from './tokens';
-
-export interface Session {
-  user: User;
-  accessToken: string;
-  refreshToken: string;
-  accessTokenExpiresAt: string;
-}
 
 export interface AuthUser extends User {
   sessionId: string;

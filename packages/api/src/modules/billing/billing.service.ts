@@ -5,33 +5,8 @@ import { AppError } from '../../lib/errors';
 import { formatUsdc } from '../../lib/money';
 import { recordAudit } from '../audit/audit.service';
 import { projects } from '../projects/projects.table';
+import { type LedgerEntry, type LedgerKind, toLedgerEntry } from './billing.dto';
 import { ledgerEntries, projectBalances } from './billing.table';
-
-export type LedgerKind = (typeof ledgerEntries.$inferInsert)['kind'];
-
-export interface LedgerEntry {
-  id: string;
-  projectId: string;
-  kind: LedgerKind;
-  amount: string;
-  balanceAfter: string;
-  reference: string;
-  reason: string | null;
-  createdAt: string;
-}
-
-function toEntry(r: typeof ledgerEntries.$inferSelect): LedgerEntry {
-  return {
-    id: r.id,
-    projectId: r.projectId,
-    kind: r.kind,
-    amount: formatUsdc(r.amount),
-    balanceAfter: formatUsdc(r.balanceAfter),
-    reference: r.reference,
-    reason: r.reason,
-    createdAt: r.createdAt.toISOString(),
-  };
-}
 
 async function ensureBalanceRow(db: Db, projectId: string) {
   await db.insert(projectBalances).values({ projectId }).onConflictDoNothing();
@@ -50,7 +25,7 @@ export async function getBalance(
 
 async function findEntry(db: Db, reference: string): Promise<LedgerEntry | null> {
   const [row] = await db.select().from(ledgerEntries).where(eq(ledgerEntries.reference, reference));
-  return row ? toEntry(row) : null;
+  return row ? toLedgerEntry(row) : null;
 }
 
 /** Creates the project's balance row if needed and locks it until the transaction ends. */
@@ -118,7 +93,7 @@ export async function applyLedgerEntry(opts: {
     .update(projectBalances)
     .set({ balance: balanceAfter, updatedAt: new Date() })
     .where(eq(projectBalances.projectId, opts.projectId));
-  return { entry: toEntry(entry), applied: true };
+  return { entry: toLedgerEntry(entry), applied: true };
 }
 
 /**
@@ -224,7 +199,7 @@ export async function listLedger(db: Db, projectId: string, limit: number): Prom
     .where(eq(ledgerEntries.projectId, projectId))
     .orderBy(desc(ledgerEntries.createdAt), desc(ledgerEntries.id))
     .limit(limit);
-  return rows.map(toEntry);
+  return rows.map(toLedgerEntry);
 }
 
 /** Sum of a project's entries; equals its balance (tests assert it). */

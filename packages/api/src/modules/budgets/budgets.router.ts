@@ -3,9 +3,11 @@ import { AppError } from '../../lib/errors';
 import { formatUsdc, usdcAmount } from '../../lib/money';
 import { liveTopic } from '../../realtime/subscriptions';
 import { projectProcedure, resourceProcedure, router } from '../../trpc';
+import { keyProjectId } from '../api-keys/api-keys.service';
 import { getBalance } from '../billing/billing.service';
 import { requireMembership } from '../projects/projects.service';
 import { spentThisMonth } from '../usage/usage.service';
+import { type BudgetAlert, budgetTopic } from './budgets.dto';
 import * as budgets from './budgets.service';
 
 export const budgetsRouter = router({
@@ -28,7 +30,7 @@ export const budgetsRouter = router({
   setLimit: projectProcedure('admin')
     .input(
       z.object({
-        scope: z.enum(['project', 'agent', 'member']),
+        scope: z.enum(['project', 'agent', 'member', 'key']),
         scopeId: z.uuid().optional(),
         period: z.enum(['day', 'week', 'month', 'total']),
         amount: usdcAmount,
@@ -49,6 +51,11 @@ export const budgetsRouter = router({
         await requireMembership({ db: ctx.db, projectId, userId: input.scopeId }).catch(() => {
           throw new AppError('budget.invalid_scope', 'scopeId is not a member of this project');
         });
+      }
+      if (input.scope === 'key' && input.scopeId) {
+        if ((await keyProjectId(ctx.db, input.scopeId)) !== projectId) {
+          throw new AppError('budget.invalid_scope', 'scopeId is not an API key of this project');
+        }
       }
       return budgets.setLimit({
         db: ctx.db,
@@ -83,10 +90,10 @@ export const budgetsRouter = router({
       liveTopic({
         ctx,
         minRole: 'admin',
-        topic: budgets.budgetTopic(ctx.membership.projectId),
+        topic: budgetTopic(ctx.membership.projectId),
         lastEventId: input.lastEventId,
         signal,
-        map: (e) => e.payload as unknown as budgets.BudgetAlert,
+        map: (e) => e.payload as unknown as BudgetAlert,
       }),
     ),
 });

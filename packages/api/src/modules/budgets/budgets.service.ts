@@ -5,31 +5,9 @@ import { type Actor, auditedBy } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { formatUsdc } from '../../lib/money';
 import { recordAudit } from '../audit/audit.service';
+import { type BudgetAlert, type BudgetLimit, budgetTopic, toBudgetLimit } from './budgets.dto';
 import { budgetAlerts, budgetLimits, budgetUsage } from './budgets.table';
 import { type Period, periodStart } from './periods';
-
-export interface BudgetLimit {
-  id: string;
-  projectId: string;
-  scope: 'project' | 'agent' | 'member';
-  scopeId: string | null;
-  period: Period;
-  amount: string;
-  alertAt: number[];
-  /** Spent (and held by calls in flight) in the current period. */
-  spent: string;
-  reserved: string;
-  periodStart: string;
-}
-
-export interface BudgetAlert {
-  limitId: string;
-  threshold: number;
-  spent: string;
-  amount: string;
-}
-
-export const budgetTopic = (projectId: string) => `budget:${projectId}`;
 
 export interface Hold {
   limitId: string;
@@ -37,10 +15,15 @@ export interface Hold {
   amount: bigint;
 }
 
-/** Limits that apply to a call: the project's, the agent's, and the member's. */
+/** Limits that apply to a call: the project's, the agent's, the member's and the key's. */
 async function applicableLimits(
   db: Db,
-  call: { projectId: string; agentId?: string | null; userId?: string | null },
+  call: {
+    projectId: string;
+    agentId?: string | null;
+    userId?: string | null;
+    keyId?: string | null;
+  },
 ) {
   const scopes = [eq(budgetLimits.scope, 'project')];
   if (call.agentId)
@@ -50,6 +33,10 @@ async function applicableLimits(
   if (call.userId)
     scopes.push(
       and(eq(budgetLimits.scope, 'member'), eq(budgetLimits.scopeId, call.userId)) ?? sql`false`,
+    );
+  if (call.keyId)
+    scopes.push(
+      and(eq(budgetLimits.scope, 'key'), eq(budgetLimits.scopeId, call.keyId)) ?? sql`false`,
     );
   return (
     db
@@ -71,6 +58,7 @@ export async function holdBudgets(opts: {
   projectId: string;
   agentId?: string | null;
   userId?: string | null;
+  keyId?: string | null;
   amount: bigint;
   now: Date;
 }): Promise<Hold[]> {
@@ -183,25 +171,14 @@ export async function listLimits(
   return limits.map((l) => {
     const start = periodStart(l.period, now);
     const u = usage.find((x) => x.limitId === l.id && x.periodStart.getTime() === start.getTime());
-    return {
-      id: l.id,
-      projectId: l.projectId,
-      scope: l.scope,
-      scopeId: l.scopeId,
-      period: l.period,
-      amount: formatUsdc(l.amount),
-      alertAt: l.alertAt,
-      spent: formatUsdc(u?.spent ?? 0n),
-      reserved: formatUsdc(u?.reserved ?? 0n),
-      periodStart: start.toISOString(),
-    };
+    return toBudgetLimit(l, start, u);
   });
 }
 
 /** What identifies a limit (project, scope, scope id, period) and what it sets. */
 interface LimitSetting {
   projectId: string;
-  scope: 'project' | 'agent' | 'member';
+  scope: 'project' | 'agent' | 'member' | 'key';
   scopeId: string | null;
   period: Period;
   amount: bigint;

@@ -13,7 +13,7 @@ import {
 import { micro, ts } from '../../db/columns';
 import { projects } from '../projects/projects.table';
 
-export const budgetScope = pgEnum('budget_scope', ['project', 'agent', 'member']);
+export const budgetScope = pgEnum('budget_scope', ['project', 'agent', 'member', 'key']);
 export const budgetPeriod = pgEnum('budget_period', ['day', 'week', 'month', 'total']);
 
 export const budgetLimits = pgTable(
@@ -24,7 +24,7 @@ export const budgetLimits = pgTable(
       .notNull()
       .references(() => projects.id, { onDelete: 'cascade' }),
     scope: budgetScope('scope').notNull(),
-    // The agent or member the limit applies to; null for scope 'project'.
+    // The agent, member or API key the limit applies to; null for scope 'project'.
     scopeId: uuid('scope_id'),
     period: budgetPeriod('period').notNull(),
     amount: micro('amount').notNull(),

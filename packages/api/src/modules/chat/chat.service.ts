@@ -3,7 +3,7 @@ import { ModelError } from '../../ai/provider';
 import type { ModelRegistry } from '../../ai/registry';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
-import type { Actor } from '../../lib/actor';
+import { type Actor, actorKeyId } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import {
@@ -192,6 +192,12 @@ export async function sendMessage(opts: {
     });
     return { conversation, message, replyId: reply.id, model };
   });
-  opts.replies.start({ conversation, replyId, model, userId: opts.actor.userId });
+  opts.replies.start({
+    conversation,
+    replyId,
+    model,
+    userId: opts.actor.userId,
+    keyId: actorKeyId(opts.actor),
+  });
   return { message, replyId };
 }

@@ -36,6 +36,8 @@ interface ReplyJob {
   replyId: string;
   model: string;
   userId: string | null;
+  /** The API key that sent the message, if one did: the gateway counts the call against it. */
+  keyId: string | null;
 }
 
 /**
@@ -168,6 +170,7 @@ async function streamReply(
     for await (const ev of deps.gateway.stream({
       projectId: conversation.projectId,
       userId: job.userId,
+      keyId: job.keyId,
       conversationId: conversation.id,
       source: 'chat',
       model,

@@ -12,29 +12,10 @@ import { addDocument } from '../documents/documents.service';
 import { documents } from '../documents/documents.table';
 import { projectMembers } from '../projects/projects.table';
 import { EXTRACT_MAX_BYTES, extractFileText } from './extract';
-import { type FileRow, files } from './files.table';
+import { type StoredFile, toStoredFile } from './files.dto';
+import { files } from './files.table';
 import { sanitizeFileName } from './names';
 import { detectType, type Inspection, inspect, tooLarge } from './sniff';
-
-export interface StoredFile {
-  id: string;
-  name: string;
-  mimeType: string;
-  size: number;
-  sha256: string;
-  createdAt: string;
-}
-
-export function toStoredFile(row: FileRow): StoredFile {
-  return {
-    id: row.id,
-    name: row.name,
-    mimeType: row.mimeType,
-    size: row.size,
-    sha256: row.sha256,
-    createdAt: row.createdAt.toISOString(),
-  };
-}
 
 /**
  * Stores an upload: bytes to blob storage (streamed, counted, hashed, sniffed), then, in one
@@ -190,6 +171,8 @@ export async function findReadableFile(opts: {
   db: Db;
   fileId: string;
   userId: string;
+  /** Only a file of this project (a project API key reads its own project's files only). */
+  projectId?: string | undefined;
 }): Promise<(StoredFile & { storageKey: string }) | null> {
   const [row] = await opts.db
     .select({ file: files })
@@ -198,7 +181,12 @@ export async function findReadableFile(opts: {
       projectMembers,
       and(eq(projectMembers.projectId, files.projectId), eq(projectMembers.userId, opts.userId)),
     )
-    .where(eq(files.id, opts.fileId));
+    .where(
+      and(
+        eq(files.id, opts.fileId),
+        opts.projectId ? eq(files.projectId, opts.projectId) : undefined,
+      ),
+    );
   return row ? { ...toStoredFile(row.file), storageKey: row.file.storageKey } : null;
 }
 

@@ -9,12 +9,8 @@ import type { Logger } from '../../lib/logger';
 import { costMicro, formatUsdc } from '../../lib/money';
 import type { RateLimiter } from '../../lib/rate-limit';
 import { holdBalance, settleBalanceHold } from '../billing/billing.service';
-import {
-  type BudgetAlert,
-  type Hold,
-  holdBudgets,
-  settleBudgets,
-} from '../budgets/budgets.service';
+import type { BudgetAlert } from '../budgets/budgets.dto';
+import { type Hold, holdBudgets, settleBudgets } from '../budgets/budgets.service';
 import { loadRules } from '../policies/policies.service';
 import { apiRequestHolds, apiRequests } from '../usage/usage.table';
 import { estimateInputTokens, estimateOutputTokens } from './estimate';
@@ -22,6 +18,8 @@ import { estimateInputTokens, estimateOutputTokens } from './estimate';
 export interface GatewayCall extends Omit<ModelRequest, 'signal'> {
   projectId: string;
   userId: string | null;
+  /** The project API key the call was made with, if any: its budgets and rate limits apply. */
+  keyId?: string | null;
   agentId?: string | null;
   runId?: string | null;
   conversationId?: string | null;
@@ -47,6 +45,7 @@ function callColumns(call: GatewayCall) {
   return {
     projectId: call.projectId,
     userId: call.userId,
+    keyId: call.keyId ?? null,
     agentId: call.agentId ?? null,
     runId: call.runId ?? null,
     conversationId: call.conversationId ?? null,
@@ -59,7 +58,7 @@ export const STALE_CALL_MS = 60_000;
 
 /**
  * Every model call goes through here. In order: policy (allowed models, output cap, cost
- * cap), rate limits per project and per member, an atomic reservation of the worst-case
+ * cap), rate limits per project, per member and per API key, an atomic reservation of the worst-case
  * cost against every applicable budget limit and the prepaid balance, the provider call,
  * then settlement of the actual cost and release of the rest. A call that dies is settled
  * in `finally`; one whose process dies is released by the sweeper.
@@ -81,6 +80,7 @@ export function createGateway(deps: GatewayDeps) {
   async function rateLimit(call: GatewayCall, kind: 'rpm' | 'tpm', limit: number, cost: number) {
     const keys = [`${kind}:p:${call.projectId}`];
     if (call.userId) keys.push(`${kind}:m:${call.projectId}:${call.userId}`);
+    if (call.keyId) keys.push(`${kind}:k:${call.projectId}:${call.keyId}`);
     for (const key of keys) {
       const r = await deps.limiter.hit(key, limit, 60_000, cost);
       if (!r.allowed) {
@@ -207,6 +207,7 @@ export function createGateway(deps: GatewayDeps) {
             projectId: call.projectId,
             agentId: call.agentId,
             userId: call.userId,
+            keyId: call.keyId,
             amount: worst,
             now: new Date(),
           });

@@ -55,7 +55,7 @@ export const paymentsRouter = router({
 
   unmatched: adminProcedure
     .meta({ description: 'Deposits nobody has claimed (unknown or unassigned senders).' })
-    .input(listInput)
+    .input(listInput.prefault({}))
     .query(({ ctx, input }) => paymentsService.listUnmatched({ db: ctx.db, ...input })),
 
   assign: adminProcedure

@@ -1,7 +1,8 @@
 import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { formatUsdc } from '../../lib/money';
-import { type Json, recordAudit } from '../audit/audit.service';
+import type { Json } from '../audit/audit.hash';
+import { recordAudit } from '../audit/audit.service';
 import { applyLedgerEntry } from '../billing/billing.service';
 import { projectBalances } from '../billing/billing.table';
 import { type PaymentRow, payments } from './payments.table';

@@ -236,6 +236,19 @@ describe('deposit watcher', () => {
     );
     expect(entries).toHaveLength(1);
   });
+
+  it('lists unmatched deposits with no input at all, as with {}', async () => {
+    const txHash = await f.pay(stranger, 1n * USDC);
+    await f.evm.mine(2);
+    await watcher.tick();
+    const c = f.t.caller(admin.accessToken);
+    const page = await c.payments.unmatched();
+    expect(page.items.map((p) => p.txHash)).toContain(txHash);
+    expect(page).toEqual(await c.payments.unmatched({}));
+    expect((await failure(f.t.caller(alice.accessToken).payments.unmatched())).code).toBe(
+      'FORBIDDEN',
+    );
+  });
 });
 
 /** The signed bytes of a mined transaction, to broadcast it again after a reorg. */

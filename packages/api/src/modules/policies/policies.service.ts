@@ -1,27 +1,9 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { type Actor, auditedBy } from '../../lib/actor';
-import { formatUsdc } from '../../lib/money';
 import { recordAudit } from '../audit/audit.service';
+import { type Policy, type PolicyRules, toPolicy } from './policies.dto';
 import { policies } from './policies.table';
-
-export interface Policy {
-  projectId: string;
-  allowedModels: string[] | null;
-  maxOutputTokens: number | null;
-  maxCostPerRequest: string | null;
-  requestsPerMinute: number | null;
-  tokensPerMinute: number | null;
-  updatedAt: string | null;
-}
-
-export interface PolicyRules {
-  allowedModels: string[] | null;
-  maxOutputTokens: number | null;
-  maxCostPerRequest: bigint | null;
-  requestsPerMinute: number | null;
-  tokensPerMinute: number | null;
-}
 
 const NONE: PolicyRules = {
   allowedModels: null,
@@ -38,16 +20,7 @@ export async function loadRules(db: Db, projectId: string): Promise<PolicyRules>
 
 export async function getPolicy(db: Db, projectId: string): Promise<Policy> {
   const [row] = await db.select().from(policies).where(eq(policies.projectId, projectId));
-  const r = row ?? { ...NONE, updatedAt: null };
-  return {
-    projectId,
-    allowedModels: r.allowedModels,
-    maxOutputTokens: r.maxOutputTokens,
-    maxCostPerRequest: r.maxCostPerRequest === null ? null : formatUsdc(r.maxCostPerRequest),
-    requestsPerMinute: r.requestsPerMinute,
-    tokensPerMinute: r.tokensPerMinute,
-    updatedAt: r.updatedAt?.toISOString() ?? null,
-  };
+  return toPolicy(projectId, row ?? { ...NONE, updatedAt: null });
 }
 
 /** Fields left out stay as they are; null removes that rule. */

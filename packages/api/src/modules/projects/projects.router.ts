@@ -48,10 +48,18 @@ const membersRouter = router({
 });
 
 export const projectsRouter = router({
+  // The input may be left out: prefault (unlike default) parses {}, so `limit` gets its default.
+  // A key sees its one project, with its own role.
   list: authedProcedure
-    .input(listInput)
+    .meta({ keys: true })
+    .input(listInput.prefault({}))
     .query(({ ctx, input }) =>
-      projects.listProjects({ db: ctx.db, userId: ctx.user.id, ...input }),
+      projects.listProjects({
+        db: ctx.db,
+        userId: ctx.user.id,
+        only: ctx.principal.kind === 'key' ? ctx.principal.key : undefined,
+        ...input,
+      }),
     ),
 
   create: authedProcedure

@@ -6,37 +6,13 @@ import { keyset, type Page, toPage } from '../../lib/pagination';
 import { announceAccessChange } from '../../realtime/access';
 import { recordAudit } from '../audit/audit.service';
 import { users } from '../users/users.table';
+import { type Member, type Project, toProject } from './projects.dto';
 import { type ProjectRole, projectMembers, projects } from './projects.table';
-
-export interface Project {
-  id: string;
-  name: string;
-  description: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface Member {
-  userId: string;
-  email: string;
-  name: string;
-  role: ProjectRole;
-}
 
 export interface Membership {
   projectId: string;
   userId: string;
   role: ProjectRole;
-}
-
-function toProject(row: typeof projects.$inferSelect): Project {
-  return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    createdAt: row.createdAt.toISOString(),
-    updatedAt: row.updatedAt.toISOString(),
-  };
 }
 
 const notFound = () => new AppError('projects.not_found', 'No such project');
@@ -60,6 +36,8 @@ export async function requireMembership(opts: {
 export async function listProjects(opts: {
   db: Db;
   userId: string;
+  /** Just this project, seen with this role (a project API key's view). */
+  only?: { projectId: string; role: ProjectRole } | undefined;
   cursor?: string | undefined;
   limit: number;
 }): Promise<Page<Project & { myRole: ProjectRole }>> {
@@ -73,14 +51,20 @@ export async function listProjects(opts: {
     .select({ project: projects, myRole: projectMembers.role })
     .from(projectMembers)
     .innerJoin(projects, eq(projects.id, projectMembers.projectId))
-    .where(and(eq(projectMembers.userId, opts.userId), page.where))
+    .where(
+      and(
+        eq(projectMembers.userId, opts.userId),
+        opts.only ? eq(projects.id, opts.only.projectId) : undefined,
+        page.where,
+      ),
+    )
     .orderBy(...page.orderBy)
     .limit(opts.limit + 1);
   return toPage(
     rows,
     opts.limit,
     (r) => ({ at: r.project.createdAt, id: r.project.id }),
-    (r) => ({ ...toProject(r.project), myRole: r.myRole }),
+    (r) => ({ ...toProject(r.project), myRole: opts.only?.role ?? r.myRole }),
   );
 }
 

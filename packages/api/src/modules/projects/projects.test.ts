@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '../../index';
 import { ACCESS_CHANNEL, type AccessChange } from '../../realtime/access';
@@ -25,6 +27,17 @@ beforeAll(async () => {
   await as.add({ projectId, email: viewer.user.email, role: 'viewer' });
 });
 afterAll(() => t.close());
+
+/** A GET through tRPC's own HTTP handler, as a plain HTTP client sends it: no `?input=`. */
+async function getOverHttp(path: string, token: string) {
+  const res = await fetchRequestHandler({
+    endpoint: '/trpc',
+    req: new Request(`http://localhost/trpc/${path}`),
+    router: t.api.router,
+    createContext: () => t.api.createContext({ token, ip: '127.0.0.1', requestId: randomUUID() }),
+  });
+  return { status: res.status, body: await res.json() };
+}
 
 describe('projects', () => {
   it('creates with the caller as owner; mass-assigned fields are ignored', async () => {
@@ -54,6 +67,33 @@ describe('projects', () => {
     expect(new Set(seen).size).toBe(seen.length);
     const outsiderList = await t.caller(outsider.accessToken).projects.list({});
     expect(outsiderList.items.map((p) => p.id)).not.toContain(projectId);
+  });
+
+  it('lists with no input at all, as with {}', async () => {
+    const caller = t.caller(viewer.accessToken);
+    const page = await caller.projects.list();
+    expect(page.items.map((p) => p.id)).toContain(projectId);
+    expect(page).toEqual(await caller.projects.list({}));
+  });
+
+  it('answers GET without ?input= for every list whose input is all optional', async () => {
+    // The first account of the database is the platform admin.
+    const token = owner.accessToken;
+    const caller = t.caller(token);
+    const expected = {
+      'projects.list': await caller.projects.list({}),
+      'users.list': await caller.users.list({}),
+      'audit.list': await caller.audit.list({}),
+      'payments.unmatched': await caller.payments.unmatched({}),
+    };
+    for (const [path, page] of Object.entries(expected)) {
+      const res = await getOverHttp(path, token);
+      expect(res.status, path).toBe(200);
+      expect(res.body, path).toEqual({ result: { data: page } });
+    }
+    const plain = await getOverHttp('audit.list', viewer.accessToken);
+    expect(plain.status).toBe(403);
+    expect(plain.body.error.data.appCode).toBe('auth.admin_required');
   });
 
   it('rejects a forged cursor and a limit out of range', async () => {

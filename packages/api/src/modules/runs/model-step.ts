@@ -61,6 +61,7 @@ async function streamTurn(ctx: RunContext, agent: AgentRow, targets: AgentRow[])
   for await (const ev of deps.gateway.stream({
     projectId: run.projectId,
     userId: run.createdBy,
+    keyId: run.createdByKey,
     agentId: agent.id,
     runId: run.id,
     source: 'run',

@@ -14,6 +14,8 @@ export interface Run {
   cost: string;
   idempotencyKey: string | null;
   createdBy: string | null;
+  /** The API key that started it, or null when a person did. */
+  createdByKey: string | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -62,6 +64,7 @@ export function toRun(r: RunRow): Run {
     cost: formatUsdc(r.cost),
     idempotencyKey: r.idempotencyKey,
     createdBy: r.createdBy,
+    createdByKey: r.createdByKey,
     createdAt: r.createdAt.toISOString(),
     startedAt: r.startedAt?.toISOString() ?? null,
     finishedAt: r.finishedAt?.toISOString() ?? null,

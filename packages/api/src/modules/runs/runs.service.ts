@@ -1,7 +1,7 @@
 import { and, asc, eq } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
-import type { Actor } from '../../lib/actor';
+import { type Actor, actorKeyId } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import { findAgentRow } from '../agents/agents.service';
@@ -50,6 +50,7 @@ export async function startRun(opts: {
       input: opts.input,
       idempotencyKey: key ?? null,
       createdBy: opts.actor.userId,
+      createdByKey: actorKeyId(opts.actor),
       transcript: [{ role: 'user', content: opts.input }],
     })
     .onConflictDoNothing({ target: [runs.projectId, runs.idempotencyKey] })

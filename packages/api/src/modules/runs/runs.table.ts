@@ -43,6 +43,8 @@ export const runs = pgTable(
     cost: bigint('cost', { mode: 'bigint' }).notNull().default(sql`0`),
     idempotencyKey: text('idempotency_key'),
     createdBy: uuid('created_by'),
+    // The API key that started it, if one did: its model calls count against that key.
+    createdByKey: uuid('created_by_key'),
     // Times the run was picked up again after its process died; bounded so a run that
     // crashes its worker cannot loop forever.
     resumes: integer('resumes').notNull().default(0),

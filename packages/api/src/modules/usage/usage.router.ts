@@ -13,7 +13,7 @@ export const usageRouter = router({
         .object({
           from: instantInput,
           to: instantInput,
-          groupBy: z.enum(['day', 'model', 'agent', 'member']),
+          groupBy: z.enum(['day', 'model', 'agent', 'member', 'key']),
         })
         // Only once both are dates: zod runs object refinements even when a field failed.
         .refine((v) => v.from < v.to, {

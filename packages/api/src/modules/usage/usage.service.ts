@@ -2,23 +2,15 @@ import { and, desc, eq, gte, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { formatUsdc } from '../../lib/money';
 import { decodeCursor, encodeCursor, type Page } from '../../lib/pagination';
+import { type ApiRequest, type GroupBy, toApiRequest, type UsageRow } from './usage.dto';
 import { apiRequests } from './usage.table';
-
-export type GroupBy = 'day' | 'model' | 'agent' | 'member';
-
-export interface UsageRow {
-  key: string | null;
-  requests: number;
-  inputTokens: number;
-  outputTokens: number;
-  cost: string;
-}
 
 const groupKey = {
   day: sql<string>`to_char(date_trunc('day', ${apiRequests.createdAt} at time zone 'UTC'), 'YYYY-MM-DD')`,
   model: sql<string>`${apiRequests.model}`,
   agent: sql<string | null>`${apiRequests.agentId}::text`,
   member: sql<string | null>`${apiRequests.userId}::text`,
+  key: sql<string | null>`${apiRequests.keyId}::text`,
 } as const;
 
 /**
@@ -54,23 +46,6 @@ export async function summary(opts: {
   return rows.map((r) => ({ ...r, cost: formatUsdc(BigInt(r.cost)) }));
 }
 
-export interface ApiRequest {
-  id: string;
-  source: 'chat' | 'run';
-  model: string;
-  status: string;
-  errorCode: string | null;
-  userId: string | null;
-  agentId: string | null;
-  runId: string | null;
-  conversationId: string | null;
-  inputTokens: number;
-  outputTokens: number;
-  cost: string;
-  latencyMs: number | null;
-  createdAt: string;
-}
-
 export async function listRequests(opts: {
   db: Db;
   projectId: string;
@@ -95,22 +70,7 @@ export async function listRequests(opts: {
   const page = more ? rows.slice(0, opts.limit) : rows;
   const last = page.at(-1);
   return {
-    items: page.map((r) => ({
-      id: r.id,
-      source: r.source,
-      model: r.model,
-      status: r.status,
-      errorCode: r.errorCode,
-      userId: r.userId,
-      agentId: r.agentId,
-      runId: r.runId,
-      conversationId: r.conversationId,
-      inputTokens: r.inputTokens,
-      outputTokens: r.outputTokens,
-      cost: formatUsdc(r.cost),
-      latencyMs: r.latencyMs,
-      createdAt: r.createdAt.toISOString(),
-    })),
+    items: page.map(toApiRequest),
     nextCursor: more && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null,
   };
 }

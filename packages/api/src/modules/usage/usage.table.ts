@@ -31,6 +31,8 @@ export const apiRequests = pgTable(
     id: uuid('id').primaryKey().defaultRandom(),
     projectId: uuid('project_id').notNull(),
     userId: uuid('user_id'),
+    // The project API key the call was made with; null for a person's own calls.
+    keyId: uuid('key_id'),
     agentId: uuid('agent_id'),
     runId: uuid('run_id'),
     conversationId: uuid('conversation_id'),
@@ -55,6 +57,7 @@ export const apiRequests = pgTable(
     index('api_requests_project_model_idx').on(t.projectId, t.model, t.createdAt),
     index('api_requests_project_agent_idx').on(t.projectId, t.agentId, t.createdAt),
     index('api_requests_project_user_idx').on(t.projectId, t.userId, t.createdAt),
+    index('api_requests_project_key_idx').on(t.projectId, t.keyId, t.createdAt),
     index('api_requests_in_progress_idx').on(t.status, t.heartbeatAt),
   ],
 );

@@ -7,18 +7,18 @@ import * as users from './users.service';
 export const usersRouter = router({
   // The session check has just read this user; no second query.
   me: authedProcedure.query(({ ctx }): User => {
-    const { sessionId: _, ...user } = ctx.user;
-    return user;
+    const { id, email, name, role, createdAt } = ctx.user;
+    return { id, email, name, role, createdAt };
   }),
 
   update: authedProcedure
-    .input(z.object({ name: z.string().trim().min(1).max(100).optional() }))
+    .input(z.object({ name: z.string().trim().min(1).max(100).optional() }).prefault({}))
     .mutation(({ ctx, input }) =>
       users.updateProfile({ db: ctx.db, userId: ctx.user.id, ...input }),
     ),
 
   list: adminProcedure
-    .input(listInput.extend({ query: z.string().trim().max(100).optional() }))
+    .input(listInput.extend({ query: z.string().trim().max(100).optional() }).prefault({}))
     .query(({ ctx, input }) => users.listUsers({ db: ctx.db, ...input })),
 
   setRole: adminProcedure

@@ -53,6 +53,24 @@ describe('users', () => {
     expect(second.items[0]?.id).not.toBe(first.items[0]?.id);
   });
 
+  it('lists with no input at all, as with {}', async () => {
+    const c = t.caller(admin.accessToken);
+    const page = await c.users.list();
+    expect(page.items.map((u) => u.id)).toContain(user.user.id);
+    expect(page).toEqual(await c.users.list({}));
+    expect(await failure(t.caller(user.accessToken).users.list())).toEqual({
+      code: 'FORBIDDEN',
+      appCode: 'auth.admin_required',
+    });
+  });
+
+  it('update with no input changes nothing, as with {}', async () => {
+    const c = t.caller(user.accessToken);
+    const before = await c.users.me();
+    expect(await c.users.update()).toEqual(before);
+    expect(await c.users.update({})).toEqual(before);
+  });
+
   it('setRole promotes; admins cannot change themselves', async () => {
     const c = t.caller(admin.accessToken);
     const other = await t.signUp('Promoted');
