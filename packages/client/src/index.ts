@@ -47,10 +47,28 @@ export interface ClientOptions {
   /** WebSocket URL for subscriptions; defaults to `url` with ws(s)://. */
   wsUrl?: string;
   /**
-   * WebSocket implementation. Browsers have one; Node 20 does not: pass `WebSocket` from
-   * the `ws` package.
+   * WebSocket implementation. Browsers and Node 22+ have one; Node 20 does not: pass
+   * `WebSocket` from the `ws` package.
    */
-  WebSocket?: typeof globalThis.WebSocket;
+  WebSocket?: WebSocketClass;
+}
+
+/**
+ * What the client needs of a WebSocket class. Declared structurally so the browser's, Node's
+ * global one and the `ws` package's (whose typings differ from the DOM's) all fit.
+ */
+export interface WebSocketClass {
+  new (url: string): WebSocketLike;
+  readonly CONNECTING: number;
+  readonly OPEN: number;
+  readonly CLOSING: number;
+  readonly CLOSED: number;
+}
+
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
 }
 
 /** Refresh a token this close to expiry before (re)connecting a socket with it. */
@@ -130,7 +148,9 @@ export function createClient(opts: ClientOptions): SmartSpaceClient {
   // Lazy: the socket opens with the first subscription and closes when none is left, so a
   // socket always carries the token current when it opened. connectionParams is read on
   // every (re)connect; on reconnect, tracked subscriptions resume after their last id.
-  const WS = opts.WebSocket ?? globalThis.WebSocket;
+  // tRPC types the option as the DOM's class; `ws` speaks the same protocol and events but
+  // its typings differ, hence the structural option type and this one conversion.
+  const WS = (opts.WebSocket as typeof globalThis.WebSocket | undefined) ?? globalThis.WebSocket;
   const ws = WS
     ? createWSClient({
         url: opts.wsUrl ?? opts.url.replace(/^http/, 'ws'),

@@ -1,0 +1,155 @@
+import { closeClient } from '@smartspace/client';
+import type { Command } from 'commander';
+import pc from 'picocolors';
+import { globals, isUuid, makeClient, resolveUrl, withClient } from '../context';
+import { readCredentials, removeCredentials, writeCredentials } from '../credentials';
+import { CliError, UsageError } from '../errors';
+import { note, printJson, printRecord, success } from '../output';
+import { Prompter } from '../prompt';
+
+interface LoginOptions {
+  email?: string;
+  apiKey?: string | true;
+}
+
+/** The non-secret start of a key (as the server lists it), safe to print. */
+export function keyPrefix(key: string): string {
+  return `${key.slice(0, 12)}…`;
+}
+
+/**
+ * Saves a project API key instead of a session. With a project it is checked against the
+ * server at once (a key can read its own project and nothing outside it).
+ */
+async function loginWithKey(url: string, given: string | true, cmd: Command): Promise<void> {
+  const g = globals(cmd);
+  let key = given === true ? process.env.SMARTSPACE_API_KEY : given;
+  if (!key) {
+    const prompter = new Prompter();
+    try {
+      key = (await prompter.ask('API key: ', { secret: true })).trim();
+    } finally {
+      prompter.close();
+    }
+  }
+  if (!key.startsWith('ssk_')) throw new UsageError('An API key starts with ssk_');
+  const projectId = g.project ?? process.env.SMARTSPACE_PROJECT;
+  if (projectId && !isUuid(projectId)) {
+    throw new UsageError('With an API key, --project takes the project id.');
+  }
+  let projectName: string | undefined;
+  if (projectId) {
+    const client = makeClient(url, key);
+    try {
+      projectName = (await client.projects.get.query({ projectId })).name;
+    } finally {
+      await closeClient(client);
+    }
+  }
+  writeCredentials({ url, apiKey: key, ...(projectId ? { project: projectId } : {}) });
+  if (g.json) printJson({ url, apiKey: keyPrefix(key), project: projectId ?? null });
+  else {
+    success(
+      `Saved API key ${keyPrefix(key)} for ${url}${projectName ? ` (project ${pc.bold(projectName)})` : ''}`,
+    );
+    if (!projectId)
+      note(pc.dim('Pass --project <id> to commands (or log in with --project to save it).'));
+  }
+}
+
+async function login(opts: LoginOptions, cmd: Command): Promise<void> {
+  const g = globals(cmd);
+  const url = resolveUrl(g);
+  if (opts.apiKey !== undefined) return loginWithKey(url, opts.apiKey, cmd);
+  const prompter = new Prompter();
+  let email: string;
+  let password: string;
+  try {
+    email = (opts.email ?? (await prompter.ask('Email: '))).trim();
+    password = await prompter.ask('Password: ', { secret: true });
+  } finally {
+    prompter.close();
+  }
+  if (!email || !password) throw new CliError('Email and password are both needed.');
+  const client = makeClient(url);
+  try {
+    const session = await client.auth.login.mutate({ email, password });
+    writeCredentials({ url, session });
+    if (g.json) printJson({ url, user: session.user });
+    else success(`Signed in to ${url} as ${pc.bold(session.user.email)}`);
+  } finally {
+    await closeClient(client);
+  }
+}
+
+async function logout(cmd: Command): Promise<void> {
+  const g = globals(cmd);
+  const creds = readCredentials();
+  if (!creds) {
+    if (g.json) printJson({ signedOut: false });
+    else note('Not signed in.');
+    return;
+  }
+  const refreshToken = creds.session?.refreshToken;
+  if (refreshToken) {
+    const client = makeClient(creds.url);
+    try {
+      await client.auth.logout.mutate({ refreshToken });
+    } catch {
+      // The local sign-in goes regardless: the refresh token expires on its own.
+      note(pc.yellow('The server could not be told; the saved sign-in is removed anyway.'));
+    } finally {
+      await closeClient(client);
+    }
+  }
+  removeCredentials();
+  if (g.json) printJson({ signedOut: true, url: creds.url });
+  else success(`Signed out of ${creds.url}`);
+}
+
+async function whoami(cmd: Command): Promise<void> {
+  await withClient(cmd, async (ctx) => {
+    const { client, url, opts } = ctx;
+    if (ctx.apiKey) {
+      // A key is no person: show what it is for, checked against the server when possible.
+      const projectId = opts.project ?? process.env.SMARTSPACE_PROJECT ?? ctx.defaultProject;
+      const project = projectId ? await client.projects.get.query({ projectId }) : null;
+      const out = {
+        url,
+        apiKey: keyPrefix(ctx.apiKey),
+        project: project && { id: project.id, name: project.name },
+      };
+      if (opts.json) printJson(out);
+      else
+        printRecord({
+          'api key': out.apiKey,
+          project: project ? `${project.name} (${project.id})` : '',
+          server: url,
+        });
+      return;
+    }
+    const me = await client.users.me.query();
+    if (opts.json) printJson({ url, user: me });
+    else printRecord({ email: me.email, name: me.name, role: me.role, id: me.id, server: url });
+  });
+}
+
+export function registerAuth(program: Command): void {
+  program
+    .command('login')
+    .description('sign in (asks for email and password) and keep the session')
+    .option('--email <email>', 'email address (asked for when omitted)')
+    .option(
+      '--api-key [key]',
+      'use a project API key (ssk_…) instead; asked for, or SMARTSPACE_API_KEY, when no value',
+    )
+    .action((opts: LoginOptions, cmd: Command) => login(opts, cmd));
+  program
+    .command('logout')
+    .description('sign out and forget the saved credentials')
+    .action((_opts, cmd: Command) => logout(cmd));
+  program
+    .command('whoami')
+    .description('show the signed-in user')
+    .action((_opts, cmd: Command) => whoami(cmd));
+}

@@ -1,0 +1,147 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { closeClient, createClient, memorySessionStore } from '@smartspace/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CLI,
+  cli,
+  cliEnv,
+  PASSWORD,
+  register,
+  type Server,
+  startServer,
+  tempConfigHome,
+} from './harness';
+
+/**
+ * The interactive chat in a real pseudo-terminal: util-linux `script` (in Debian's essential
+ * bsdutils, so on every machine) runs the CLI on a pty and relays our bytes as keystrokes,
+ * so Ctrl-C is the terminal's \x03, not a signal we send.
+ */
+interface Terminal {
+  output(): string;
+  type(text: string): void;
+  waitFor(pattern: RegExp, ms?: number): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+function openTerminal(configHome: string, args: string[]): Terminal {
+  const command = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
+  const child: ChildProcessWithoutNullStreams = spawn('script', ['-qfec', command, '/dev/null'], {
+    env: cliEnv(configHome),
+  });
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    out += d;
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  return {
+    output: () => out,
+    type: (text) => child.stdin.write(text),
+    exited,
+    async waitFor(pattern, ms = 30_000) {
+      const deadline = Date.now() + ms;
+      while (!pattern.test(out)) {
+        if (Date.now() > deadline || child.exitCode !== null) {
+          child.kill('SIGKILL');
+          throw new Error(`no ${pattern} in the terminal:\n${out}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
+const count = (text: string, pattern: RegExp) => (text.match(pattern) ?? []).length;
+
+let server: Server;
+const home = tempConfigHome();
+
+beforeAll(async () => {
+  server = await startServer();
+  await register(server.url, 'carol@example.com', 'Carol');
+  const login = await cli(home, ['login', '--url', server.url], {
+    input: `carol@example.com\n${PASSWORD}\n`,
+  });
+  expect(login.code).toBe(0);
+  expect((await cli(home, ['projects', 'create', 'Chatty'])).code).toBe(0);
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe('login in a terminal', () => {
+  it('asks for email and password and never echoes the password', async () => {
+    const fresh = tempConfigHome();
+    const term = openTerminal(fresh, ['login', '--url', server.url]);
+    await term.waitFor(/Email: /);
+    term.type('carol@example.com\r');
+    await term.waitFor(/Password: /);
+    term.type(`${PASSWORD}\r`);
+    await term.waitFor(/Signed in to .+ as carol@example\.com/);
+    expect(await term.exited).toBe(0);
+    expect(term.output()).toContain('carol@example.com');
+    expect(term.output()).not.toContain(PASSWORD);
+    expect(term.output()).not.toMatch(/\*{4,}/);
+  });
+});
+
+describe('interactive chat', () => {
+  it('streams replies; Ctrl-C stops a reply and the prompt returns; Ctrl-D exits', async () => {
+    const term = openTerminal(home, ['chat']);
+    await term.waitFor(/you › /);
+    term.type('hello there\r');
+    await term.waitFor(/Echo: hello there[\s\S]*you › /);
+
+    // About 2000 chunks at the mock's pace: seconds of streaming to interrupt.
+    term.type(`long ${'word '.repeat(2000)}\r`);
+    await term.waitFor(/ai {2}› Echo: long word/);
+    const prompts = count(term.output(), /you › /g);
+    term.type('\x03');
+    await term.waitFor(/\(reply stopped\)/);
+    await term.waitFor(new RegExp(`(you › [\\s\\S]*){${prompts + 1}}`));
+    const stopped = term.output().split('Echo: long')[1] ?? '';
+    expect(count(stopped, /word/g)).toBeLessThan(2000);
+
+    // The reply really ended on the server, cancelled, and the session goes on.
+    const conversationId = /Conversation ([0-9a-f-]{36})/.exec(term.output())?.[1];
+    expect(conversationId).toBeDefined();
+    const saved = JSON.parse(readFileSync(join(home, 'smartspace', 'credentials.json'), 'utf8'));
+    const client = createClient({
+      url: `${server.url}/trpc`,
+      session: memorySessionStore(saved.session),
+    });
+    try {
+      const page = await client.chat.messages.list.query({ conversationId: conversationId ?? '' });
+      const replies = page.items.filter((m) => m.role === 'assistant');
+      expect(replies.map((m) => m.status).sort()).toEqual(['cancelled', 'complete']);
+    } finally {
+      await closeClient(client);
+    }
+
+    term.type('still here?\r');
+    await term.waitFor(/Echo: still here\?/);
+    term.type('\x04');
+    expect(await term.exited).toBe(0);
+  });
+
+  it('Ctrl-C at the prompt exits', async () => {
+    const term = openTerminal(home, ['chat']);
+    await term.waitFor(/you › /);
+    term.type('\x03');
+    expect(await term.exited).toBe(0);
+  });
+
+  it('without a terminal, chat asks for -m (usage of a pipe is an error)', async () => {
+    const r = await cli(home, ['chat']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Interactive chat needs a terminal');
+  });
+});

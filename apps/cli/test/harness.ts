@@ -1,0 +1,143 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase, TEST_JWT_SECRET, type TestDatabase } from '@smartspace/api/testing';
+import { closeClient, createClient } from '@smartspace/client';
+
+export const CLI = join(import.meta.dirname, '../dist/cli.js');
+export const SERVER_DIR = join(import.meta.dirname, '../../server');
+export const PASSWORD = 'correct horse battery staple';
+export const ADMIN_EMAIL = 'admin@example.com';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface Server {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real server process (src/server.ts, as deployed) on a fresh database: a clone from
+ * TEST_DATABASE_URL, or else its own embedded PGlite in a new data directory.
+ */
+export async function startServer(): Promise<Server> {
+  const db: TestDatabase | null = process.env.TEST_DATABASE_URL ? await createTestDatabase() : null;
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: SERVER_DIR,
+    env: {
+      ...process.env,
+      NODE_ENV: 'test',
+      PORT: String(port),
+      ...(db?.url ? { DATABASE_URL: db.url } : {}),
+      JWT_SECRET: TEST_JWT_SECRET,
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'smartspace-cli-server-')),
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_PER_MINUTE: '0',
+      ADMIN_EMAILS: ADMIN_EMAIL,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  // tsx compiles the server at start: on a loaded machine that alone can take a while.
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const ok = await fetch(`${url}/ready`)
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) break;
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      await db?.close();
+      throw new Error('server did not start');
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {
+    url,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+      await db?.close();
+    },
+  };
+}
+
+/** Registers a user straight through the API (the CLI has no sign-up). */
+export async function register(url: string, email: string, name = 'Test User'): Promise<void> {
+  const client = createClient({ url: `${url}/trpc` });
+  try {
+    await client.auth.register.mutate({ email, password: PASSWORD, name });
+  } finally {
+    await closeClient(client);
+  }
+}
+
+export interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  input?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+/** Runs the built CLI as a user would; never throws on a non-zero exit. */
+export function cli(configHome: string, args: string[], opts: RunOptions = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: opts.cwd ?? tmpdir(),
+      env: cliEnv(configHome, opts.env),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`smartspace ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+    }, opts.timeoutMs ?? 60_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export function cliEnv(configHome: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: configHome, NO_COLOR: '1' };
+  for (const k of ['SMARTSPACE_URL', 'SMARTSPACE_PROJECT', 'SMARTSPACE_API_KEY', 'FORCE_COLOR']) {
+    delete env[k];
+  }
+  return { ...env, ...extra };
+}
+
+export function tempConfigHome(): string {
+  return mkdtempSync(join(tmpdir(), 'smartspace-cli-config-'));
+}
+
+/** A stack trace line, which output must never carry without --debug. */
+export const STACK_LINE = /^\s+at .+\(?.+:\d+:\d+\)?$/m;
