@@ -1,3 +1,6 @@
+import type { ModelErrorCode } from '../../ai/ai.errors';
+import type { AppErrorCode } from '../../lib/errors';
+import type { ReplyFailureCode } from './chat.errors';
 import type { Citation, ConversationRow, MessageRow } from './chat.table';
 
 export interface Conversation {
@@ -35,7 +38,13 @@ export type ChatEvent =
       message: Message;
       usage: { inputTokens: number; outputTokens: number };
     }
-  | { type: 'reply.failed'; replyId: string; appCode: string; message: string };
+  | { type: 'reply.failed'; replyId: string; appCode: ReplyErrorCode; message: string };
+
+/**
+ * What a reply fails with: its own codes, or the gateway's and the model's (a budget, a
+ * policy, a provider error), so clients can branch on every case.
+ */
+export type ReplyErrorCode = ReplyFailureCode | AppErrorCode | ModelErrorCode;
 
 export const conversationTopic = (conversationId: string) => `conversation:${conversationId}`;
 

@@ -1,10 +1,7 @@
 import { and, eq, lt } from 'drizzle-orm';
-import type { ModelErrorCode } from '../../ai/ai.errors';
 import type { Usage } from '../../ai/provider';
 import type { Db } from '../../db/client';
-import type { AppErrorCode } from '../../lib/errors';
-import { type ChatEvent, toMessage } from './chat.dto';
-import type { ReplyFailureCode } from './chat.errors';
+import { type ChatEvent, type ReplyErrorCode, toMessage } from './chat.dto';
 import { type Citation, messages } from './chat.table';
 
 /**
@@ -67,7 +64,7 @@ export async function finishFailed(
     conversationId: string;
     replyId: string;
     text: string | null;
-    appCode: ReplyFailureCode | AppErrorCode | ModelErrorCode;
+    appCode: ReplyErrorCode;
     message: string;
     cancelled: boolean;
   },

@@ -1,4 +1,5 @@
 import { formatUsdc } from '../../lib/money';
+import type { RunErrorCode } from './runs.errors';
 import type { RunRow, RunStepRow } from './runs.table';
 
 export interface Run {
@@ -9,7 +10,7 @@ export interface Run {
   status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
   input: string;
   output: unknown;
-  error: { appCode: string; message: string } | null;
+  error: { appCode: RunErrorCode; message: string } | null;
   usage: { inputTokens: number; outputTokens: number };
   cost: string;
   idempotencyKey: string | null;
@@ -45,7 +46,7 @@ export type RunEvent =
   | { type: 'handoff'; fromAgentId: string; toAgentId: string }
   | { type: 'usage'; inputTokens: number; outputTokens: number; cost: string }
   | { type: 'run.completed'; output: unknown }
-  | { type: 'run.failed'; appCode: string; message: string }
+  | { type: 'run.failed'; appCode: RunErrorCode; message: string }
   | { type: 'run.cancelled' };
 
 export const runTopic = (runId: string) => `run:${runId}`;

@@ -1,4 +1,6 @@
+import type { ModelErrorCode } from '../../ai/ai.errors';
 import type { ErrorTable } from '../../lib/error-table';
+import type { AppErrorCode } from '../../lib/errors';
 
 /** Agent runs. */
 export const runsErrors = {
@@ -19,3 +21,9 @@ export const runFailureCodes = [
 ] as const;
 
 export type RunFailureCode = (typeof runFailureCodes)[number];
+
+/**
+ * What a run fails with: its own codes, or the gateway's and the model's (a budget, a policy,
+ * a provider error), so clients can branch on every case.
+ */
+export type RunErrorCode = RunFailureCode | AppErrorCode | ModelErrorCode;

@@ -14,6 +14,7 @@ import type { ChatTurn } from '../../ai/provider';
 import { ts } from '../../db/columns';
 import { agents } from '../agents/agents.table';
 import { projects } from '../projects/projects.table';
+import type { RunErrorCode } from './runs.errors';
 
 export const runStatus = pgEnum('run_status', [
   'queued',
@@ -37,7 +38,7 @@ export const runs = pgTable(
     input: text('input').notNull(),
     status: runStatus('status').notNull().default('queued'),
     output: jsonb('output').$type<unknown>(),
-    error: jsonb('error').$type<{ appCode: string; message: string } | null>(),
+    error: jsonb('error').$type<{ appCode: RunErrorCode; message: string } | null>(),
     inputTokens: integer('input_tokens').notNull().default(0),
     outputTokens: integer('output_tokens').notNull().default(0),
     cost: bigint('cost', { mode: 'bigint' }).notNull().default(sql`0`),
