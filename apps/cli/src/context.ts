@@ -7,9 +7,6 @@ import type { GlobalOptions } from './output';
 
 export const DEFAULT_URL = 'http://localhost:3000';
 
-/** Node 20 has no global WebSocket: the client's subscriptions go over `ws`. */
-const WebSocketImpl = WebSocket as unknown as typeof globalThis.WebSocket;
-
 /** `http://host:3000`, `http://host:3000/` and `http://host:3000/trpc` all mean the same server. */
 export function normaliseUrl(raw: string): string {
   let url: URL;
@@ -64,7 +61,8 @@ export function makeClient(
   return createClient({
     url: `${url}/trpc`,
     session: fileSessionStore(url),
-    WebSocket: WebSocketImpl,
+    // Node 20 has no global WebSocket: the client's subscriptions go over `ws`.
+    WebSocket,
     // A key is sent as it is: it has no refresh token and never expires mid-command.
     ...(apiKey ? { getAccessToken: () => apiKey } : {}),
     ...(extras.fetch ? { fetch: extras.fetch } : {}),
@@ -124,12 +122,7 @@ export async function allPages<T>(
 export async function resolveProject(ctx: Ctx, ref: string | undefined): Promise<string> {
   const wanted = ref ?? process.env.SMARTSPACE_PROJECT ?? ctx.defaultProject;
   if (wanted && isUuid(wanted)) return wanted;
-  if (ctx.apiKey) {
-    // A key may not list projects: it knows only its own, by id.
-    throw new UsageError(
-      'With an API key, pass the project id: --project <id> or SMARTSPACE_PROJECT.',
-    );
-  }
+  // A project API key lists exactly its own project, so the same rules find it.
   const projects = await allPages((cursor) =>
     ctx.client.projects.list.query({ cursor, limit: 100 }),
   );

@@ -130,7 +130,9 @@ describe('interactive chat', () => {
     await term.waitFor(/Echo: still here\?/);
     term.type('\x04');
     expect(await term.exited).toBe(0);
-  });
+    // Five round trips through a pty, each allowed 30 s: on a loaded CI machine their sum can
+    // pass the default 60 s even when each is well within its own wait.
+  }, 150_000);
 
   it('Ctrl-C at the prompt exits', async () => {
     const term = openTerminal(home, ['chat']);

@@ -17,7 +17,7 @@ async function signedIn(name = 'Socket') {
   const client = createClient({
     url: `${server.origin}/trpc`,
     session: store,
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    WebSocket,
   });
   const session = await client.auth.register.mutate({
     email: `${name.toLowerCase()}-${++seq}-${Date.now()}@example.com`,

@@ -39,4 +39,5 @@ export function rawSocket(
   return { ws, messages, opened, closed };
 }
 
-export const WebSocketImpl = WebSocket as unknown as typeof globalThis.WebSocket;
+/** `ws`'s class, which the client accepts as its WebSocket option (Node 20 has no global one). */
+export const WebSocketImpl = WebSocket;

@@ -37,24 +37,20 @@ async function loginWithKey(url: string, given: string | true, cmd: Command): Pr
   if (projectId && !isUuid(projectId)) {
     throw new UsageError('With an API key, --project takes the project id.');
   }
-  let projectName: string | undefined;
-  if (projectId) {
-    const client = makeClient(url, key);
-    try {
-      projectName = (await client.projects.get.query({ projectId })).name;
-    } finally {
-      await closeClient(client);
-    }
+  // Checked against the server at once: a key sees its own project and nothing else.
+  const client = makeClient(url, key);
+  let project: { id: string; name: string } | undefined;
+  try {
+    project = projectId
+      ? await client.projects.get.query({ projectId })
+      : (await client.projects.list.query()).items[0];
+  } finally {
+    await closeClient(client);
   }
-  writeCredentials({ url, apiKey: key, ...(projectId ? { project: projectId } : {}) });
-  if (g.json) printJson({ url, apiKey: keyPrefix(key), project: projectId ?? null });
-  else {
-    success(
-      `Saved API key ${keyPrefix(key)} for ${url}${projectName ? ` (project ${pc.bold(projectName)})` : ''}`,
-    );
-    if (!projectId)
-      note(pc.dim('Pass --project <id> to commands (or log in with --project to save it).'));
-  }
+  if (!project) throw new CliError('This API key has no project', 'projects.not_found');
+  writeCredentials({ url, apiKey: key, project: project.id });
+  if (g.json) printJson({ url, apiKey: keyPrefix(key), project: project.id });
+  else success(`Saved API key ${keyPrefix(key)} for ${url} (project ${pc.bold(project.name)})`);
 }
 
 async function login(opts: LoginOptions, cmd: Command): Promise<void> {
@@ -113,7 +109,9 @@ async function whoami(cmd: Command): Promise<void> {
     if (ctx.apiKey) {
       // A key is no person: show what it is for, checked against the server when possible.
       const projectId = opts.project ?? process.env.SMARTSPACE_PROJECT ?? ctx.defaultProject;
-      const project = projectId ? await client.projects.get.query({ projectId }) : null;
+      const project = projectId
+        ? await client.projects.get.query({ projectId })
+        : ((await client.projects.list.query()).items[0] ?? null);
       const out = {
         url,
         apiKey: keyPrefix(ctx.apiKey),
