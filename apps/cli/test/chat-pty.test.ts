@@ -23,7 +23,8 @@ interface Terminal {
   output(): string;
   type(text: string): void;
   waitFor(pattern: RegExp, ms?: number): Promise<void>;
-  exited: Promise<number | null>;
+  /** The exit code; fails (and kills the process) if it has not exited within `ms`. */
+  exit(ms?: number): Promise<number | null>;
 }
 
 function openTerminal(configHome: string, args: string[]): Terminal {
@@ -44,7 +45,20 @@ function openTerminal(configHome: string, args: string[]): Terminal {
   return {
     output: () => out,
     type: (text) => child.stdin.write(text),
-    exited,
+    async exit(ms = 30_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error(`the CLI did not exit within ${ms} ms:\n${out}`));
+        }, ms);
+      });
+      try {
+        return await Promise.race([exited, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     async waitFor(pattern, ms = 30_000) {
       const deadline = Date.now() + ms;
       while (!pattern.test(out)) {
@@ -86,7 +100,7 @@ describe('login in a terminal', () => {
     await term.waitFor(/Password: /);
     term.type(`${PASSWORD}\r`);
     await term.waitFor(/Signed in to .+ as carol@example\.com/);
-    expect(await term.exited).toBe(0);
+    expect(await term.exit()).toBe(0);
     expect(term.output()).toContain('carol@example.com');
     expect(term.output()).not.toContain(PASSWORD);
     expect(term.output()).not.toMatch(/\*{4,}/);
@@ -127,9 +141,10 @@ describe('interactive chat', () => {
     }
 
     term.type('still here?\r');
-    await term.waitFor(/Echo: still here\?/);
+    // Ctrl-D ends the session at the prompt; typed while a reply streams it would be ignored.
+    await term.waitFor(/Echo: still here\?[\s\S]*you › /);
     term.type('\x04');
-    expect(await term.exited).toBe(0);
+    expect(await term.exit()).toBe(0);
     // Five round trips through a pty, each allowed 30 s: on a loaded CI machine their sum can
     // pass the default 60 s even when each is well within its own wait.
   }, 150_000);
@@ -138,7 +153,7 @@ describe('interactive chat', () => {
     const term = openTerminal(home, ['chat']);
     await term.waitFor(/you › /);
     term.type('\x03');
-    expect(await term.exited).toBe(0);
+    expect(await term.exit()).toBe(0);
   });
 
   it('without a terminal, chat asks for -m (usage of a pipe is an error)', async () => {

@@ -1,6 +1,6 @@
 /**
  * What the procedure walk (fuzz.test.ts) calls with: a platform admin owning a project with
- * a conversation, a reply, agents, a run, files and a budget limit, so that real ids get
+ * conversations, replies, agents, a run, files and a budget limit, so that real ids get
  * inputs past the membership checks into validation and the services.
  */
 import { randomUUID } from 'node:crypto';
@@ -59,6 +59,12 @@ export async function createFixtures(origin: string): Promise<Fixtures> {
   });
   const conversation = await c.chat.conversations.create.mutate({ projectId: project.id });
   const sent = await c.chat.send.mutate({ conversationId: conversation.id, content: 'hi' });
+  // Their own conversations: these rewrite or delete history the other procedures read.
+  const doomedConversation = await c.chat.conversations.create.mutate({ projectId: project.id });
+  const regenerated = await c.chat.conversations.create.mutate({ projectId: project.id });
+  await c.chat.send.mutate({ conversationId: regenerated.id, content: 'again' });
+  const edited = await c.chat.conversations.create.mutate({ projectId: project.id });
+  const question = await c.chat.send.mutate({ conversationId: edited.id, content: 'edit me' });
   const agentFields = { projectId: project.id, instructions: 'Be brief.', model: 'mock-echo' };
   const agent = await c.agents.create.mutate({ ...agentFields, name: 'fuzz agent' });
   const doomedAgent = await c.agents.create.mutate({ ...agentFields, name: 'fuzz victim' });
@@ -92,6 +98,9 @@ export async function createFixtures(origin: string): Promise<Fixtures> {
       'projects.delete': { projectId: doomedProject.id },
       'agents.delete': { agentId: doomedAgent.id },
       'files.delete': { fileId: doomedFile.id },
+      'chat.conversations.delete': { conversationId: doomedConversation.id },
+      'chat.regenerate': { conversationId: regenerated.id },
+      'chat.edit': { messageId: question.message.id },
     },
     logoutEmail: logout.session.user.email,
   };

@@ -11,6 +11,7 @@ import { mailConfig } from './mail/mail.config';
 import { authConfig, MIN_JWT_SECRET_LENGTH } from './modules/auth/auth.config';
 import { billingConfig } from './modules/billing/billing.config';
 import { chatConfig } from './modules/chat/chat.config';
+import { helpConfig } from './modules/help/help.config';
 import { runsConfig } from './modules/runs/runs.config';
 import { realtimeConfig } from './realtime/realtime.config';
 import { serverConfig } from './server.config';
@@ -34,6 +35,7 @@ const settings = {
   ...mailConfig,
   ...storageConfig,
   ...chainConfig,
+  ...helpConfig,
 };
 
 /** Every setting; a test checks README's table and `.env.example` against them. */

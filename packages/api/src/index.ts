@@ -14,6 +14,7 @@ import { type Logger, silentLog } from './lib/logger';
 import { startReplyJobs } from './modules/chat/chat.jobs';
 import { startFileJobs } from './modules/files/files.jobs';
 import { startGatewayJobs } from './modules/gateway/gateway.jobs';
+import { startHelpJobs } from './modules/help/help.jobs';
 import { startPaymentJobs } from './modules/payments/payments.jobs';
 import type { DepositWatcher } from './modules/payments/watcher';
 import { startRunJobs } from './modules/runs/runs.jobs';
@@ -49,13 +50,22 @@ export type { Logger } from './lib/logger';
 export type { Page } from './lib/pagination';
 export { isServiceUnavailable } from './lib/unavailable';
 export { latestOutboxMail } from './mail/outbox';
+export type { ApiKey, CreatedApiKey } from './modules/api-keys/api-keys.dto';
 export type { Session } from './modules/auth/auth.dto';
+export type {
+  ChatEvent,
+  Conversation,
+  Message,
+  ReplyErrorCode,
+} from './modules/chat/chat.dto';
 export type { StoredFile } from './modules/files/files.dto';
 export { findReadableFile } from './modules/files/files.service';
 export type { Payment } from './modules/payments/payments.dto';
 export type { Wallet } from './modules/payments/wallets.service';
 export type { Member, Project } from './modules/projects/projects.dto';
 export type { ProjectRole } from './modules/projects/roles';
+export type { Run, RunEvent, RunStep } from './modules/runs/runs.dto';
+export type { RunErrorCode } from './modules/runs/runs.errors';
 export type { User } from './modules/users/users.dto';
 export { CloseCode, HANDSHAKE_GRACE_MS } from './realtime/connections';
 export type { BlobStorage, ByteRange } from './storage/storage';
@@ -129,6 +139,7 @@ export async function createApi(opts: {
     ]);
     startEventJobs({ life, bus, retentionMs: config.realtime.eventRetentionMs });
     startFileJobs({ life, db: database.db, storage });
+    await startHelpJobs({ life, db: database.db, settings: config.help, log });
     const paymentWatcher = startPaymentJobs({ life, database, chain, config: config.chain, log });
     return {
       router: appRouter,

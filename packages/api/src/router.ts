@@ -5,6 +5,7 @@ import { authRouter } from './modules/auth/auth.router';
 import { budgetsRouter } from './modules/budgets/budgets.router';
 import { chatRouter } from './modules/chat/chat.router';
 import { filesRouter } from './modules/files/files.router';
+import { helpRouter } from './modules/help/help.router';
 import { modelsRouter } from './modules/models/models.router';
 import { paymentsRouter } from './modules/payments/payments.router';
 import { walletsRouter } from './modules/payments/wallets.router';
@@ -31,6 +32,7 @@ export const appRouter = router({
   wallets: walletsRouter,
   audit: auditRouter,
   files: filesRouter,
+  help: helpRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -44,7 +44,8 @@ describe('cross-tenant matrix', () => {
     const o = t.caller(owner.accessToken);
     const { id: projectId } = await o.projects.create({ name: 'Victim' });
     const conversation = await o.chat.conversations.create({ projectId });
-    const { replyId } = await o.chat.send({ conversationId: conversation.id, content: 'hello' });
+    const sent = await o.chat.send({ conversationId: conversation.id, content: 'hello' });
+    const { replyId } = sent;
     const agent = await o.agents.create({
       projectId,
       name: 'Victim Agent',
@@ -80,6 +81,13 @@ describe('cross-tenant matrix', () => {
     const c = t.caller(intruder.accessToken);
     const p = { projectId };
     const conv = { conversationId: conversation.id };
+    // The victim's own help conversation: only its starter may reach it.
+    const helpConversation = await o.help.conversations.create();
+    const { replyId: helpReplyId } = await o.help.send({
+      conversationId: helpConversation.id,
+      content: 'hello',
+    });
+    const help = { conversationId: helpConversation.id };
     const uid = owner.user.id;
     const notFound = (appCode: string) => ({ code: 'NOT_FOUND', appCode });
     const calls: Record<string, [() => Promise<unknown>, { code: string; appCode: string }]> = {
@@ -199,6 +207,40 @@ describe('cross-tenant matrix', () => {
         notFound('chat.conversation_not_found'),
       ],
       'chat.cancel': [() => c.chat.cancel({ replyId }), notFound('chat.reply_not_found')],
+      'chat.conversations.get': [
+        () => c.chat.conversations.get(conv),
+        notFound('chat.conversation_not_found'),
+      ],
+      'chat.conversations.update': [
+        () => c.chat.conversations.update({ ...conv, title: 'pwned' }),
+        notFound('chat.conversation_not_found'),
+      ],
+      'chat.conversations.delete': [
+        () => c.chat.conversations.delete(conv),
+        notFound('chat.conversation_not_found'),
+      ],
+      'chat.regenerate': [() => c.chat.regenerate(conv), notFound('chat.conversation_not_found')],
+      'chat.edit': [
+        () => c.chat.edit({ messageId: sent.message.id, content: 'injected' }),
+        notFound('chat.message_not_found'),
+      ],
+      // Help conversations are their starter's alone: another user's is not found.
+      'help.messages': [() => c.help.messages(help), notFound('help.conversation_not_found')],
+      'help.send': [
+        () => c.help.send({ ...help, content: 'injected' }),
+        notFound('help.conversation_not_found'),
+      ],
+      'help.cancel': [
+        () => c.help.cancel({ replyId: helpReplyId }),
+        notFound('help.reply_not_found'),
+      ],
+      'help.onEvent': [
+        async () => {
+          const it = (await c.help.onEvent(help)) as AsyncIterable<unknown>;
+          for await (const _ of it) break;
+        },
+        notFound('help.conversation_not_found'),
+      ],
       'files.upload': [
         () => c.files.upload(upload(projectId, 'planted')),
         notFound('projects.not_found'),
@@ -229,6 +271,9 @@ describe('cross-tenant matrix', () => {
     expect(await failure(c.chat.cancel({ replyId: ghost }))).toEqual(
       notFound('chat.reply_not_found'),
     );
+    expect(await failure(c.chat.edit({ messageId: ghost, content: 'x' }))).toEqual(
+      notFound('chat.message_not_found'),
+    );
 
     // Nothing changed on the victim's side.
     expect((await o.projects.get(p)).name).toBe('Victim');
@@ -236,7 +281,9 @@ describe('cross-tenant matrix', () => {
     expect((await o.policies.get(p)).maxOutputTokens).toBeNull();
     expect((await o.wallets.list()).map((w) => w.id)).toEqual([walletId]);
     expect((await o.files.list(p)).items.map((f) => f.id)).toEqual([fileId]);
+    expect((await o.chat.conversations.get(conv)).title).toBeNull();
     const msgs = await o.chat.messages.list(conv);
     expect(msgs.items.some((m) => m.content === 'injected')).toBe(false);
+    expect(msgs.items.map((m) => m.id)).toEqual([sent.message.id, replyId]);
   });
 });

@@ -15,12 +15,22 @@ import { observable } from '@trpc/server/observable';
 import { createRefresher, isUnauthorized, memorySessionStore, type SessionStore } from './refresh';
 
 export type {
+  ApiKey,
   AppRouter,
+  ChatEvent,
+  Conversation,
+  CreatedApiKey,
   Member,
+  Message,
   Payment,
   Project,
+  ReplyErrorCode,
   RouterInputs,
   RouterOutputs,
+  Run,
+  RunErrorCode,
+  RunEvent,
+  RunStep,
   Session,
   User,
   Wallet,

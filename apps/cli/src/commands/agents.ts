@@ -1,4 +1,4 @@
-import type { RouterOutputs } from '@smartspace/client';
+import type { RouterOutputs, RunEvent } from '@smartspace/client';
 import type { Command } from 'commander';
 import ora from 'ora';
 import pc from 'picocolors';
@@ -7,17 +7,6 @@ import { CliError, describeError, EXIT_INTERRUPTED, UsageError } from '../errors
 import { note, printJson, printRecord, printTable, shortDate, success } from '../output';
 
 type Run = RouterOutputs['runs']['get'];
-type RunEvent =
-  | { type: 'run.started' }
-  | { type: 'step.started'; step: number; agentId: string }
-  | { type: 'text.delta'; text: string }
-  | { type: 'tool.called'; tool: string; input: unknown }
-  | { type: 'tool.result'; tool: string; output: unknown; isError?: boolean }
-  | { type: 'handoff'; fromAgentId: string; toAgentId: string }
-  | { type: 'usage'; inputTokens: number; outputTokens: number; cost: string }
-  | { type: 'run.completed'; output: unknown }
-  | { type: 'run.failed'; appCode: string; message: string }
-  | { type: 'run.cancelled' };
 
 const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
 

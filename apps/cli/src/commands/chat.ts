@@ -1,22 +1,10 @@
 import { createInterface } from 'node:readline';
-import type { RouterOutputs, SmartSpaceClient } from '@smartspace/client';
+import type { ChatEvent, Message, SmartSpaceClient } from '@smartspace/client';
 import type { Command } from 'commander';
 import pc from 'picocolors';
 import { type Ctx, resolveProject, withClient } from '../context';
 import { CliError, describeError, EXIT_INTERRUPTED } from '../errors';
 import { note, printJson } from '../output';
-
-type Message = RouterOutputs['chat']['send']['message'];
-type ChatEvent =
-  | { type: 'message.created'; message: Message }
-  | { type: 'reply.started'; replyId: string }
-  | { type: 'reply.delta'; replyId: string; text: string }
-  | {
-      type: 'reply.completed';
-      message: Message;
-      usage: { inputTokens: number; outputTokens: number };
-    }
-  | { type: 'reply.failed'; replyId: string; appCode: string; message: string };
 
 interface ChatOptions {
   conversation?: string;
@@ -33,8 +21,19 @@ interface ReplyOutcome {
   cancelled: boolean;
 }
 
-const replyIdOf = (e: ChatEvent): string | null =>
-  e.type === 'reply.completed' ? e.message.id : e.type === 'message.created' ? null : e.replyId;
+/** The reply an event is about; null for messages and conversation changes. */
+function replyIdOf(e: ChatEvent): string | null {
+  switch (e.type) {
+    case 'reply.started':
+    case 'reply.delta':
+    case 'reply.failed':
+      return e.replyId;
+    case 'reply.completed':
+      return e.message.id;
+    default:
+      return null;
+  }
+}
 
 /**
  * One live subscription to the conversation for the whole session. Events are kept per

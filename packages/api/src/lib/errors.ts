@@ -12,6 +12,7 @@ import { billingErrors } from '../modules/billing/billing.errors';
 import { budgetsErrors } from '../modules/budgets/budgets.errors';
 import { chatErrors, replyFailureCodes } from '../modules/chat/chat.errors';
 import { filesErrors } from '../modules/files/files.errors';
+import { helpErrors } from '../modules/help/help.errors';
 import { paymentsErrors } from '../modules/payments/payments.errors';
 import { walletsErrors } from '../modules/payments/wallets.errors';
 import { policiesErrors } from '../modules/policies/policies.errors';
@@ -41,6 +42,7 @@ export const errorTables = [
   walletsErrors,
   paymentsErrors,
   filesErrors,
+  helpErrors,
   requestErrors,
 ] as const;
 

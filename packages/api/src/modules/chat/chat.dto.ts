@@ -1,7 +1,9 @@
 import type { ModelErrorCode } from '../../ai/ai.errors';
 import type { AppErrorCode } from '../../lib/errors';
 import type { ReplyFailureCode } from './chat.errors';
-import type { Citation, ConversationRow, MessageRow } from './chat.table';
+import type { Attachment, Citation, ConversationRow, MessageRow } from './chat.table';
+
+export type { Attachment, Citation };
 
 export interface Conversation {
   id: string;
@@ -23,14 +25,38 @@ export interface Message {
   model: string | null;
   status: 'complete' | 'streaming' | 'failed' | 'cancelled';
   usage: { inputTokens: number; outputTokens: number } | null;
+  /** Grounded replies: the passages given to the model; `fileId` opens the source file. */
   citations: Citation[];
+  /** User messages: the project files sent with it (chat.send fileIds). */
+  attachments: Attachment[];
   errorCode: string | null;
   createdAt: string;
   completedAt: string | null;
+  /** When the author last edited the text (chat.edit); null if never. */
+  editedAt: string | null;
 }
 
+/**
+ * Everything published on a conversation's topic (chat.onEvent), oldest first.
+ * - `chat.send`: message.created, then the reply's reply.started, reply.delta..., and
+ *   reply.completed or reply.failed.
+ * - `chat.regenerate`: message.deleted (the replaced reply), then the new reply's events.
+ * - `chat.edit`: message.updated (the edited question), messages.truncated when messages
+ *   followed it (they are deleted: history is discarded, not branched), then the new
+ *   reply's events.
+ * - `chat.conversations.update`: conversation.updated.
+ * - `chat.conversations.delete`: conversation.deleted, the end of the topic; a reply that was
+ *   streaming is cancelled first, so its reply.failed (reply.cancelled) usually precedes it
+ *   (always when it ran on the instance that deleted).
+ */
 export type ChatEvent =
   | { type: 'message.created'; message: Message }
+  | { type: 'message.updated'; message: Message }
+  | { type: 'message.deleted'; messageId: string }
+  /** Every message after `afterMessageId` was deleted; `messageIds` lists them. */
+  | { type: 'messages.truncated'; afterMessageId: string; messageIds: string[] }
+  | { type: 'conversation.updated'; conversation: Conversation }
+  | { type: 'conversation.deleted'; conversationId: string }
   | { type: 'reply.started'; replyId: string }
   | { type: 'reply.delta'; replyId: string; text: string }
   | {
@@ -75,8 +101,10 @@ export function toMessage(r: MessageRow): Message {
         ? null
         : { inputTokens: r.inputTokens, outputTokens: r.outputTokens },
     citations: r.citations,
+    attachments: r.attachments,
     errorCode: r.errorCode,
     createdAt: r.createdAt.toISOString(),
     completedAt: r.completedAt?.toISOString() ?? null,
+    editedAt: r.editedAt?.toISOString() ?? null,
   };
 }

@@ -6,6 +6,15 @@ export const chatErrors = {
   'chat.reply_not_found': { transport: 'NOT_FOUND' },
   'chat.reply_in_progress': { transport: 'CONFLICT' },
   'chat.unknown_model': { transport: 'BAD_REQUEST' },
+  'chat.message_not_found': { transport: 'NOT_FOUND' },
+  /** Only user messages can be edited; replies are regenerated instead. */
+  'chat.message_not_editable': { transport: 'BAD_REQUEST' },
+  /** The last message is not a finished reply (the conversation is empty, or ends with a question). */
+  'chat.nothing_to_regenerate': { transport: 'CONFLICT' },
+  /** Editing is for the message's author, or a project admin. */
+  'chat.not_author': { transport: 'FORBIDDEN' },
+  /** Deleting is for the conversation's creator, or a project admin. */
+  'chat.not_creator': { transport: 'FORBIDDEN' },
 } as const satisfies ErrorTable<`chat.${string}`>;
 
 /**

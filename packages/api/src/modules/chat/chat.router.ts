@@ -13,6 +13,10 @@ const inConversation = (minRole: 'viewer' | 'member') =>
     resolve: ({ db, input }) => chat.projectOfConversation(db, input.conversationId),
   });
 
+const modelInput = z.string().min(1).max(100);
+/** Files attached to a message: ids of files uploaded to the conversation's project. */
+const MAX_ATTACHMENTS = 10;
+
 const conversationsRouter = router({
   create: projectProcedure('member')
     .input(
@@ -20,7 +24,7 @@ const conversationsRouter = router({
         title: z.string().trim().min(1).max(200).optional(),
         grounded: z.boolean().optional(),
         systemPrompt: z.string().max(20_000).optional(),
-        model: z.string().min(1).max(100).optional(),
+        model: modelInput.optional(),
       }),
     )
     .mutation(({ ctx, input }) =>
@@ -45,6 +49,43 @@ const conversationsRouter = router({
         limit: input.limit,
       }),
     ),
+  get: inConversation('viewer')
+    .meta({ description: 'One conversation: its title, model, system prompt and grounding.' })
+    .query(({ ctx, input }) => chat.getConversation(ctx.db, input.conversationId)),
+  update: inConversation('member')
+    .meta({
+      description:
+        'Changes the fields given, from the next reply on; null clears title, systemPrompt, ' +
+        'or model (back to the default). Subscribers get conversation.updated.',
+    })
+    .input(
+      z.object({
+        title: z.string().trim().min(1).max(200).nullable().optional(),
+        grounded: z.boolean().optional(),
+        systemPrompt: z.string().max(20_000).nullable().optional(),
+        model: modelInput.nullable().optional(),
+      }),
+    )
+    .mutation(({ ctx, input }) =>
+      chat.updateConversation({ db: ctx.db, bus: ctx.bus, models: ctx.models, ...input }),
+    ),
+  delete: inConversation('member')
+    .meta({
+      description:
+        "Deletes the conversation and all its messages for good; for the conversation's " +
+        'creator or a project admin. A reply streaming in it is cancelled. Subscribers get ' +
+        'conversation.deleted.',
+    })
+    .mutation(({ ctx, input }) =>
+      chat.deleteConversation({
+        db: ctx.db,
+        bus: ctx.bus,
+        replies: ctx.replies,
+        conversationId: input.conversationId,
+        actor: ctx.actor,
+        role: ctx.membership.role,
+      }),
+    ),
 });
 
 const messagesRouter = router({
@@ -58,10 +99,17 @@ export const chatRouter = router({
   messages: messagesRouter,
 
   send: inConversation('member')
+    .meta({
+      description:
+        'Stores a question and starts its reply in the background; returns before the reply ' +
+        'ends (follow it with onEvent). fileIds attach files of the same project: their text ' +
+        'grounds the reply even in an ungrounded conversation. One reply at a time.',
+    })
     .input(
       z.object({
         content: z.string().trim().min(1).max(100_000),
-        model: z.string().min(1).max(100).optional(),
+        model: modelInput.optional(),
+        fileIds: z.array(z.uuid()).max(MAX_ATTACHMENTS).optional(),
       }),
     )
     .mutation(({ ctx, input }) =>
@@ -72,6 +120,59 @@ export const chatRouter = router({
         replies: ctx.replies,
         conversationId: input.conversationId,
         actor: ctx.actor,
+        content: input.content,
+        model: input.model,
+        fileIds: input.fileIds,
+      }),
+    ),
+
+  regenerate: inConversation('member')
+    .meta({
+      description:
+        "Replaces the conversation's last reply (finished, failed or cancelled) with a new " +
+        'one to the same question. Subscribers get message.deleted for the old reply, then ' +
+        'the new reply events.',
+    })
+    .input(z.object({ model: modelInput.optional() }))
+    .mutation(({ ctx, input }) =>
+      chat.regenerateReply({
+        db: ctx.db,
+        bus: ctx.bus,
+        models: ctx.models,
+        replies: ctx.replies,
+        conversationId: input.conversationId,
+        actor: ctx.actor,
+        model: input.model,
+      }),
+    ),
+
+  edit: resourceProcedure('member', {
+    input: z.object({ messageId: z.uuid() }),
+    notFound: 'chat.message_not_found',
+    resolve: ({ db, input }) => chat.projectOfMessage(db, input.messageId),
+  })
+    .meta({
+      description:
+        "Rewrites one of the user's questions (its author or a project admin) and answers it " +
+        'again. Every message after it is deleted: history is discarded, not branched. ' +
+        'Subscribers get message.updated, messages.truncated, then the new reply events. ' +
+        'Refused while a reply streams.',
+    })
+    .input(
+      z.object({
+        content: z.string().trim().min(1).max(100_000),
+        model: modelInput.optional(),
+      }),
+    )
+    .mutation(({ ctx, input }) =>
+      chat.editMessage({
+        db: ctx.db,
+        bus: ctx.bus,
+        models: ctx.models,
+        replies: ctx.replies,
+        messageId: input.messageId,
+        actor: ctx.actor,
+        role: ctx.membership.role,
         content: input.content,
         model: input.model,
       }),

@@ -1,20 +1,30 @@
-import { and, eq } from 'drizzle-orm';
-import { ModelError } from '../../ai/provider';
+import { and, desc, eq, gt, or } from 'drizzle-orm';
 import type { ModelRegistry } from '../../ai/registry';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
-import { type Actor, actorKeyId } from '../../lib/actor';
+import { type Actor, auditedBy } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
+import { recordAudit } from '../audit/audit.service';
+import { type ProjectRole, roleAtLeast } from '../projects/roles';
 import {
+  type ChatEvent,
   type Conversation,
   conversationTopic,
   type Message,
   toConversation,
   toMessage,
 } from './chat.dto';
-import { conversations, messages } from './chat.table';
+import { conversations, type MessageRow, messages } from './chat.table';
 import type { ReplyRunner } from './replies';
+import {
+  checkModel,
+  insertReply,
+  lockIdleConversation,
+  replyModel,
+  resolveAttachments,
+  startReply,
+} from './reply-start';
 
 export async function projectOfConversation(
   db: Db,
@@ -27,6 +37,15 @@ export async function projectOfConversation(
   return row?.projectId ?? null;
 }
 
+export async function projectOfMessage(db: Db, messageId: string): Promise<string | null> {
+  const [row] = await db
+    .select({ projectId: conversations.projectId })
+    .from(messages)
+    .innerJoin(conversations, eq(conversations.id, messages.conversationId))
+    .where(eq(messages.id, messageId));
+  return row?.projectId ?? null;
+}
+
 export async function projectOfReply(db: Db, replyId: string): Promise<string | null> {
   const [row] = await db
     .select({ projectId: conversations.projectId })
@@ -34,18 +53,6 @@ export async function projectOfReply(db: Db, replyId: string): Promise<string | 
     .innerJoin(conversations, eq(conversations.id, messages.conversationId))
     .where(and(eq(messages.id, replyId), eq(messages.role, 'assistant')));
   return row?.projectId ?? null;
-}
-
-function checkModel(models: ModelRegistry, model: string) {
-  if (!models.get(model)) {
-    throw new AppError('chat.unknown_model', `Unknown model "${model}"; see models.list`);
-  }
-  try {
-    models.provider(model);
-  } catch (e) {
-    if (e instanceof ModelError) throw new AppError('model.unavailable', e.message);
-    throw e;
-  }
 }
 
 export async function createConversation(opts: {
@@ -116,10 +123,107 @@ export async function listMessages(opts: {
   return toPage(rows, opts.limit, (r) => ({ at: r.createdAt, id: r.id }), toMessage);
 }
 
+/** Publishes on the conversation's topic inside `tx`, so the event commits with the change. */
+function announce(bus: EventBus, tx: Db, conversationId: string, event: ChatEvent) {
+  const { type, ...payload } = event;
+  return bus.publish({ topic: conversationTopic(conversationId), type, payload, db: tx });
+}
+
+export async function getConversation(db: Db, conversationId: string): Promise<Conversation> {
+  const [row] = await db.select().from(conversations).where(eq(conversations.id, conversationId));
+  if (!row) throw new AppError('chat.conversation_not_found', 'Not found');
+  return toConversation(row);
+}
+
 /**
- * Stores the user's message and an empty streaming reply in one transaction, announces the
- * message, and starts the reply in the background: the call returns before the reply ends.
- * One reply at a time per conversation, so history stays a clean alternation.
+ * Changes only the fields given; null clears title, systemPrompt and model (back to the
+ * project default). Takes effect from the next reply on; one streaming keeps its settings.
+ */
+export async function updateConversation(opts: {
+  db: Db;
+  bus: EventBus;
+  models: ModelRegistry;
+  conversationId: string;
+  title?: string | null | undefined;
+  systemPrompt?: string | null | undefined;
+  model?: string | null | undefined;
+  grounded?: boolean | undefined;
+}): Promise<Conversation> {
+  if (opts.model) checkModel(opts.models, opts.model);
+  return opts.db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(conversations)
+      .set({
+        ...(opts.title === undefined ? {} : { title: opts.title }),
+        ...(opts.systemPrompt === undefined ? {} : { systemPrompt: opts.systemPrompt }),
+        ...(opts.model === undefined ? {} : { model: opts.model }),
+        ...(opts.grounded === undefined ? {} : { grounded: opts.grounded }),
+        updatedAt: new Date(),
+      })
+      .where(eq(conversations.id, opts.conversationId))
+      .returning();
+    if (!row) throw new AppError('chat.conversation_not_found', 'Not found');
+    const conversation = toConversation(row);
+    await announce(opts.bus, tx, row.id, { type: 'conversation.updated', conversation });
+    return conversation;
+  });
+}
+
+/**
+ * Deletes the conversation and its messages for good (messages cascade). Under the
+ * conversation lock, so no reply can start meanwhile: a reply streaming is cancelled first,
+ * and whatever its worker still writes targets a row that no longer exists.
+ */
+export async function deleteConversation(opts: {
+  db: Db;
+  bus: EventBus;
+  replies: ReplyRunner;
+  conversationId: string;
+  actor: Actor;
+  role: ProjectRole;
+}): Promise<{ ok: true }> {
+  await opts.db.transaction(async (tx) => {
+    const [conversation] = await tx
+      .select()
+      .from(conversations)
+      .where(eq(conversations.id, opts.conversationId))
+      .for('update');
+    if (!conversation) throw new AppError('chat.conversation_not_found', 'Not found');
+    if (conversation.createdBy !== opts.actor.userId && !roleAtLeast(opts.role, 'admin')) {
+      throw new AppError(
+        'chat.not_creator',
+        "Only the conversation's creator or a project admin can delete it",
+      );
+    }
+    const streaming = await tx
+      .select({ id: messages.id })
+      .from(messages)
+      .where(and(eq(messages.conversationId, conversation.id), eq(messages.status, 'streaming')));
+    // Before the delete and without its row locks, so the reply can store its outcome.
+    for (const r of streaming) await opts.replies.stop(r.id);
+    await tx.delete(conversations).where(eq(conversations.id, conversation.id));
+    await announce(opts.bus, tx, conversation.id, {
+      type: 'conversation.deleted',
+      conversationId: conversation.id,
+    });
+    // Last: the audit chain's lock is held until commit.
+    await recordAudit({
+      db: tx,
+      ...auditedBy(opts.actor),
+      action: 'chat.conversation_deleted',
+      projectId: conversation.projectId,
+      target: conversation.id,
+      metadata: { title: conversation.title },
+    });
+  });
+  return { ok: true };
+}
+
+/**
+ * Stores the user's message (with its attached files) and an empty streaming reply in one
+ * transaction, announces the message, and starts the reply in the background: the call
+ * returns before the reply ends. One reply at a time per conversation, so history stays a
+ * clean alternation.
  */
 export async function sendMessage(opts: {
   db: Db;
@@ -130,27 +234,12 @@ export async function sendMessage(opts: {
   actor: Actor;
   content: string;
   model?: string | undefined;
+  fileIds?: readonly string[] | undefined;
 }): Promise<{ message: Message; replyId: string }> {
   const { conversation, message, replyId, model } = await opts.db.transaction(async (tx) => {
-    const [conversation] = await tx
-      .select()
-      .from(conversations)
-      .where(eq(conversations.id, opts.conversationId))
-      .for('update');
-    if (!conversation) throw new AppError('chat.conversation_not_found', 'Not found');
-    const model = opts.model ?? conversation.model ?? opts.models.defaultModel;
-    checkModel(opts.models, model);
-    const [busy] = await tx
-      .select({ id: messages.id })
-      .from(messages)
-      .where(and(eq(messages.conversationId, conversation.id), eq(messages.status, 'streaming')))
-      .limit(1);
-    if (busy) {
-      throw new AppError(
-        'chat.reply_in_progress',
-        'Wait for the current reply to finish, or cancel it',
-      );
-    }
+    const conversation = await lockIdleConversation(tx, opts.conversationId);
+    const model = replyModel(opts.models, conversation, opts.model);
+    const attachments = await resolveAttachments(tx, conversation.projectId, opts.fileIds ?? []);
     const [userRow] = await tx
       .insert(messages)
       .values({
@@ -158,46 +247,120 @@ export async function sendMessage(opts: {
         role: 'user',
         content: opts.content,
         authorId: opts.actor.userId,
+        attachments,
       })
       .returning();
     if (!userRow) throw new Error('insert returned no row');
-    // Created a millisecond later so "oldest first" always puts the reply after the question.
-    // Computed in JS, not in raw SQL: a Date interpolated into sql`...` skips drizzle's column
-    // mapping, and postgres.js (whose date serialiser drizzle turns off) throws
-    // ERR_INVALID_ARG_TYPE on it, so every send failed on PostgreSQL (PGlite accepted it).
-    // Timestamps have millisecond precision, so +1 ms is exact.
-    const [reply] = await tx
-      .insert(messages)
-      .values({
-        conversationId: conversation.id,
-        role: 'assistant',
-        content: '',
-        model,
-        status: 'streaming',
-        heartbeatAt: new Date(),
-        createdAt: new Date(userRow.createdAt.getTime() + 1),
-      })
-      .returning({ id: messages.id });
-    if (!reply) throw new Error('insert returned no row');
-    await tx
-      .update(conversations)
-      .set({ updatedAt: new Date() })
-      .where(eq(conversations.id, conversation.id));
+    const replyId = await insertReply(tx, conversation.id, model, userRow.createdAt);
     const message = toMessage(userRow);
-    await opts.bus.publish({
-      topic: conversationTopic(conversation.id),
-      type: 'message.created',
-      payload: { message },
-      db: tx,
-    });
-    return { conversation, message, replyId: reply.id, model };
+    await announce(opts.bus, tx, conversation.id, { type: 'message.created', message });
+    return { conversation, message, replyId, model };
   });
-  opts.replies.start({
-    conversation,
-    replyId,
-    model,
-    userId: opts.actor.userId,
-    keyId: actorKeyId(opts.actor),
-  });
+  startReply({ replies: opts.replies, conversation, replyId, model, actor: opts.actor });
   return { message, replyId };
+}
+
+/**
+ * Replaces the conversation's last reply, finished, failed or cancelled, with a new one to
+ * the same question: the old reply is deleted (message.deleted), then the new one streams
+ * like any other.
+ */
+export async function regenerateReply(opts: {
+  db: Db;
+  bus: EventBus;
+  models: ModelRegistry;
+  replies: ReplyRunner;
+  conversationId: string;
+  actor: Actor;
+  model?: string | undefined;
+}): Promise<{ replyId: string }> {
+  const { conversation, replyId, model } = await opts.db.transaction(async (tx) => {
+    const conversation = await lockIdleConversation(tx, opts.conversationId);
+    const [last] = await tx
+      .select()
+      .from(messages)
+      .where(eq(messages.conversationId, conversation.id))
+      .orderBy(desc(messages.createdAt), desc(messages.id))
+      .limit(1);
+    if (last?.role !== 'assistant') {
+      throw new AppError(
+        'chat.nothing_to_regenerate',
+        'The conversation does not end with a reply; send a message instead',
+      );
+    }
+    const model = replyModel(opts.models, conversation, opts.model);
+    await tx.delete(messages).where(eq(messages.id, last.id));
+    await announce(opts.bus, tx, conversation.id, { type: 'message.deleted', messageId: last.id });
+    const replyId = await insertReply(tx, conversation.id, model, last.createdAt);
+    return { conversation, replyId, model };
+  });
+  startReply({ replies: opts.replies, conversation, replyId, model, actor: opts.actor });
+  return { replyId };
+}
+
+/** The messages after `m` in the conversation's order (oldest first, by time then id). */
+const after = (m: MessageRow) =>
+  and(
+    eq(messages.conversationId, m.conversationId),
+    or(
+      gt(messages.createdAt, m.createdAt),
+      and(eq(messages.createdAt, m.createdAt), gt(messages.id, m.id)),
+    ),
+  );
+
+/**
+ * Rewrites a user message and answers it again. History after the edited message is
+ * discarded, not branched: every later message is deleted (messages.truncated), the edited
+ * one is announced (message.updated), and a new reply starts. Attachments stay as sent.
+ */
+export async function editMessage(opts: {
+  db: Db;
+  bus: EventBus;
+  models: ModelRegistry;
+  replies: ReplyRunner;
+  messageId: string;
+  actor: Actor;
+  role: ProjectRole;
+  content: string;
+  model?: string | undefined;
+}): Promise<{ message: Message; replyId: string }> {
+  const [target] = await opts.db.select().from(messages).where(eq(messages.id, opts.messageId));
+  if (!target) throw new AppError('chat.message_not_found', 'Not found');
+  if (target.role !== 'user') {
+    throw new AppError(
+      'chat.message_not_editable',
+      'Only your questions can be edited; regenerate a reply instead',
+    );
+  }
+  if (target.authorId !== opts.actor.userId && !roleAtLeast(opts.role, 'admin')) {
+    throw new AppError(
+      'chat.not_author',
+      "Only the message's author or a project admin can edit it",
+    );
+  }
+  const result = await opts.db.transaction(async (tx) => {
+    const conversation = await lockIdleConversation(tx, target.conversationId);
+    const model = replyModel(opts.models, conversation, opts.model);
+    // Under the lock: a concurrent edit of an earlier message may have deleted this one.
+    const [edited] = await tx
+      .update(messages)
+      .set({ content: opts.content, editedAt: new Date() })
+      .where(eq(messages.id, target.id))
+      .returning();
+    if (!edited) throw new AppError('chat.message_not_found', 'Not found');
+    const dropped = await tx.delete(messages).where(after(edited)).returning({ id: messages.id });
+    const message = toMessage(edited);
+    await announce(opts.bus, tx, conversation.id, { type: 'message.updated', message });
+    if (dropped.length > 0) {
+      await announce(opts.bus, tx, conversation.id, {
+        type: 'messages.truncated',
+        afterMessageId: edited.id,
+        messageIds: dropped.map((d) => d.id),
+      });
+    }
+    const replyId = await insertReply(tx, conversation.id, model, edited.createdAt);
+    return { conversation, message, replyId, model };
+  });
+  startReply({ ...result, replies: opts.replies, actor: opts.actor });
+  return { message: result.message, replyId: result.replyId };
 }

@@ -35,6 +35,12 @@ export interface Citation {
   excerpt: string;
 }
 
+/** A project file attached to a user message; `name` is the file's name when attached. */
+export interface Attachment {
+  fileId: string;
+  name: string;
+}
+
 /** A user message, or an assistant reply (its id is the `replyId`, its row exists from the start). */
 export const messages = pgTable(
   'messages',
@@ -51,9 +57,14 @@ export const messages = pgTable(
     inputTokens: integer('input_tokens'),
     outputTokens: integer('output_tokens'),
     citations: jsonb('citations').$type<Citation[]>().notNull().default([]),
+    // Kept as a snapshot: a file deleted later leaves its name here, and its fileId then
+    // answers files.not_found, as for any deleted file.
+    attachments: jsonb('attachments').$type<Attachment[]>().notNull().default([]),
     errorCode: text('error_code'),
     createdAt: ts('created_at').notNull().defaultNow(),
     completedAt: ts('completed_at'),
+    /** Set when the author edited the text (chat.edit). */
+    editedAt: ts('edited_at'),
     // Refreshed while a reply streams; a stale one means the process died mid-reply.
     heartbeatAt: ts('heartbeat_at'),
   },

@@ -1,13 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mockTokenCount } from '../../ai/mock';
 import { eventRetention } from '../../events/events.table';
-import { createCaller, type Session } from '../../index';
+import type { Session } from '../../index';
 import { createTestApi, failure, type TestApi } from '../../testing';
 import { type ChatEvent, conversationTopic } from './chat.dto';
 import { messages } from './chat.table';
 import { STALE_REPLY_MS } from './replies';
+import { endOf, subscribe } from './test-events';
 
 /** Chat at the API level, on the offline mock model (mock-echo answers "Echo: <question>"). */
 
@@ -27,48 +27,6 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const QUESTION = 'one two three four five six seven eight nine ten eleven twelve';
-const PROBE = 'test.probe';
-
-type Tracked = { id: string; event: ChatEvent };
-
-/** Subscribes as a transport would (with an abort signal), collecting events meanwhile. */
-async function subscribe(api: TestApi, token: string, conv: string, lastEventId?: string) {
-  const ac = new AbortController();
-  const ctx = api.api.createContext({ token, ip: '127.0.0.1', requestId: randomUUID() });
-  const it = await createCaller(ctx, { signal: ac.signal }).chat.onEvent({
-    conversationId: conv,
-    lastEventId,
-  });
-  const stream = it as AsyncIterable<[string, ChatEvent]>;
-  const all: Tracked[] = [];
-  const done = (async () => {
-    for await (const [id, event] of stream) all.push({ id, event });
-  })();
-  const sub = {
-    items: () => all.filter((x) => (x.event.type as string) !== PROBE),
-    events: () => sub.items().map((x) => x.event),
-    /** Waits for a matching event and returns it. */
-    async until(pred: (e: ChatEvent) => boolean): Promise<Tracked> {
-      await expect.poll(() => all.some((x) => pred(x.event)), { timeout: 5_000 }).toBe(true);
-      return all.find((x) => pred(x.event)) as Tracked;
-    },
-    close() {
-      ac.abort();
-      return done;
-    },
-  };
-  // Without lastEventId the listener attaches on the first pull: once a probe event arrives,
-  // the subscription is provably live and nothing sent afterwards can be missed.
-  if (lastEventId === undefined) {
-    await api.api.deps.bus.publish({ topic: conversationTopic(conv), type: PROBE, payload: {} });
-    await sub.until((e) => (e.type as string) === PROBE);
-  }
-  return sub;
-}
-
-const endOf = (replyId: string) => (e: ChatEvent) =>
-  (e.type === 'reply.completed' && e.message.id === replyId) ||
-  (e.type === 'reply.failed' && e.replyId === replyId);
 const deltaText = (events: ChatEvent[], replyId: string) =>
   events.map((e) => (e.type === 'reply.delta' && e.replyId === replyId ? e.text : '')).join('');
 const as = (s: Session) => t.caller(s.accessToken);

@@ -21,6 +21,8 @@ const CANCEL_CHANNEL = 'smartspace_reply_cancel';
 const DELTA_COALESCE_MS = 25;
 /** A streaming reply whose heartbeat is older than this lost its process. */
 export const STALE_REPLY_MS = 30_000;
+/** How long `stop` waits for a cancelled reply here to store its outcome. */
+const STOP_WAIT_MS = 5_000;
 
 export interface ReplyRunnerDeps {
   db: Db;
@@ -60,15 +62,43 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
     return deps.bus.publish({ topic: conversationTopic(conversationId), type, payload, db });
   };
 
+  // Settles when a reply running here has stored its outcome and published its last event.
+  const finished = new Map<string, Promise<void>>();
+
   return {
     CANCEL_CHANNEL,
     /** Starts streaming a reply whose row (status 'streaming') already exists. */
     start(job: ReplyJob) {
-      worker.start(job.replyId, (signal) => streamReply(deps, publish, job, signal));
+      let settle = () => {};
+      finished.set(job.replyId, new Promise<void>((resolve) => (settle = resolve)));
+      worker.start(
+        job.replyId,
+        (signal) => streamReply(deps, publish, job, signal),
+        () => {
+          finished.delete(job.replyId);
+          settle();
+        },
+      );
     },
 
     /** Cancels wherever the reply runs: here directly, elsewhere through NOTIFY. */
     cancel: (replyId: string) => worker.cancel(replyId),
+
+    /**
+     * Cancels, and when the reply runs here waits (at most STOP_WAIT_MS) until its last
+     * delta and its outcome are written, so that nothing of it lands after what the caller
+     * does next. One running elsewhere is cancelled through NOTIFY without waiting.
+     */
+    async stop(replyId: string): Promise<void> {
+      await worker.cancel(replyId);
+      const done = finished.get(replyId);
+      if (!done) return;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, STOP_WAIT_MS);
+      });
+      await Promise.race([done, timeout]).finally(() => clearTimeout(timer));
+    },
 
     /**
      * Fails replies left streaming by a process that died (stale heartbeat), keeping the

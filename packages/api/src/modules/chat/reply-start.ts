@@ -1,0 +1,139 @@
+import { and, eq, inArray } from 'drizzle-orm';
+import { ModelError } from '../../ai/provider';
+import type { ModelRegistry } from '../../ai/registry';
+import type { Db } from '../../db/client';
+import { type Actor, actorKeyId } from '../../lib/actor';
+import { AppError } from '../../lib/errors';
+import { files } from '../files/files.table';
+import { type Attachment, type ConversationRow, conversations, messages } from './chat.table';
+import type { ReplyRunner } from './replies';
+
+/**
+ * What every write that starts a reply (send, regenerate, edit) shares: the conversation
+ * lock that allows one streaming reply at a time, the model rules, and the reply row.
+ */
+
+export function checkModel(models: ModelRegistry, model: string) {
+  if (!models.get(model)) {
+    throw new AppError('chat.unknown_model', `Unknown model "${model}"; see models.list`);
+  }
+  try {
+    models.provider(model);
+  } catch (e) {
+    if (e instanceof ModelError) throw new AppError('model.unavailable', e.message);
+    throw e;
+  }
+}
+
+/**
+ * Locks the conversation row until the transaction ends, then refuses if a reply streams in
+ * it. Every writer that starts a reply or rewrites history takes this lock first, so of two
+ * concurrent calls the second waits, sees the first one's streaming reply, and is refused:
+ * exactly one reply streams.
+ */
+export async function lockIdleConversation(tx: Db, conversationId: string) {
+  const [conversation] = await tx
+    .select()
+    .from(conversations)
+    .where(eq(conversations.id, conversationId))
+    .for('update');
+  if (!conversation) throw new AppError('chat.conversation_not_found', 'Not found');
+  const [busy] = await tx
+    .select({ id: messages.id })
+    .from(messages)
+    .where(and(eq(messages.conversationId, conversation.id), eq(messages.status, 'streaming')))
+    .limit(1);
+  if (busy) {
+    throw new AppError(
+      'chat.reply_in_progress',
+      'Wait for the current reply to finish, or cancel it',
+    );
+  }
+  return conversation;
+}
+
+/** The model a new reply uses: the call's, else the conversation's, else the default. */
+export function replyModel(
+  models: ModelRegistry,
+  conversation: ConversationRow,
+  requested: string | undefined,
+): string {
+  const model = requested ?? conversation.model ?? models.defaultModel;
+  checkModel(models, model);
+  return model;
+}
+
+/**
+ * Inserts the empty streaming reply to the question created at `after`, a millisecond later
+ * at least, so "oldest first" always puts the reply after its question. Computed in JS, not
+ * in raw SQL: a Date interpolated into sql`...` skips drizzle's column mapping, and
+ * postgres.js (whose date serialiser drizzle turns off) throws on it. Timestamps have
+ * millisecond precision, so +1 ms is exact.
+ */
+export async function insertReply(
+  tx: Db,
+  conversationId: string,
+  model: string,
+  after: Date,
+): Promise<string> {
+  const createdAt = new Date(Math.max(Date.now(), after.getTime() + 1));
+  const [reply] = await tx
+    .insert(messages)
+    .values({
+      conversationId,
+      role: 'assistant',
+      content: '',
+      model,
+      status: 'streaming',
+      heartbeatAt: new Date(),
+      createdAt,
+    })
+    .returning({ id: messages.id });
+  if (!reply) throw new Error('insert returned no row');
+  await tx
+    .update(conversations)
+    .set({ updatedAt: new Date() })
+    .where(eq(conversations.id, conversationId));
+  return reply.id;
+}
+
+/** Hands a committed streaming reply row to the worker. */
+export function startReply(opts: {
+  replies: ReplyRunner;
+  conversation: ConversationRow;
+  replyId: string;
+  model: string;
+  actor: Actor;
+}) {
+  opts.replies.start({
+    conversation: opts.conversation,
+    replyId: opts.replyId,
+    model: opts.model,
+    userId: opts.actor.userId,
+    keyId: actorKeyId(opts.actor),
+  });
+}
+
+/**
+ * The files to attach, in the order given (repeats dropped), each of them in the
+ * conversation's project. One outside it answers files.not_found exactly as one that does
+ * not exist, so ids from other projects reveal nothing.
+ */
+export async function resolveAttachments(
+  tx: Db,
+  projectId: string,
+  fileIds: readonly string[],
+): Promise<Attachment[]> {
+  const wanted = [...new Set(fileIds)];
+  if (wanted.length === 0) return [];
+  const rows = await tx
+    .select({ id: files.id, name: files.name })
+    .from(files)
+    .where(and(eq(files.projectId, projectId), inArray(files.id, wanted)));
+  const byId = new Map(rows.map((r) => [r.id, r.name]));
+  return wanted.map((fileId) => {
+    const name = byId.get(fileId);
+    if (name === undefined) throw new AppError('files.not_found', `No such file: ${fileId}`);
+    return { fileId, name };
+  });
+}
