@@ -244,6 +244,12 @@ describe('the packed package, used from outside the workspace', () => {
     expect(serverOnly).toEqual([]);
   });
 
+  it("is the README's TypeScript example, word for word", async () => {
+    const readme = await readFile(resolve(clientDir, '../../README.md'), 'utf8');
+    const example = await readFile(join(import.meta.dirname, 'consumer/chat.ts'), 'utf8');
+    expect(readme).toContain(`\`\`\`ts\n${example}\`\`\``);
+  });
+
   it('type-checks the consumer under NodeNext and bundler resolution', async () => {
     const tsc = join(scratch, 'node_modules/.bin/tsc');
     const nodeNext = await run(tsc, ['-p', 'tsconfig.json'], { cwd: scratch });
