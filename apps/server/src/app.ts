@@ -10,10 +10,12 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from './logger';
+import { compatPlugin } from './plugins/compat';
 import { docsPlugin } from './plugins/docs';
 import { filesPlugin } from './plugins/files';
 import { trpcPlugin } from './plugins/trpc';
 import { trpcErrorBody } from './plugins/trpc-errors';
+import { webPlugin } from './plugins/web';
 
 export interface AppOptions {
   api: Api;
@@ -56,6 +58,15 @@ const FRAMEWORK_MESSAGES: Record<string, string> = {
 function sendError(req: FastifyRequest, reply: FastifyReply, status: number, message: string) {
   if (req.url.startsWith('/trpc')) return reply.status(status).send(trpcErrorBody(status, message));
   return reply.status(status).send({ error: message, statusCode: status });
+}
+
+/** Whether a browser's Origin is the host it is connecting to (the served web app). */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
 }
 
 function bearer(header: string | undefined): string | null {
@@ -146,11 +157,12 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
 
   // Browsers send Origin on WebSocket handshakes but CORS does not apply to them: without
   // this check any site could open a socket with a victim's token (cross-site hijacking).
-  // Non-browser clients send no Origin and are let through.
+  // The web app this server serves connects from its own origin; a page elsewhere cannot
+  // make its Origin match the host it connects to. Non-browser clients send no Origin.
   app.addHook('onRequest', async (req, reply) => {
     if (req.headers.upgrade?.toLowerCase() !== 'websocket') return;
     const origin = req.headers.origin;
-    if (origin && !config.corsOrigins.includes(origin)) {
+    if (origin && !config.corsOrigins.includes(origin) && !sameOrigin(origin, req.headers.host)) {
       // The refused upgrade must not leave its socket open (it would also stall shutdown).
       reply.raw.once('finish', () => req.raw.socket.destroy());
       return reply
@@ -174,6 +186,11 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
   await app.register(docsPlugin, { router: api.router, maxBatchSize: MAX_BATCH_SIZE });
 
   await app.register(filesPlugin, { api, bearer });
+
+  // Anthropic- and OpenAI-compatible endpoints under /v1 for existing SDKs (project API keys).
+  await app.register(compatPlugin, { api });
+
+  await app.register(webPlugin, {});
 
   await app.register(trpcPlugin<Context>, {
     mountPath: '/trpc',

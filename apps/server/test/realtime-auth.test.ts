@@ -83,6 +83,14 @@ describe('socket authentication', () => {
     const none = rawSocket(server.origin);
     await none.opened;
     none.ws.close();
+    // The web app served by this server connects from the server's own origin.
+    const own = rawSocket(server.origin, { origin: server.origin });
+    await own.opened;
+    own.ws.close();
+    // Same host, another port: another origin.
+    const port = Number(new URL(server.origin).port);
+    const otherPort = rawSocket(server.origin, { origin: `http://127.0.0.1:${port + 1}` });
+    await expect(otherPort.opened).rejects.toThrow('HTTP 403');
   });
 
   it('ending the session (logoutAll) ends open subscriptions within seconds', async () => {

@@ -73,6 +73,15 @@ function checkAcrossSettings(s: Settings, ctx: z.RefinementCtx) {
   }
 }
 
+/**
+ * The server's own origin, where it serves the web app: a wildcard listen address is reached
+ * as localhost (set PUBLIC_APP_URL when users reach it under another name).
+ */
+function ownOrigin(host: string, port: number): string {
+  const name = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+  return `http://${name.includes(':') ? `[${name}]` : name}:${port}`;
+}
+
 /** Values computed from several settings; runs only once every check has passed. */
 function derive(s: Settings) {
   const { bucket, accessKeyId, secretAccessKey, ...s3 } = s.files.s3;
@@ -80,6 +89,7 @@ function derive(s: Settings) {
     ...s,
     jwt: { ...s.jwt, secret: jwtSecret(s.jwt.secret, s.dataDir) },
     models: { ...s.models, mockEnabled: mockModelEnabled(s) },
+    publicAppUrl: s.publicAppUrl ?? ownOrigin(s.host, s.port),
     files: {
       uploadMaxBytes: s.files.uploadMaxBytes,
       /** Local blob storage, used when `s3` is unset. */

@@ -27,6 +27,13 @@ import { createCallerFactory } from './trpc';
 export type { AppRouter } from './router';
 export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;
+export {
+  type ChatTurn as ModelChatTurn,
+  type ContentBlock as ModelContentBlock,
+  ModelError,
+  type ModelEvent,
+  type ToolSpec as ModelToolSpec,
+} from './ai/provider';
 export type { Config } from './config';
 export { ConfigError, loadConfig } from './config';
 export type { Context, RequestMeta } from './context';
@@ -51,6 +58,7 @@ export type { Page } from './lib/pagination';
 export { isServiceUnavailable } from './lib/unavailable';
 export { latestOutboxMail } from './mail/outbox';
 export type { ApiKey, CreatedApiKey } from './modules/api-keys/api-keys.dto';
+export { authenticateKey, isApiKey } from './modules/api-keys/api-keys.service';
 export type { Session } from './modules/auth/auth.dto';
 export type {
   ChatEvent,
@@ -60,10 +68,14 @@ export type {
 } from './modules/chat/chat.dto';
 export type { StoredFile } from './modules/files/files.dto';
 export { findReadableFile } from './modules/files/files.service';
+export { estimateInputTokens, estimateOutputTokens } from './modules/gateway/estimate';
+export type { Gateway, GatewayCall } from './modules/gateway/gateway';
 export type { Payment } from './modules/payments/payments.dto';
 export type { Wallet } from './modules/payments/wallets.service';
+export { loadRules as loadPolicyRules } from './modules/policies/policies.service';
 export type { Member, Project } from './modules/projects/projects.dto';
 export type { ProjectRole } from './modules/projects/roles';
+export { roleAtLeast } from './modules/projects/roles';
 export type { Run, RunEvent, RunStep } from './modules/runs/runs.dto';
 export type { RunErrorCode } from './modules/runs/runs.errors';
 export type { User } from './modules/users/users.dto';

@@ -71,8 +71,9 @@ export const serverConfig = {
   }),
   publicAppUrl: setting({
     env: 'PUBLIC_APP_URL',
-    schema: httpUrl().transform((url) => url.replace(/\/+$/, '')),
-    default: 'http://localhost:5173',
-    doc: 'base URL of the web app, kept without a trailing slash; emailed links point into it',
+    schema: httpUrl()
+      .transform((url) => url.replace(/\/+$/, ''))
+      .optional(),
+    doc: 'base URL of the web app (emailed links point into it); unset = this server, which serves the app',
   }),
 };

@@ -136,7 +136,12 @@ describe('configuration', () => {
   it('has defaults and refuses bad values, naming the variable', () => {
     const c = testConfig();
     expect(c.mail).toEqual({ smtpUrl: undefined, from: 'SmartSpace <no-reply@localhost>' });
-    expect(c.publicAppUrl).toBe('http://localhost:5173');
+    // Unset: the server's own origin, where it serves the web app.
+    expect(c.publicAppUrl).toBe('http://127.0.0.1:3000');
+    expect(testConfig({ HOST: '0.0.0.0', PORT: '8080' }).publicAppUrl).toBe(
+      'http://localhost:8080',
+    );
+    expect(testConfig({ HOST: '::1' }).publicAppUrl).toBe('http://[::1]:3000');
     expect(testConfig({ PUBLIC_APP_URL: 'https://app.example.com/space/' }).publicAppUrl).toBe(
       'https://app.example.com/space',
     );

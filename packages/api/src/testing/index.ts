@@ -9,6 +9,7 @@ import { createTestDatabase } from './database';
 
 export { createTestDatabase, type TestDatabase, withDatabase } from './database';
 export { failure } from './errors';
+export { queryRows, sql } from './rows';
 export { proxyDatabaseUrl, startTcpProxy, type TcpProxy } from './tcp-proxy';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';

@@ -56,8 +56,8 @@ describe('requestPasswordReset', () => {
     expect(more).toHaveLength(0);
     expect(mail?.subject).toBe('Reset your SmartSpace password');
     const token = tokenIn(mail?.text ?? '');
-    expect(mail?.text).toContain(`http://localhost:5173/reset-password?token=${token}`);
-    expect(mail?.html).toContain(`href="http://localhost:5173/reset-password?token=${token}"`);
+    expect(mail?.text).toContain(`http://127.0.0.1:3000/reset-password?token=${token}`);
+    expect(mail?.html).toContain(`href="http://127.0.0.1:3000/reset-password?token=${token}"`);
     expect(Buffer.from(token, 'base64url')).toHaveLength(32);
 
     const [row, ...others] = await tokensOf(s.user.id);

@@ -23,7 +23,8 @@ export interface GatewayCall extends Omit<ModelRequest, 'signal'> {
   agentId?: string | null;
   runId?: string | null;
   conversationId?: string | null;
-  source: 'chat' | 'run';
+  /** 'api': a call through the provider-compatible endpoints (/v1/messages, /v1/chat/completions). */
+  source: 'chat' | 'run' | 'api';
   signal?: AbortSignal | undefined;
 }
 
@@ -275,8 +276,9 @@ export function createGateway(deps: GatewayDeps) {
           inputTokens: text.length > 0 ? inputEstimate : 0,
           outputTokens: estimateOutputTokens(text),
         };
-        // A consumer that stops early (return()) ends here too: that is a cancel.
-        if (status === 'failed' && errorCode === null) status = 'cancelled';
+        // A consumer that stops early (return()) ends here too: that is a cancel, unless the
+        // provider had already finished (the consumer stopped after reading `done`).
+        if (status === 'failed' && errorCode === null) status = usage ? 'succeeded' : 'cancelled';
         await settle({
           call,
           requestId: reserved.requestId,

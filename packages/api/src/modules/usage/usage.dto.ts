@@ -13,7 +13,7 @@ export interface UsageRow {
 
 export interface ApiRequest {
   id: string;
-  source: 'chat' | 'run';
+  source: 'chat' | 'run' | 'api';
   model: string;
   status: string;
   errorCode: string | null;

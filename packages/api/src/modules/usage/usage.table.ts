@@ -10,7 +10,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 
-export const requestSource = pgEnum('request_source', ['chat', 'run']);
+export const requestSource = pgEnum('request_source', ['chat', 'run', 'api']);
 export const requestStatus = pgEnum('request_status', [
   'in_progress',
   'succeeded',

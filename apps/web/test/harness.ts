@@ -1,0 +1,127 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase, TEST_JWT_SECRET, type TestDatabase } from '@smartspace/api/testing';
+import { type Browser, chromium, type Page } from 'playwright-core';
+
+const web = join(import.meta.dirname, '..');
+const serverDir = join(web, '..', 'server');
+export const RESULTS = join(web, 'test-results');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** Chromium from CHROMIUM_PATH, else the first of the usual names on PATH. */
+export function chromiumPath(): string {
+  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
+  for (const name of ['chromium', 'chromium-browser', 'google-chrome']) {
+    try {
+      return execFileSync('which', [name], { encoding: 'utf8' }).trim();
+    } catch {
+      // not this one
+    }
+  }
+  throw new Error('No Chromium found: install it (apt-get install chromium) or set CHROMIUM_PATH');
+}
+
+/** Builds the app when its dist is missing or stale (see scripts/ensure-built.mjs). */
+export function ensureBuilt(): void {
+  execFileSync(process.execPath, [join(web, 'scripts', 'ensure-built.mjs')], { stdio: 'inherit' });
+  if (!existsSync(join(web, 'dist', 'index.html'))) throw new Error('the web app did not build');
+}
+
+export interface Server {
+  origin: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * apps/server/src/server.ts as deployed, serving the built app: on a fresh PostgreSQL
+ * database when TEST_DATABASE_URL is set, else on PGlite in a temporary DATA_DIR.
+ */
+export async function startServer(env: Record<string, string> = {}): Promise<Server> {
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'smartspace-web-'));
+  let db: TestDatabase | null = null;
+  if (process.env.TEST_DATABASE_URL) db = await createTestDatabase();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: serverDir,
+    env: {
+      ...process.env,
+      NODE_ENV: 'test',
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      JWT_SECRET: TEST_JWT_SECRET,
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_PER_MINUTE: '0',
+      // No CORS_ORIGINS: the app's sockets come from the server's own origin, as after
+      // `pnpm start`, and must be let through without configuration.
+      ...(db?.url ? { DATABASE_URL: db.url } : {}),
+      ...env,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const ok = await fetch(`${origin}/ready`)
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) break;
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      await db?.close();
+      throw new Error('the server did not start');
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {
+    origin,
+    child,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        // A graceful shutdown waits for streams; the test has nothing left to lose.
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await db?.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    args: ['--no-sandbox'],
+  });
+}
+
+/** Empties test-results/, so its screenshots are this run's. */
+export function resetResults(): void {
+  rmSync(RESULTS, { recursive: true, force: true });
+  mkdirSync(RESULTS, { recursive: true });
+}
+
+let step = 0;
+/** A full-page screenshot per step, numbered in order, under test-results/. */
+export async function snap(page: Page, name: string): Promise<void> {
+  mkdirSync(RESULTS, { recursive: true });
+  step += 1;
+  await page.screenshot({ path: join(RESULTS, `${String(step).padStart(2, '0')}-${name}.png`) });
+}

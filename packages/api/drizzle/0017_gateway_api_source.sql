@@ -1,0 +1,1 @@
+ALTER TYPE "public"."request_source" ADD VALUE 'api';
