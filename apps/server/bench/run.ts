@@ -1,7 +1,7 @@
 /**
  * `pnpm bench`: every suite, or the one named by `pnpm bench <suite>` or BENCH_SUITE
- * (http | fanout | gateway | runs). PostgreSQL when BENCH_DATABASE_URL or TEST_DATABASE_URL is set
- * (a cloned test database), else in-memory PGlite.
+ * (http | fanout | gateway | runs | compat). PostgreSQL when BENCH_DATABASE_URL or
+ * TEST_DATABASE_URL is set (a cloned test database), else in-memory PGlite.
  *
  * http: throughput and p99 latency of the real app, as ratios against a raw Fastify route on
  * the same server. The server runs in a child process (server.ts); autocannon generates load
@@ -16,9 +16,14 @@
  *
  * runs: agent runs of a 3-step workflow with the mock model: orchestration overhead per step
  * beside the provider's own time, and runs/s completed (runs.ts).
+ *
+ * compat: streamed POST /v1/messages through SmartSpace (key, gateway, the Claude adapter)
+ * beside the same Messages-API stand-in called directly: added ms to the first token and per
+ * call, and calls/s at 50 in flight (compat.ts).
  */
 import { cpus, loadavg } from 'node:os';
 import autocannon, { type Options, type Result } from 'autocannon';
+import { runCompat } from './compat';
 import { runFanout } from './fanout';
 import { runGateway } from './gateway';
 import { failures, type Row, summary, table } from './report';
@@ -213,7 +218,13 @@ ${table(rows, baseline)}
   }
 }
 
-const SUITES = { http: runHttp, fanout: runFanout, gateway: runGateway, runs: runRuns } as const;
+const SUITES = {
+  http: runHttp,
+  fanout: runFanout,
+  gateway: runGateway,
+  runs: runRuns,
+  compat: runCompat,
+} as const;
 type Suite = keyof typeof SUITES;
 const isSuite = (s: string): s is Suite => Object.hasOwn(SUITES, s);
 
