@@ -175,7 +175,11 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
     expect(streamed.content).toEqual(message.content);
     expect(streamed.stop_sequence).toBe('END');
     const rows = await requestRows(server, main.projectId);
-    expect(rows.at(-1)).toMatchObject({ reserved: '0', keyId: main.keyId });
+    // The model stopped itself: a complete call, not a cancelled one.
+    expect(rows.slice(-2)).toEqual([
+      expect.objectContaining({ status: 'succeeded', reserved: '0', keyId: main.keyId }),
+      expect.objectContaining({ status: 'succeeded', reserved: '0', keyId: main.keyId }),
+    ]);
   });
 
   it('refuses a bad body with 400 before any model call: BadRequestError, no usage row', async () => {

@@ -7,7 +7,6 @@ import {
   toChatCompletion,
   toCompatRequest,
 } from '../src/plugins/compat/openai-shapes';
-import { StopScanner } from '../src/plugins/compat/stop-sequences';
 
 const meta = { id: 'chatcmpl-1', created: 1_700_000_000, model: 'mock-echo' };
 
@@ -188,35 +187,5 @@ describe('gateway events in OpenAI shapes', () => {
     const plain = new ChunkEncoder(meta, false);
     expect(plain.encode(events[4] as CompatEvent)).toHaveLength(1);
     expect(plain.start()).not.toHaveProperty('usage');
-  });
-});
-
-describe('stop sequences over streamed text', () => {
-  function run(stops: string[], chunks: string[]) {
-    const scanner = new StopScanner(stops);
-    let out = '';
-    for (const c of chunks) {
-      const { emit, hit } = scanner.push(c);
-      out += emit;
-      if (hit !== null) return { out, hit };
-    }
-    return { out: out + scanner.flush(), hit: null };
-  }
-
-  it('finds a sequence split across chunks and never sends part of it', () => {
-    const scanner = new StopScanner(['STOP']);
-    expect(scanner.push('abc ST')).toEqual({ emit: 'abc ', hit: null });
-    expect(scanner.push('O')).toEqual({ emit: '', hit: null });
-    expect(scanner.push('P more')).toEqual({ emit: '', hit: 'STOP' });
-  });
-
-  it('releases held text that turned out not to be a sequence', () => {
-    expect(run(['STOP'], ['a ST', 'ART b'])).toEqual({ out: 'a START b', hit: null });
-    expect(run(['STOP'], ['tail ST'])).toEqual({ out: 'tail ST', hit: null });
-  });
-
-  it('stops at the earliest of several sequences', () => {
-    expect(run(['world', 'lo'], ['hello world'])).toEqual({ out: 'hel', hit: 'lo' });
-    expect(run([], ['as is'])).toEqual({ out: 'as is', hit: null });
   });
 });

@@ -359,20 +359,25 @@ describe('projects, members, files and roles in Chromium', () => {
       await owner.getByRole('button', { name: 'Settings', exact: true }).click();
       await owner.getByRole('checkbox', { name: "Ground replies in the project's files" }).check();
       await owner.getByRole('textbox', { name: 'System prompt' }).fill('Answer in haiku.');
+      // Reload only once the server has stored it (the button alone says nothing about that).
+      const saved = owner.waitForResponse(
+        (r) =>
+          r.url().includes('chat.conversations.update') &&
+          (r.request().postData() ?? '').includes('Answer in haiku.'),
+      );
       await owner.getByRole('button', { name: 'Save system prompt' }).click();
-      await expect
-        .poll(() => owner.getByRole('button', { name: 'Save system prompt' }).isDisabled())
-        .toBe(true);
+      expect((await saved).ok()).toBe(true);
       await owner.reload();
       await owner.getByRole('button', { name: 'Settings', exact: true }).click();
+      // The form fills in once the conversation has loaded.
+      await expect
+        .poll(() => owner.getByRole('textbox', { name: 'System prompt' }).inputValue())
+        .toBe('Answer in haiku.');
       expect(
         await owner
           .getByRole('checkbox', { name: "Ground replies in the project's files" })
           .isChecked(),
       ).toBe(true);
-      expect(await owner.getByRole('textbox', { name: 'System prompt' }).inputValue()).toBe(
-        'Answer in haiku.',
-      );
       expect(await owner.getByRole('combobox', { name: 'Model' }).inputValue()).toBe('mock-echo');
       await owner.getByRole('button', { name: 'Delete conversation' }).click();
       await owner.waitForURL(/\/chat$/);

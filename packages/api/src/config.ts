@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { z } from 'zod';
 import { aiConfig } from './ai/ai.config';
 import { MOCK_MODEL_ID } from './ai/models';
+import { loadModelRoutes, type ModelRoute, RoutesError } from './ai/routes';
 import { ARC_TESTNET_CHAIN_ID, chainConfig } from './chain/chain.config';
 import { databaseConfig } from './db/db.config';
 import { listSettings, type Setting, type SettingsOutput, settingsSchema } from './lib/settings';
@@ -109,7 +110,10 @@ function derive(s: Settings) {
 
 const configSchema = settingsSchema(settings).superRefine(checkAcrossSettings).transform(derive);
 
-export type Config = z.output<typeof configSchema>;
+export type Config = z.output<typeof configSchema> & {
+  /** MODEL_ROUTES, with each route's credentials read from the variables it names. */
+  modelRoutes: readonly ModelRoute[];
+};
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -126,7 +130,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
-  return parsed.data;
+  // Routes name the variables holding their keys, so they are read from the whole environment.
+  try {
+    return { ...parsed.data, modelRoutes: loadModelRoutes(cleaned) };
+  } catch (err) {
+    if (err instanceof RoutesError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 /**

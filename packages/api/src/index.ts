@@ -27,6 +27,7 @@ import { createCallerFactory } from './trpc';
 export type { AppRouter } from './router';
 export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;
+export { type FinishReason, finishReason, stopReasonOf, toolCallOut } from './ai/openai-shapes';
 export {
   type ChatTurn as ModelChatTurn,
   type ContentBlock as ModelContentBlock,

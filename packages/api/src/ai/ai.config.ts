@@ -41,6 +41,16 @@ export const aiConfig = {
       schema: bool.optional(),
       doc: 'offer the offline mock model; unset: true, but false when NODE_ENV=production',
     }),
+    routesJson: setting({
+      env: 'MODEL_ROUTES',
+      schema: z.string().optional(),
+      doc: 'JSON: public model id → {provider, upstreamModel, baseUrl, apiKeyEnv, prices, contextWindow, maxOutputTokens, fallbacks}; see "Use SmartSpace as a gateway"',
+    }),
+    routesFile: setting({
+      env: 'MODEL_ROUTES_FILE',
+      schema: z.string().optional(),
+      doc: 'path of a JSON file holding the routes instead of MODEL_ROUTES',
+    }),
     prices: setting({
       env: 'MODEL_PRICES',
       schema: json.pipe(modelPriceOverridesSchema).default({}),

@@ -3,7 +3,7 @@ import type {
   Tool,
   ToolResultBlockParam,
 } from '@anthropic-ai/sdk/resources/messages';
-import type { ChatTurn, ContentBlock, ModelEvent, ToolSpec } from './provider';
+import type { CacheControl, ChatTurn, ContentBlock, ModelEvent, ToolSpec } from './provider';
 import { ModelError } from './provider';
 
 /**
@@ -19,8 +19,16 @@ export function toMessageParam(turn: ChatTurn): MessageParam {
     // call" as '' should not fail the whole request for it.
     content: turn.content
       .filter((b) => b.type !== 'text' || b.text !== '')
-      .map((b) => toBlockParam(b)),
+      .map((b) => withCache(toBlockParam(b), b.cacheControl)),
   };
+}
+
+/** Adds Anthropic's `cache_control` to a block or tool when the caller marked it. */
+export function withCache<T extends object>(
+  param: T,
+  cache: CacheControl | undefined,
+): T & { cache_control?: CacheControl } {
+  return cache ? { ...param, cache_control: { ...cache } } : param;
 }
 
 function toBlockParam(b: ContentBlock) {
@@ -42,12 +50,13 @@ function toBlockParam(b: ContentBlock) {
 }
 
 export function toTool(spec: ToolSpec): Tool {
-  return {
+  const tool: Tool = {
     name: spec.name,
     description: spec.description,
     // Passed as given: a schema that is not `type: "object"` gets the API's own 400.
     input_schema: spec.inputSchema as Tool.InputSchema,
   };
+  return withCache(tool, spec.cacheControl);
 }
 
 type ToolUseEvent = Extract<ModelEvent, { type: 'tool_use' }>;

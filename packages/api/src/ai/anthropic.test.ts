@@ -276,3 +276,96 @@ describe('cancellation', () => {
     expect(closed.finished).toBe(false);
   });
 });
+
+describe('sampling and stop sequences', () => {
+  it('sends temperature, top_p, top_k and stop_sequences, and reports the matched sequence', async () => {
+    fake.script({
+      kind: 'reply',
+      chunks: ['a b'],
+      stopReason: 'stop_sequence',
+      stopSequence: '##',
+    });
+    const out = await collectStream(
+      provider(),
+      request({ temperature: 0.2, topP: 0.9, topK: 40, stopSequences: ['##', 'END'] }),
+    );
+    expect(out.error).toBeUndefined();
+    expect(fake.requests[0]?.body).toMatchObject({
+      temperature: 0.2,
+      top_p: 0.9,
+      top_k: 40,
+      stop_sequences: ['##', 'END'],
+    });
+    expect(out.done).toMatchObject({ stopReason: 'stop_sequence', stopSequence: '##' });
+  });
+
+  it('leaves unset sampling fields out of the request', async () => {
+    fake.script({ kind: 'reply', chunks: ['ok'] });
+    await collectStream(provider(), request());
+    const body = fake.requests[0]?.body as Record<string, unknown>;
+    for (const key of ['temperature', 'top_p', 'top_k', 'stop_sequences']) {
+      expect(body).not.toHaveProperty(key);
+    }
+  });
+});
+
+describe('prompt caching', () => {
+  it('sends cache_control on the system prompt, blocks and tools, and reports cache tokens apart', async () => {
+    fake.script({
+      kind: 'reply',
+      chunks: ['cached'],
+      inputTokens: 10,
+      cacheWriteTokens: 1000,
+      cacheReadTokens: 200,
+      outputTokens: 3,
+    });
+    const out = await collectStream(
+      provider(),
+      request({
+        systemCacheControl: { type: 'ephemeral' },
+        messages: [
+          {
+            role: 'user',
+            content: [
+              {
+                type: 'text',
+                text: 'A long document',
+                cacheControl: { type: 'ephemeral', ttl: '1h' },
+              },
+            ],
+          },
+        ],
+        tools: [
+          {
+            name: 'lookup',
+            description: 'Looks up',
+            inputSchema: { type: 'object', properties: {} },
+            cacheControl: { type: 'ephemeral' },
+          },
+        ],
+      }),
+    );
+    expect(out.done?.usage).toEqual({
+      inputTokens: 1210,
+      outputTokens: 3,
+      cacheWriteTokens: 1000,
+      cacheReadTokens: 200,
+    });
+    expect(fake.requests[0]?.body).toMatchObject({
+      system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            {
+              type: 'text',
+              text: 'A long document',
+              cache_control: { type: 'ephemeral', ttl: '1h' },
+            },
+          ],
+        },
+      ],
+      tools: [{ name: 'lookup', cache_control: { type: 'ephemeral' } }],
+    });
+  });
+});

@@ -22,13 +22,17 @@ export interface AnthropicProviderOptions {
   /** Per attempt, until the response headers arrive (default 10 minutes). */
   timeoutMs?: number | undefined;
   /** The Claude models this provider serves, with their prices. */
-  models: ModelInfo[];
+  models: AnthropicModel[];
+}
+
+export interface AnthropicModel extends ModelInfo {
+  /** The name the upstream knows the model by, when it differs from the public id. */
+  upstreamModel?: string | undefined;
 }
 
 const DEFAULT_BASE_URL = 'https://api.anthropic.com';
 
 export function createAnthropicProvider(options: AnthropicProviderOptions): ModelProvider {
-  const models = options.models.map((m) => ({ ...m }));
   const client = new Anthropic({
     apiKey: options.apiKey,
     // Explicit, so the SDK does not fall back to reading ANTHROPIC_BASE_URL itself:
@@ -37,20 +41,30 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): Mode
     maxRetries: options.maxRetries ?? 2,
     timeout: options.timeoutMs ?? 600_000,
   });
+  return messagesProvider(client, options.models);
+}
+
+/** Any client of the Messages API: Anthropic's own, or Bedrock's (same SDK, other transport). */
+export interface MessagesClient {
+  messages: Pick<Anthropic['messages'], 'create'>;
+}
+
+/** A provider streaming through `client`, for the models listed. */
+export function messagesProvider(client: MessagesClient, list: AnthropicModel[]): ModelProvider {
+  const models = list.map((m) => ({ ...m }));
   return {
-    models: () => models.map((m) => ({ ...m })),
+    models: () => models.map(({ upstreamModel: _, ...m }) => m),
     stream: (req) => streamMessages(client, models, req),
   };
 }
 
 async function* streamMessages(
-  client: Anthropic,
-  models: readonly ModelInfo[],
+  client: MessagesClient,
+  models: readonly AnthropicModel[],
   req: ModelRequest,
 ): AsyncGenerator<ModelEvent> {
-  if (!models.some((m) => m.id === req.model)) {
-    throw new ModelError('model.unavailable', `Unknown Claude model: ${req.model}`);
-  }
+  const model = models.find((m) => m.id === req.model);
+  if (!model) throw new ModelError('model.unavailable', `Unknown Claude model: ${req.model}`);
   const { signal } = req;
   if (signal?.aborted) throw cancelled();
 
@@ -58,11 +72,12 @@ async function* streamMessages(
   try {
     events = await client.messages.create(
       {
-        model: req.model,
+        model: model.upstreamModel ?? req.model,
         max_tokens: req.maxOutputTokens,
-        ...(req.system ? { system: req.system } : {}),
+        ...systemParam(req),
         messages: req.messages.map(toMessageParam),
         ...(req.tools?.length ? { tools: req.tools.map(toTool) } : {}),
+        ...samplingParams(req),
         stream: true,
       },
       // The SDK links this signal to the fetch, so aborting closes the upstream connection
@@ -75,6 +90,7 @@ async function* streamMessages(
 
   const usage: Usage = { inputTokens: 0, outputTokens: 0 };
   let stopReason: string | null = null;
+  let stopSequence: string | null = null;
   let stopped = false;
   const tools = new ToolInputs();
   try {
@@ -84,7 +100,7 @@ async function* streamMessages(
       switch (event.type) {
         case 'message_start': {
           const u = event.message.usage;
-          usage.inputTokens = inputTokens(u);
+          Object.assign(usage, promptUsage(u));
           usage.outputTokens = u.output_tokens;
           break;
         }
@@ -109,10 +125,11 @@ async function* streamMessages(
         case 'message_delta':
           // Counts in message_delta are cumulative totals, not increments.
           stopReason = event.delta.stop_reason;
+          stopSequence = event.delta.stop_sequence;
           usage.outputTokens = event.usage.output_tokens;
           // Older API versions leave input counts out of message_delta entirely.
           if (typeof event.usage.input_tokens === 'number') {
-            usage.inputTokens = inputTokens(event.usage);
+            Object.assign(usage, promptUsage(event.usage));
           }
           break;
         case 'message_stop':
@@ -133,19 +150,54 @@ async function* streamMessages(
       true,
     );
   }
-  yield { type: 'done', usage, stopReason: stopReason ?? 'end_turn' };
+  yield {
+    type: 'done',
+    usage,
+    stopReason: stopReason ?? 'end_turn',
+    ...(stopSequence ? { stopSequence } : {}),
+  };
+}
+
+/** The request's sampling fields in Messages API terms; unset ones are left out. */
+export function samplingParams(req: ModelRequest): {
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  stop_sequences?: string[];
+} {
+  return {
+    ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+    ...(req.topP !== undefined ? { top_p: req.topP } : {}),
+    ...(req.topK !== undefined ? { top_k: req.topK } : {}),
+    ...(req.stopSequences?.length ? { stop_sequences: req.stopSequences } : {}),
+  };
+}
+
+/** The system prompt: a plain string, or one text block carrying the cache mark. */
+function systemParam(req: ModelRequest) {
+  if (!req.system) return {};
+  if (!req.systemCacheControl) return { system: req.system };
+  return {
+    system: [
+      { type: 'text' as const, text: req.system, cache_control: { ...req.systemCacheControl } },
+    ],
+  };
 }
 
 /**
- * All prompt tokens. We never ask for prompt caching, but should cache tokens appear they
- * are counted at the base input price: an over-estimate rather than free tokens.
+ * All prompt tokens as inputTokens, with the cache writes and reads among them counted
+ * apart (when there are any) so they can be priced at their own rates.
  */
-function inputTokens(u: {
+function promptUsage(u: {
   input_tokens: number | null;
   cache_creation_input_tokens: number | null;
   cache_read_input_tokens: number | null;
-}): number {
-  return (
-    (u.input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0)
-  );
+}): Pick<Usage, 'inputTokens' | 'cacheWriteTokens' | 'cacheReadTokens'> {
+  const write = u.cache_creation_input_tokens ?? 0;
+  const read = u.cache_read_input_tokens ?? 0;
+  return {
+    inputTokens: (u.input_tokens ?? 0) + write + read,
+    ...(write > 0 ? { cacheWriteTokens: write } : {}),
+    ...(read > 0 ? { cacheReadTokens: read } : {}),
+  };
 }

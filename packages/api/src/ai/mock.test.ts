@@ -123,3 +123,28 @@ describe('mock-echo', () => {
     ]);
   });
 });
+
+describe('mock-echo stop sequences', () => {
+  it('cuts the echo at the earliest stop sequence and names it', async () => {
+    const out = await collectStream(createMockProvider({ chunkDelayMs: 0 }), {
+      model: 'mock-echo',
+      messages: [{ role: 'user', content: 'one two ENDthree STOP four' }],
+      maxOutputTokens: 100,
+      stopSequences: ['STOP', 'END'],
+    });
+    expect(out.deltas.join('')).toBe('Echo: one two ');
+    expect(out.done).toMatchObject({ stopReason: 'stop_sequence', stopSequence: 'END' });
+  });
+
+  it('ends normally when no stop sequence occurs', async () => {
+    const out = await collectStream(createMockProvider({ chunkDelayMs: 0 }), {
+      model: 'mock-echo',
+      messages: [{ role: 'user', content: 'hello' }],
+      maxOutputTokens: 100,
+      stopSequences: ['zzz'],
+    });
+    expect(out.deltas.join('')).toBe('Echo: hello');
+    expect(out.done?.stopReason).toBe('end_turn');
+    expect(out.done).not.toHaveProperty('stopSequence');
+  });
+});

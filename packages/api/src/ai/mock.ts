@@ -84,10 +84,18 @@ async function* streamEcho(
   // Like a real model, stop at the output limit and say so.
   let reply = toolResultReply(lastTurn) ?? `Echo: ${lastUser}`;
   let stopReason = 'end_turn';
+  let stopSequence: string | null = null;
+  const cut = firstStop(reply, req.stopSequences ?? []);
+  if (cut) {
+    reply = reply.slice(0, cut.at);
+    stopReason = 'stop_sequence';
+    stopSequence = cut.stop;
+  }
   const limitChars = Math.max(0, req.maxOutputTokens) * 4;
   if (reply.length > limitChars) {
     reply = reply.slice(0, limitChars);
     stopReason = 'max_tokens';
+    stopSequence = null;
   }
 
   // Split between whitespace and the next word, so the chunks join back to the exact reply.
@@ -112,7 +120,18 @@ async function* streamEcho(
     type: 'done',
     usage: { inputTokens: mockTokenCount(prompt), outputTokens: mockTokenCount(reply) },
     stopReason,
+    ...(stopSequence ? { stopSequence } : {}),
   };
+}
+
+/** Where the earliest stop sequence starts in `text`, as a real model would stop there. */
+function firstStop(text: string, stops: readonly string[]): { at: number; stop: string } | null {
+  let best: { at: number; stop: string } | null = null;
+  for (const stop of stops) {
+    const at = stop === '' ? -1 : text.indexOf(stop);
+    if (at >= 0 && (best === null || at < best.at)) best = { at, stop };
+  }
+  return best;
 }
 
 async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -16,6 +16,7 @@ export const DEFAULT_CLAUDE_MODEL = 'claude-sonnet-5-5';
 
 const MTOK_1M = 1_000_000;
 
+// Prompt-cache prices are the list rates for 5-minute writes (1.25x input) and reads (0.1x).
 // Only models with one flat price per direction are listed: `ModelInfo` cannot express
 // Claude Haiku 5.5's price tiers by prompt length, so Haiku 4.5 stands for the small tier.
 // Models past their retirement date answer 404, so none that are retired or retiring are
@@ -26,6 +27,8 @@ const BUILTIN_MODELS: readonly ModelInfo[] = Object.freeze([
     provider: 'anthropic',
     inputPricePerMTok: '10',
     outputPricePerMTok: '50',
+    cacheWritePricePerMTok: '12.5',
+    cacheReadPricePerMTok: '1',
     contextWindow: MTOK_1M,
     maxOutputTokens: 128_000,
   },
@@ -34,6 +37,8 @@ const BUILTIN_MODELS: readonly ModelInfo[] = Object.freeze([
     provider: 'anthropic',
     inputPricePerMTok: '4',
     outputPricePerMTok: '20',
+    cacheWritePricePerMTok: '5',
+    cacheReadPricePerMTok: '0.4',
     contextWindow: MTOK_1M,
     maxOutputTokens: 128_000,
   },
@@ -42,6 +47,8 @@ const BUILTIN_MODELS: readonly ModelInfo[] = Object.freeze([
     provider: 'anthropic',
     inputPricePerMTok: '2',
     outputPricePerMTok: '10',
+    cacheWritePricePerMTok: '2.5',
+    cacheReadPricePerMTok: '0.2',
     contextWindow: MTOK_1M,
     maxOutputTokens: 128_000,
   },
@@ -50,6 +57,8 @@ const BUILTIN_MODELS: readonly ModelInfo[] = Object.freeze([
     provider: 'anthropic',
     inputPricePerMTok: '1',
     outputPricePerMTok: '5',
+    cacheWritePricePerMTok: '1.25',
+    cacheReadPricePerMTok: '0.1',
     contextWindow: 200_000,
     maxOutputTokens: 64_000,
   },
@@ -72,9 +81,20 @@ const price = z
   .transform(String)
   .pipe(z.string().regex(decimal, 'must be a non-negative decimal such as "3" or "0.25"'));
 
-/** `MODEL_PRICES`: `{"<model id>": {"input": "3", "output": "15"}}`, known ids only. */
+/**
+ * `MODEL_PRICES`: `{"<model id>": {"input": "3", "output": "15"}}`, known ids only; optional
+ * `cacheWrite` / `cacheRead` (unset: the input price).
+ */
 export const modelPriceOverridesSchema = z
-  .record(z.string(), z.strictObject({ input: price, output: price }))
+  .record(
+    z.string(),
+    z.strictObject({
+      input: price,
+      output: price,
+      cacheWrite: price.optional(),
+      cacheRead: price.optional(),
+    }),
+  )
   .superRefine((prices, ctx) => {
     for (const id of Object.keys(prices)) {
       if (!MODEL_IDS.includes(id)) {
@@ -93,6 +113,15 @@ export type ModelPriceOverrides = z.output<typeof modelPriceOverridesSchema>;
 export function modelTable(overrides: ModelPriceOverrides = {}): ModelInfo[] {
   return BUILTIN_MODELS.map((m) => {
     const o = overrides[m.id];
-    return o ? { ...m, inputPricePerMTok: o.input, outputPricePerMTok: o.output } : { ...m };
+    if (!o) return { ...m };
+    // New prices replace the list cache rates too, which were derived from the old input.
+    const { cacheWritePricePerMTok: _w, cacheReadPricePerMTok: _r, ...base } = m;
+    return {
+      ...base,
+      inputPricePerMTok: o.input,
+      outputPricePerMTok: o.output,
+      ...(o.cacheWrite ? { cacheWritePricePerMTok: o.cacheWrite } : {}),
+      ...(o.cacheRead ? { cacheReadPricePerMTok: o.cacheRead } : {}),
+    };
   });
 }

@@ -7,6 +7,12 @@ import { type Api, createApi, createCaller, type Session } from '../index';
 import type { BlobStorage } from '../storage/storage';
 import { createTestDatabase } from './database';
 
+export {
+  FAKE_ANTHROPIC_API_KEY,
+  type FakeAnthropic,
+  startFakeAnthropic,
+} from '../ai/testing/fake-anthropic';
+export { FAKE_OPENAI_API_KEY, type FakeOpenAI, startFakeOpenAI } from '../ai/testing/fake-openai';
 export { createTestDatabase, type TestDatabase, withDatabase } from './database';
 export { failure } from './errors';
 export { queryRows, sql } from './rows';

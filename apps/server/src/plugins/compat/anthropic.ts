@@ -3,7 +3,14 @@ import type { ModelChatTurn, ModelContentBlock } from '@smartspace/api';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { authenticate } from './auth';
-import { type CompatEvent, type CompatRequest, checkModel, complete, prepend } from './completion';
+import {
+  type CompatEvent,
+  type CompatRequest,
+  type CompatUsage,
+  checkModel,
+  complete,
+  prepend,
+} from './completion';
 import type { Deps } from './deps';
 import { anthropicErrorBody, toCompatError, unexpected } from './errors';
 import { disconnectSignal, SseWriter } from './sse';
@@ -11,18 +18,26 @@ import { parseBody } from './validate';
 
 /** The Anthropic Messages API: POST /v1/messages, JSON or streamed (SSE). */
 
-const TextBlock = z.object({ type: z.literal('text'), text: z.string() });
+/** Prompt caching: the prompt up to the marked block is cached upstream. */
+const CacheControl = z.object({
+  type: z.literal('ephemeral'),
+  ttl: z.enum(['5m', '1h']).optional(),
+});
+const cache_control = CacheControl.nullish();
+const TextBlock = z.object({ type: z.literal('text'), text: z.string(), cache_control });
 const ToolUseBlock = z.object({
   type: z.literal('tool_use'),
   id: z.string().min(1).max(256),
   name: z.string().min(1).max(128),
   input: z.record(z.string(), z.unknown()),
+  cache_control,
 });
 const ToolResultBlock = z.object({
   type: z.literal('tool_result'),
   tool_use_id: z.string().min(1).max(256),
   content: z.union([z.string(), z.array(TextBlock)]).optional(),
   is_error: z.boolean().optional(),
+  cache_control,
 });
 const Block = z.discriminatedUnion('type', [TextBlock, ToolUseBlock, ToolResultBlock]);
 
@@ -44,12 +59,12 @@ export const MessagesBody = z.object({
         name: z.string().regex(/^[a-zA-Z0-9_-]{1,128}$/, 'tool names are 1-128 of [a-zA-Z0-9_-]'),
         description: z.string().max(10_000).optional(),
         input_schema: z.looseObject({ type: z.literal('object') }),
+        cache_control,
       }),
     )
     .max(128)
     .optional(),
   stop_sequences: z.array(z.string().min(1).max(200)).max(16).optional(),
-  // Accepted for compatibility; the gateway's providers do not take sampling settings yet.
   temperature: z.number().min(0).max(1).optional(),
   top_p: z.number().min(0).max(1).optional(),
   top_k: z.number().int().min(0).optional(),
@@ -63,15 +78,33 @@ function joinText(blocks: string | { text: string }[] | undefined): string {
   return typeof blocks === 'string' ? blocks : blocks.map((b) => b.text).join('\n');
 }
 
+function cacheOf(c: z.infer<typeof cache_control>) {
+  return c ? { cacheControl: c.ttl ? { type: c.type, ttl: c.ttl } : { type: c.type } } : {};
+}
+
 function toBlock(b: z.infer<typeof Block>): ModelContentBlock {
-  if (b.type === 'text') return b;
-  if (b.type === 'tool_use') return b;
+  const cache = cacheOf(b.cache_control);
+  if (b.type === 'text') return { type: 'text', text: b.text, ...cache };
+  if (b.type === 'tool_use') {
+    return { type: 'tool_use', id: b.id, name: b.name, input: b.input, ...cache };
+  }
   return {
     type: 'tool_result',
     toolUseId: b.tool_use_id,
     content: joinText(b.content),
     ...(b.is_error ? { isError: true } : {}),
+    ...cache,
   };
+}
+
+/**
+ * System blocks are joined into one prompt; a cache mark on any of them caches the prompt
+ * through the end of the system prompt (the last mark's lifetime applies).
+ */
+function systemCache(system: MessagesBody['system']) {
+  if (system === undefined || typeof system === 'string') return {};
+  const marked = system.filter((b) => b.cache_control).at(-1);
+  return marked ? { systemCacheControl: cacheOf(marked.cache_control).cacheControl } : {};
 }
 
 export function toCompatRequest(body: MessagesBody): CompatRequest {
@@ -83,18 +116,39 @@ export function toCompatRequest(body: MessagesBody): CompatRequest {
   return {
     model: body.model,
     system: system === '' ? undefined : system,
+    ...(system === '' ? {} : systemCache(body.system)),
     messages,
     maxOutputTokens: body.max_tokens,
     tools: body.tools?.map((t) => ({
       name: t.name,
       description: t.description ?? '',
       inputSchema: t.input_schema,
+      ...cacheOf(t.cache_control),
     })),
     stopSequences: body.stop_sequences,
+    temperature: body.temperature,
+    topP: body.top_p,
+    topK: body.top_k,
   };
 }
 
 type Events = AsyncGenerator<CompatEvent>;
+
+/**
+ * Usage as the Messages API reports it: input_tokens excludes the prompt-cache writes and
+ * reads, which come as their own counts when there were any.
+ */
+export function anthropicUsage(u: CompatUsage) {
+  const write = u.cacheWriteTokens ?? 0;
+  const read = u.cacheReadTokens ?? 0;
+  return {
+    input_tokens: Math.max(0, u.inputTokens - write - read),
+    output_tokens: u.outputTokens,
+    ...(write > 0 || read > 0
+      ? { cache_creation_input_tokens: write, cache_read_input_tokens: read }
+      : {}),
+  };
+}
 
 async function respondJson(reply: FastifyReply, events: Events, id: string, model: string) {
   const content: unknown[] = [];
@@ -123,7 +177,7 @@ async function respondJson(reply: FastifyReply, events: Events, id: string, mode
     content,
     stop_reason: done.stopReason,
     stop_sequence: done.stopSequence,
-    usage: { input_tokens: done.usage.inputTokens, output_tokens: done.usage.outputTokens },
+    usage: anthropicUsage(done.usage),
   });
 }
 
@@ -196,7 +250,7 @@ async function respondStream(opts: {
         await sse.event('message_delta', {
           type: 'message_delta',
           delta: { stop_reason: ev.stopReason, stop_sequence: ev.stopSequence },
-          usage: { input_tokens: ev.usage.inputTokens, output_tokens: ev.usage.outputTokens },
+          usage: anthropicUsage(ev.usage),
         });
         await sse.event('message_stop', { type: 'message_stop' });
       }

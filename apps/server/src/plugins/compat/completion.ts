@@ -1,30 +1,34 @@
-import {
-  estimateInputTokens,
-  estimateOutputTokens,
-  type ModelChatTurn,
-  type ModelToolSpec,
-} from '@smartspace/api';
+import type { ModelChatTurn, ModelToolSpec } from '@smartspace/api';
 import type { KeyPrincipal } from './auth';
 import type { Deps } from './deps';
 import { CompatError } from './errors';
-import { StopScanner } from './stop-sequences';
+
+/** Anthropic's prompt-cache mark, as the gateway carries it. */
+export type ModelCacheControl = NonNullable<ModelToolSpec['cacheControl']>;
 
 /** A model call in the gateway's terms, whichever protocol it arrived in. */
 export interface CompatRequest {
   model: string;
   system?: string | undefined;
+  systemCacheControl?: ModelCacheControl | undefined;
   messages: ModelChatTurn[];
   maxOutputTokens: number;
   tools?: ModelToolSpec[] | undefined;
   stopSequences?: string[] | undefined;
+  temperature?: number | undefined;
+  topP?: number | undefined;
+  topK?: number | undefined;
 }
 
 export interface CompatUsage {
+  /** All prompt tokens, cache writes and reads included. */
   inputTokens: number;
   outputTokens: number;
+  cacheWriteTokens?: number | undefined;
+  cacheReadTokens?: number | undefined;
 }
 
-/** What a route renders: text (after stop sequences), whole tool calls, then one `done`. */
+/** What a route renders: text, whole tool calls, then one `done`. */
 export type CompatEvent =
   | { type: 'text'; text: string }
   | { type: 'tool_use'; id: string; name: string; input: unknown }
@@ -53,8 +57,8 @@ export function checkModel(deps: Deps, model: string, maxOutputTokens: number): 
 
 /**
  * Runs the call through the gateway (policy, limits, reservation, settlement) as the key.
- * Stopping early, on a stop sequence or because the caller stops iterating, ends the gateway
- * call: it settles what was produced and releases the rest before this generator returns.
+ * Sampling settings and stop sequences go to the provider, which stops the model itself, so
+ * a reply ending on a stop sequence is a complete call, billed by the provider's usage.
  */
 export async function* complete(
   deps: Deps,
@@ -62,8 +66,6 @@ export async function* complete(
   req: CompatRequest,
   signal: AbortSignal,
 ): AsyncGenerator<CompatEvent> {
-  const scanner = new StopScanner(req.stopSequences ?? []);
-  let produced = '';
   const events = deps.gateway.stream({
     projectId: who.projectId,
     userId: who.user.id,
@@ -71,36 +73,26 @@ export async function* complete(
     source: 'api',
     model: req.model,
     system: req.system,
+    systemCacheControl: req.systemCacheControl,
     messages: req.messages,
     maxOutputTokens: req.maxOutputTokens,
     tools: req.tools,
+    stopSequences: req.stopSequences,
+    temperature: req.temperature,
+    topP: req.topP,
+    topK: req.topK,
     signal,
   });
   for await (const ev of events) {
-    if (ev.type === 'delta') {
-      produced += ev.text;
-      const { emit, hit } = scanner.push(ev.text);
-      if (emit !== '') yield { type: 'text', text: emit };
-      if (hit !== null) {
-        // Leaving the loop returns the gateway's generator: it settles as cancelled, charged
-        // for the text received, as estimated here for the caller.
-        await events.return(undefined);
-        yield {
-          type: 'done',
-          usage: {
-            inputTokens: estimateInputTokens(req.system, req.messages, req.tools),
-            outputTokens: estimateOutputTokens(produced),
-          },
-          stopReason: 'stop_sequence',
-          stopSequence: hit,
-        };
-        return;
-      }
-    } else {
-      const rest = scanner.flush();
-      if (rest !== '') yield { type: 'text', text: rest };
-      if (ev.type === 'tool_use') yield ev;
-      else yield { type: 'done', usage: ev.usage, stopReason: ev.stopReason, stopSequence: null };
+    if (ev.type === 'delta') yield { type: 'text', text: ev.text };
+    else if (ev.type === 'tool_use') yield ev;
+    else {
+      yield {
+        type: 'done',
+        usage: ev.usage,
+        stopReason: ev.stopReason,
+        stopSequence: ev.stopSequence ?? null,
+      };
     }
   }
 }

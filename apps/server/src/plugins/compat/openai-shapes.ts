@@ -1,4 +1,10 @@
-import type { ModelChatTurn, ModelContentBlock } from '@smartspace/api';
+import {
+  type FinishReason,
+  finishReason,
+  type ModelChatTurn,
+  type ModelContentBlock,
+  toolCallOut,
+} from '@smartspace/api';
 import { z } from 'zod';
 import type { CompatEvent, CompatRequest, CompatUsage } from './completion';
 import { badRequest } from './errors';
@@ -49,7 +55,6 @@ export const ChatCompletionBody = z.object({
     )
     .max(128)
     .optional(),
-  // Accepted for compatibility; the gateway's providers do not take sampling settings yet.
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().min(0).max(1).nullish(),
   n: z.literal(1).nullish(),
@@ -137,36 +142,18 @@ export function toCompatRequest(body: ChatCompletionBody, modelMaxTokens: number
       inputSchema: t.function.parameters ?? { type: 'object', properties: {} },
     })),
     stopSequences: stop,
+    temperature: body.temperature ?? undefined,
+    topP: body.top_p ?? undefined,
   };
 }
 
-export type FinishReason = 'stop' | 'length' | 'tool_calls';
-
-export function finishReason(stopReason: string): FinishReason {
-  if (stopReason === 'max_tokens') return 'length';
-  if (stopReason === 'tool_use') return 'tool_calls';
-  return 'stop';
-}
-
+/** OpenAI counts cached prompt tokens within prompt_tokens, and the reads apart. */
 export function openaiUsage(u: CompatUsage) {
   return {
     prompt_tokens: u.inputTokens,
     completion_tokens: u.outputTokens,
     total_tokens: u.inputTokens + u.outputTokens,
-  };
-}
-
-interface ToolCallOut {
-  id: string;
-  type: 'function';
-  function: { name: string; arguments: string };
-}
-
-function toolCallOut(ev: Extract<CompatEvent, { type: 'tool_use' }>): ToolCallOut {
-  return {
-    id: ev.id,
-    type: 'function',
-    function: { name: ev.name, arguments: JSON.stringify(ev.input) },
+    ...(u.cacheReadTokens ? { prompt_tokens_details: { cached_tokens: u.cacheReadTokens } } : {}),
   };
 }
 
@@ -176,7 +163,7 @@ export function toChatCompletion(
   meta: { id: string; created: number; model: string },
 ) {
   let content = '';
-  const toolCalls: ToolCallOut[] = [];
+  const toolCalls: ReturnType<typeof toolCallOut>[] = [];
   let done: Extract<CompatEvent, { type: 'done' }> | undefined;
   for (const ev of events) {
     if (ev.type === 'text') content += ev.text;

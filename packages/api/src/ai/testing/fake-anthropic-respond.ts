@@ -128,6 +128,9 @@ function replyShape(
     thinking: step.kind === 'reply' ? (step.thinking ?? []) : [],
     tools,
     stopReason: full?.stopReason ?? (step.kind === 'tool-use' ? 'tool_use' : 'end_turn'),
+    stopSequence: step.kind === 'reply' ? (step.stopSequence ?? null) : null,
+    cacheWriteTokens: step.kind === 'reply' ? step.cacheWriteTokens : undefined,
+    cacheReadTokens: step.kind === 'reply' ? step.cacheReadTokens : undefined,
     inputTokens: full?.inputTokens ?? approxTokens(promptText(r)),
     outputTokens: full?.outputTokens ?? approxTokens(output),
   };

@@ -12,8 +12,11 @@ export interface ReplyShape {
   /** Tool calls after the text; with some, a reply without text has no text block. */
   tools: ToolCallShape[];
   stopReason: string;
+  stopSequence: string | null;
   inputTokens: number;
   outputTokens: number;
+  cacheWriteTokens?: number | undefined;
+  cacheReadTokens?: number | undefined;
 }
 
 export interface ToolCallShape {
@@ -38,11 +41,11 @@ const ev = (event: string, data: Record<string, unknown>): SseEvent => ({
   data: { type: event, ...data },
 });
 
-function usage(inputTokens: number, outputTokens: number) {
+function usage(inputTokens: number, outputTokens: number, r?: ReplyShape) {
   return {
     input_tokens: inputTokens,
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: 0,
+    cache_creation_input_tokens: r?.cacheWriteTokens ?? 0,
+    cache_read_input_tokens: r?.cacheReadTokens ?? 0,
     output_tokens: outputTokens,
     service_tier: 'standard',
   };
@@ -73,7 +76,7 @@ function messageStart(r: ReplyShape): SseEvent {
     stop_reason: null,
     stop_sequence: null,
     // As the real API does, the output count starts at 1 and is final in message_delta.
-    usage: usage(r.inputTokens, 1),
+    usage: usage(r.inputTokens, 1, r),
   };
   return ev('message_start', { message });
 }
@@ -134,7 +137,7 @@ export function toolEvents(r: ReplyShape, i: number, open = false): SseEvent[] {
 export function closingEvents(r: ReplyShape): SseEvent[] {
   return [
     ev('message_delta', {
-      delta: { stop_reason: r.stopReason, stop_sequence: null },
+      delta: { stop_reason: r.stopReason, stop_sequence: r.stopSequence },
       usage: { output_tokens: r.outputTokens },
     }),
     ev('message_stop', {}),
@@ -163,8 +166,8 @@ export function messageBody(r: ReplyShape): unknown {
     model: r.model,
     content,
     stop_reason: r.stopReason,
-    stop_sequence: null,
-    usage: usage(r.inputTokens, r.outputTokens),
+    stop_sequence: r.stopSequence,
+    usage: usage(r.inputTokens, r.outputTokens, r),
   };
 }
 

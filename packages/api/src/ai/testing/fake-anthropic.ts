@@ -26,6 +26,11 @@ export type FakeStep =
       /** Thinking deltas sent, as a thinking block, before the text. */
       thinking?: string[] | undefined;
       stopReason?: string | undefined;
+      /** Prompt-cache counts reported beside inputTokens (which excludes them, as the API's). */
+      cacheWriteTokens?: number | undefined;
+      cacheReadTokens?: number | undefined;
+      /** Reported as the matched stop sequence (with stopReason 'stop_sequence'). */
+      stopSequence?: string | undefined;
       /** Defaults: about four characters per token of the prompt / the reply. */
       inputTokens?: number | undefined;
       outputTokens?: number | undefined;

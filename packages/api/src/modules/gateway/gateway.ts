@@ -1,12 +1,19 @@
 import { and, eq, lt } from 'drizzle-orm';
-import { ModelError, type ModelEvent, type ModelRequest, type Usage } from '../../ai/provider';
+import {
+  ModelError,
+  type ModelEvent,
+  type ModelInfo,
+  type ModelProvider,
+  type ModelRequest,
+  type Usage,
+} from '../../ai/provider';
 import type { ModelRegistry } from '../../ai/registry';
 import type { Config } from '../../config';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
-import { costMicro, formatUsdc } from '../../lib/money';
+import { formatUsdc, MICRO, priceToPicoPerToken } from '../../lib/money';
 import type { RateLimiter } from '../../lib/rate-limit';
 import { holdBalance, settleBalanceHold } from '../billing/billing.service';
 import type { BudgetAlert } from '../budgets/budgets.dto';
@@ -54,6 +61,71 @@ function callColumns(call: GatewayCall) {
     model: call.model,
   };
 }
+interface Plan {
+  model: string;
+  maxOutputTokens: number;
+  inputEstimate: number;
+  price: Prices;
+  worst: bigint;
+}
+
+type Prices = Pick<
+  ModelInfo,
+  'inputPricePerMTok' | 'outputPricePerMTok' | 'cacheWritePricePerMTok' | 'cacheReadPricePerMTok'
+>;
+
+/**
+ * What a call cost, rounded up to a whole micro-USDC: prompt tokens at the input price, those
+ * among them written to or read from the prompt cache at the cache prices (unset: input).
+ */
+export function usageCost(price: Prices, usage: Usage): bigint {
+  const write = usage.cacheWriteTokens ?? 0;
+  const read = usage.cacheReadTokens ?? 0;
+  const plain = Math.max(0, usage.inputTokens - write - read);
+  const input = priceToPicoPerToken(price.inputPricePerMTok);
+  const rate = (p: string | undefined) => (p ? priceToPicoPerToken(p) : input);
+  const pico =
+    BigInt(plain) * input +
+    BigInt(write) * rate(price.cacheWritePricePerMTok) +
+    BigInt(read) * rate(price.cacheReadPricePerMTok) +
+    BigInt(usage.outputTokens) * priceToPicoPerToken(price.outputPricePerMTok);
+  return (pico + MICRO - 1n) / MICRO;
+}
+
+/**
+ * The worst case before the call: every prompt token at the dearest input rate (a cache
+ * write costs more than a plain input token), every output token the cap allows.
+ */
+function worstCost(price: Prices, inputTokens: number, outputTokens: number): bigint {
+  let dearest = price.inputPricePerMTok;
+  for (const r of [price.cacheWritePricePerMTok, price.cacheReadPricePerMTok]) {
+    if (r && priceToPicoPerToken(r) > priceToPicoPerToken(dearest)) dearest = r;
+  }
+  return usageCost({ ...price, inputPricePerMTok: dearest }, { inputTokens, outputTokens });
+}
+
+interface Reservation {
+  requestId: string;
+  holds: Hold[];
+  balanceHold: bigint;
+}
+
+type Rules = Awaited<ReturnType<typeof loadRules>>;
+
+/**
+ * Failures another route may not share: the upstream is busy, failing or unreachable. A bad
+ * request or a bad key would fail the same way anywhere, or should be fixed, not hidden.
+ */
+const FALLBACK_CODES = new Set<string>([
+  'model.rate_limited',
+  'model.overloaded',
+  'model.stream_interrupted',
+]);
+
+function isFallbackCause(e: unknown): e is ModelError {
+  return e instanceof ModelError && FALLBACK_CODES.has(e.code);
+}
+
 /** An in-progress call whose heartbeat is older than this lost its process. */
 export const STALE_CALL_MS = 60_000;
 
@@ -152,6 +224,161 @@ export function createGateway(deps: GatewayDeps) {
     for (const alert of alerts) await deps.onAlert?.(opts.call.projectId, alert).catch(() => {});
   }
 
+  /**
+   * The reservation: one transaction, each hold a conditional UPDATE. A refusal rolls back
+   * every hold taken so far and throws the AppError.
+   */
+  async function reserve(call: GatewayCall, model: string, worst: bigint): Promise<Reservation> {
+    const holdBalanceToo = deps.billingMode === 'prepaid' && worst > 0n;
+    return deps.db.transaction(async (tx) => {
+      const holds = await holdBudgets({
+        tx,
+        projectId: call.projectId,
+        agentId: call.agentId,
+        userId: call.userId,
+        keyId: call.keyId,
+        amount: worst,
+        now: new Date(),
+      });
+      if (holdBalanceToo && !(await holdBalance(tx, call.projectId, worst))) {
+        throw new AppError(
+          'balance.insufficient',
+          `The project balance does not cover this request (up to ${formatUsdc(worst)} USDC)`,
+        );
+      }
+      const [row] = await tx
+        .insert(apiRequests)
+        .values({
+          ...callColumns(call),
+          model,
+          status: 'in_progress',
+          reserved: worst,
+          balanceHeld: holdBalanceToo ? worst : 0n,
+          heartbeatAt: new Date(),
+        })
+        .returning({ id: apiRequests.id });
+      if (!row) throw new Error('insert returned no row');
+      if (holds.length > 0) {
+        await tx.insert(apiRequestHolds).values(holds.map((h) => ({ requestId: row.id, ...h })));
+      }
+      return { requestId: row.id, holds, balanceHold: holdBalanceToo ? worst : 0n };
+    });
+  }
+
+  /** What one route would cost at worst for this call, within the policy's output cap. */
+  function plan(call: GatewayCall, info: ModelInfo, rules: Rules): Plan {
+    const maxOutputTokens = Math.min(
+      call.maxOutputTokens,
+      info.maxOutputTokens,
+      rules.maxOutputTokens ?? Number.MAX_SAFE_INTEGER,
+    );
+    const inputEstimate = estimateInputTokens(call.system, call.messages, call.tools);
+    const price: Prices = {
+      inputPricePerMTok: info.inputPricePerMTok,
+      outputPricePerMTok: info.outputPricePerMTok,
+      cacheWritePricePerMTok: info.cacheWritePricePerMTok,
+      cacheReadPricePerMTok: info.cacheReadPricePerMTok,
+    };
+    const worst = worstCost(price, inputEstimate, maxOutputTokens);
+    return { model: info.id, maxOutputTokens, inputEstimate, price, worst };
+  }
+
+  /**
+   * One provider call on a reservation, settled however it ends. Returns the error to fall
+   * back from when the provider failed before its first token in a way another route may
+   * not (`canFallBack`); throws every other failure.
+   */
+  async function* attempt(
+    call: GatewayCall,
+    p: Plan,
+    provider: ModelProvider,
+    reserved: Reservation,
+    canFallBack: boolean,
+  ): AsyncGenerator<ModelEvent, ModelError | null> {
+    const startedAt = Date.now();
+    const heartbeat = setInterval(() => {
+      void deps.db
+        .update(apiRequests)
+        .set({ heartbeatAt: new Date() })
+        .where(and(eq(apiRequests.id, reserved.requestId), eq(apiRequests.status, 'in_progress')))
+        .catch(() => {});
+    }, HEARTBEAT_MS);
+    heartbeat.unref();
+
+    let usage: Usage | null = null;
+    let text = '';
+    let started = false;
+    let status: 'succeeded' | 'failed' | 'cancelled' = 'failed';
+    let errorCode: string | null = null;
+    let fallBackFrom: ModelError | null = null;
+    try {
+      const req = { ...call, model: p.model, maxOutputTokens: p.maxOutputTokens };
+      for await (const ev of provider.stream({ ...req, signal: call.signal })) {
+        if (ev.type === 'delta') text += ev.text;
+        else if (ev.type === 'done') usage = ev.usage;
+        started = true;
+        yield ev;
+      }
+      status = 'succeeded';
+    } catch (e) {
+      status =
+        call.signal?.aborted || (e instanceof ModelError && e.code === 'model.cancelled')
+          ? 'cancelled'
+          : 'failed';
+      errorCode = e instanceof ModelError ? e.code : 'gateway.failed';
+      // Once anything reached the caller, switching models would splice two replies.
+      if (canFallBack && !started && status === 'failed' && isFallbackCause(e)) fallBackFrom = e;
+      else throw e;
+    } finally {
+      clearInterval(heartbeat);
+      // Without reported usage (the stream died), charge what was evidently consumed.
+      const final: Usage = usage ?? {
+        inputTokens: text.length > 0 ? p.inputEstimate : 0,
+        outputTokens: estimateOutputTokens(text),
+      };
+      // A consumer that stops early (return()) ends here too: that is a cancel, unless the
+      // provider had already finished (the consumer stopped after reading `done`).
+      if (status === 'failed' && errorCode === null) status = usage ? 'succeeded' : 'cancelled';
+      await settle({
+        call: { ...call, model: p.model },
+        requestId: reserved.requestId,
+        holds: reserved.holds,
+        balanceHold: reserved.balanceHold,
+        usage: final,
+        cost: usageCost(p.price, final),
+        status,
+        errorCode,
+        startedAt,
+      }).catch((err: unknown) =>
+        deps.log.error({ err, requestId: reserved.requestId }, 'settlement failed'),
+      );
+    }
+    return fallBackFrom;
+  }
+
+  /**
+   * The fallback routes this call may use, with their plans: each must be usable, allowed by
+   * the policy and within its cost cap; the others are skipped.
+   */
+  function fallbackPlans(call: GatewayCall, rules: Rules): Array<[Plan, ModelProvider]> {
+    const out: Array<[Plan, ModelProvider]> = [];
+    for (const id of deps.models.fallbacks(call.model)) {
+      const info = deps.models.get(id);
+      if (!info) continue;
+      if (rules.allowedModels && !rules.allowedModels.includes(id)) continue;
+      let provider: ModelProvider;
+      try {
+        provider = deps.models.provider(id);
+      } catch {
+        continue;
+      }
+      const p = plan(call, info, rules);
+      if (rules.maxCostPerRequest !== null && p.worst > rules.maxCostPerRequest) continue;
+      out.push([p, provider]);
+    }
+    return out;
+  }
+
   return {
     async *stream(call: GatewayCall): AsyncGenerator<ModelEvent> {
       const info = deps.models.get(call.model);
@@ -168,131 +395,52 @@ export function createGateway(deps: GatewayDeps) {
           ),
         );
       }
-      const maxOutputTokens = Math.min(
-        call.maxOutputTokens,
-        rules.maxOutputTokens ?? Number.MAX_SAFE_INTEGER,
-      );
-      const inputEstimate = estimateInputTokens(call.system, call.messages, call.tools);
-      const price = {
-        inputPricePerMTok: info.inputPricePerMTok,
-        outputPricePerMTok: info.outputPricePerMTok,
-      };
-      const worst = costMicro({
-        ...price,
-        inputTokens: inputEstimate,
-        outputTokens: maxOutputTokens,
-      });
-      if (rules.maxCostPerRequest !== null && worst > rules.maxCostPerRequest) {
+      const first = plan(call, info, rules);
+      if (rules.maxCostPerRequest !== null && first.worst > rules.maxCostPerRequest) {
         await deny(
           call,
           new AppError(
             'policy.cost_limit',
-            `This request could cost up to ${formatUsdc(worst)} USDC; the policy allows ${formatUsdc(rules.maxCostPerRequest)}`,
+            `This request could cost up to ${formatUsdc(first.worst)} USDC; the policy allows ${formatUsdc(rules.maxCostPerRequest)}`,
           ),
         );
       }
+      // One call for the rate limits, however many routes it takes.
       if (rules.requestsPerMinute !== null)
         await rateLimit(call, 'rpm', rules.requestsPerMinute, 1);
       if (rules.tokensPerMinute !== null) {
-        await rateLimit(call, 'tpm', rules.tokensPerMinute, inputEstimate + maxOutputTokens);
-      }
-
-      // The reservation: one transaction, each hold a conditional UPDATE. A refusal rolls
-      // back every hold taken so far.
-      const holdBalanceToo = deps.billingMode === 'prepaid' && worst > 0n;
-      let reserved: { requestId: string; holds: Hold[] };
-      try {
-        reserved = await deps.db.transaction(async (tx) => {
-          const holds = await holdBudgets({
-            tx,
-            projectId: call.projectId,
-            agentId: call.agentId,
-            userId: call.userId,
-            keyId: call.keyId,
-            amount: worst,
-            now: new Date(),
-          });
-          if (holdBalanceToo && !(await holdBalance(tx, call.projectId, worst))) {
-            throw new AppError(
-              'balance.insufficient',
-              `The project balance does not cover this request (up to ${formatUsdc(worst)} USDC)`,
-            );
-          }
-          const [row] = await tx
-            .insert(apiRequests)
-            .values({
-              ...callColumns(call),
-              status: 'in_progress',
-              reserved: worst,
-              balanceHeld: holdBalanceToo ? worst : 0n,
-              heartbeatAt: new Date(),
-            })
-            .returning({ id: apiRequests.id });
-          if (!row) throw new Error('insert returned no row');
-          if (holds.length > 0) {
-            await tx
-              .insert(apiRequestHolds)
-              .values(holds.map((h) => ({ requestId: row.id, ...h })));
-          }
-          return { requestId: row.id, holds };
-        });
-      } catch (e) {
-        if (e instanceof AppError) await deny(call, e);
-        throw e;
-      }
-
-      const startedAt = Date.now();
-      const heartbeat = setInterval(() => {
-        void deps.db
-          .update(apiRequests)
-          .set({ heartbeatAt: new Date() })
-          .where(and(eq(apiRequests.id, reserved.requestId), eq(apiRequests.status, 'in_progress')))
-          .catch(() => {});
-      }, HEARTBEAT_MS);
-      heartbeat.unref();
-
-      let usage: Usage | null = null;
-      let text = '';
-      let status: 'succeeded' | 'failed' | 'cancelled' = 'failed';
-      let errorCode: string | null = null;
-      try {
-        for await (const ev of provider.stream({ ...call, maxOutputTokens, signal: call.signal })) {
-          if (ev.type === 'delta') text += ev.text;
-          else if (ev.type === 'done') usage = ev.usage;
-          yield ev;
-        }
-        status = 'succeeded';
-      } catch (e) {
-        status =
-          call.signal?.aborted || (e instanceof ModelError && e.code === 'model.cancelled')
-            ? 'cancelled'
-            : 'failed';
-        errorCode = e instanceof ModelError ? e.code : 'gateway.failed';
-        throw e;
-      } finally {
-        clearInterval(heartbeat);
-        // Without reported usage (the stream died), charge what was evidently consumed.
-        const final: Usage = usage ?? {
-          inputTokens: text.length > 0 ? inputEstimate : 0,
-          outputTokens: estimateOutputTokens(text),
-        };
-        // A consumer that stops early (return()) ends here too: that is a cancel, unless the
-        // provider had already finished (the consumer stopped after reading `done`).
-        if (status === 'failed' && errorCode === null) status = usage ? 'succeeded' : 'cancelled';
-        await settle({
+        await rateLimit(
           call,
-          requestId: reserved.requestId,
-          holds: reserved.holds,
-          balanceHold: holdBalanceToo ? worst : 0n,
-          usage: final,
-          cost: costMicro({ ...price, ...final }),
-          status,
-          errorCode,
-          startedAt,
-        }).catch((err: unknown) =>
-          deps.log.error({ err, requestId: reserved.requestId }, 'settlement failed'),
+          'tpm',
+          rules.tokensPerMinute,
+          first.inputEstimate + first.maxOutputTokens,
         );
       }
+
+      const routes: Array<[Plan, ModelProvider]> = [
+        [first, provider],
+        ...fallbackPlans(call, rules),
+      ];
+      let failure: ModelError | null = null;
+      for (const [i, [p, routeProvider]] of routes.entries()) {
+        let reserved: Reservation;
+        try {
+          reserved = await reserve(call, p.model, p.worst);
+        } catch (e) {
+          // A fallback the budget cannot cover leaves the call with its last real failure.
+          if (failure) throw failure;
+          if (e instanceof AppError) await deny(call, e);
+          throw e;
+        }
+        const hasNext = i < routes.length - 1;
+        failure = yield* attempt(call, p, routeProvider, reserved, hasNext);
+        if (!failure) return;
+        deps.log.warn(
+          { model: p.model, next: routes[i + 1]?.[0].model, code: failure.code },
+          'model call failed before its first token; trying the fallback route',
+        );
+      }
+      if (failure) throw failure;
     },
 
     /**

@@ -8,6 +8,9 @@ export const modelsRouter = router({
       provider: m.provider,
       inputPricePerMTok: m.inputPricePerMTok,
       outputPricePerMTok: m.outputPricePerMTok,
+      /** Prompt-cache writes and reads; null: billed at the input price. */
+      cacheWritePricePerMTok: m.cacheWritePricePerMTok ?? null,
+      cacheReadPricePerMTok: m.cacheReadPricePerMTok ?? null,
       contextWindow: m.contextWindow,
       maxOutputTokens: m.maxOutputTokens,
       default: m.id === ctx.models.defaultModel,

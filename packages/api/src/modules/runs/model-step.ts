@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import type { ToolSpec, Usage } from '../../ai/provider';
-import { costMicro, formatUsdc } from '../../lib/money';
+import { formatUsdc } from '../../lib/money';
 import type { AgentRow } from '../agents/agents.service';
 import { builtinTool, handoffToolName } from '../agents/tools/registry';
+import { usageCost } from '../gateway/gateway';
 import type { RunContext } from './run-context';
 import { publishRunEvent } from './run-store';
 import { flattenTools } from './transcript';
@@ -103,13 +104,8 @@ export async function modelStep(
   const startedAt = new Date();
   const { text, toolUses, usage } = await streamTurn(ctx, agent, targets);
   const info = deps.models.get(agent.model);
-  const cost = info
-    ? costMicro({
-        ...usage,
-        inputPricePerMTok: info.inputPricePerMTok,
-        outputPricePerMTok: info.outputPricePerMTok,
-      })
-    : 0n;
+  // Priced as the gateway charged it (cache writes and reads at their own rates).
+  const cost = info ? usageCost(info, usage) : 0n;
   await publishRunEvent(deps, run.id, { type: 'usage', ...usage, cost: formatUsdc(cost) });
   await ctx.recordStep({
     agentId: agent.id,
