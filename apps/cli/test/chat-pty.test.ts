@@ -149,6 +149,17 @@ describe('interactive chat', () => {
     // pass the default 60 s even when each is well within its own wait.
   }, 150_000);
 
+  it('Ctrl-D while a reply streams stops it and ends the session (no hang)', async () => {
+    const term = openTerminal(home, ['chat']);
+    await term.waitFor(/you › /);
+    term.type(`long ${'word '.repeat(2000)}\r`);
+    await term.waitFor(/ai {2}› Echo: long word/);
+    term.type('\x04');
+    expect(await term.exit()).toBe(0);
+    const stopped = term.output().split('Echo: long')[1] ?? '';
+    expect(stopped.match(/word/g)?.length ?? 0).toBeLessThan(2000);
+  });
+
   it('Ctrl-C at the prompt exits', async () => {
     const term = openTerminal(home, ['chat']);
     await term.waitFor(/you › /);

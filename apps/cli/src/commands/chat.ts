@@ -181,9 +181,19 @@ async function interactive(ctx: Ctx, feed: ConversationFeed, id: string, opts: C
   note(pc.dim(`Conversation ${id}. Ctrl-C stops a reply; Ctrl-C or Ctrl-D at the prompt exits.`));
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
   const prompt = pc.cyan('you › ');
+  // Ctrl-D or a closed terminal may come while a reply streams, when no prompt listens:
+  // remember it, so the session ends instead of waiting for a line that cannot come.
+  let closed = false;
+  rl.once('close', () => {
+    closed = true;
+  });
   // At the prompt, Ctrl-C (readline's SIGINT) and Ctrl-D (close) both end the session.
   const nextLine = () =>
     new Promise<string | null>((resolve) => {
+      if (closed) {
+        resolve(null);
+        return;
+      }
       const onLine = (line: string) => finish(line);
       const onEnd = () => finish(null);
       const finish = (v: string | null) => {
@@ -204,9 +214,14 @@ async function interactive(ctx: Ctx, feed: ConversationFeed, id: string, opts: C
       if (line === null) break;
       if (!line.trim()) continue;
       // The terminal is in raw mode: Ctrl-C reaches readline as a key, not as a signal.
+      // Ctrl-D or the terminal going away stops the reply too; the session then ends.
       const onInterrupt: InterruptSource = (handler) => {
         rl.on('SIGINT', handler);
-        return () => rl.off('SIGINT', handler);
+        rl.on('close', handler);
+        return () => {
+          rl.off('SIGINT', handler);
+          rl.off('close', handler);
+        };
       };
       process.stdout.write(pc.magenta('ai  › '));
       try {
