@@ -11,6 +11,7 @@ import { registerOps } from './commands/ops';
 import { registerProjects } from './commands/projects';
 import { registerBudgets, registerUsage } from './commands/usage';
 import { currentUrl } from './context';
+import { cliEnv } from './env';
 import { describeError, EXIT_OK, EXIT_USAGE } from './errors';
 
 function buildProgram(): Command {
@@ -76,8 +77,8 @@ function report(err: unknown, argv: string[]): number {
  * the directory the user typed it in, which the package manager passes as INIT_CWD.
  */
 function restoreInvocationDir(): void {
-  const dir = process.env.INIT_CWD;
-  if (process.env.npm_lifecycle_event === 'smartspace' && dir) {
+  const dir = cliEnv.invokedFrom();
+  if (dir) {
     try {
       process.chdir(dir);
     } catch {

@@ -2,6 +2,7 @@ import { closeClient, createClient, type SmartSpaceClient } from '@smartspace/cl
 import type { Command } from 'commander';
 import WebSocket from 'ws';
 import { fileSessionStore, readCredentials } from './credentials';
+import { cliEnv } from './env';
 import { CliError, UsageError } from './errors';
 import type { GlobalOptions } from './output';
 
@@ -30,7 +31,7 @@ export function globals(cmd: Command): GlobalOptions {
 
 /** --url, then SMARTSPACE_URL, then the server signed in to, then the local default. */
 export function resolveUrl(opts: GlobalOptions): string {
-  const raw = opts.url ?? process.env.SMARTSPACE_URL ?? readCredentials()?.url ?? DEFAULT_URL;
+  const raw = opts.url ?? cliEnv.url() ?? readCredentials()?.url ?? DEFAULT_URL;
   return normaliseUrl(raw);
 }
 
@@ -83,7 +84,7 @@ export async function withClient<T>(
   currentUrl = url;
   const creds = readCredentials();
   const saved = creds?.url === url ? creds : null;
-  const apiKey = process.env.SMARTSPACE_API_KEY || saved?.apiKey;
+  const apiKey = cliEnv.apiKey() ?? saved?.apiKey;
   if (!apiKey && !saved?.session) {
     throw new CliError(`Not signed in to ${url}: run \`smartspace login\` first.`, 'auth.required');
   }
@@ -120,7 +121,7 @@ export async function allPages<T>(
  * project the user has, so the common single-project case needs no flag.
  */
 export async function resolveProject(ctx: Ctx, ref: string | undefined): Promise<string> {
-  const wanted = ref ?? process.env.SMARTSPACE_PROJECT ?? ctx.defaultProject;
+  const wanted = ref ?? cliEnv.project() ?? ctx.defaultProject;
   if (wanted && isUuid(wanted)) return wanted;
   // A project API key lists exactly its own project, so the same rules find it.
   const projects = await allPages((cursor) =>

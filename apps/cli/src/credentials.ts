@@ -2,6 +2,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync }
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Session, SessionStore } from '@smartspace/client';
+import { cliEnv } from './env';
 
 /** What `login` leaves behind: the server it talked to and either a session or an API key. */
 export interface Credentials {
@@ -13,7 +14,7 @@ export interface Credentials {
 }
 
 export function configDir(): string {
-  const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config');
+  const base = cliEnv.configHome() ?? join(homedir(), '.config');
   return join(base, 'smartspace');
 }
 

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { globals, isUuid, makeClient, resolveUrl, withClient } from '../context';
 import { readCredentials, removeCredentials, writeCredentials } from '../credentials';
+import { cliEnv } from '../env';
 import { CliError, UsageError } from '../errors';
 import { note, printJson, printRecord, success } from '../output';
 import { Prompter } from '../prompt';
@@ -23,7 +24,7 @@ export function keyPrefix(key: string): string {
  */
 async function loginWithKey(url: string, given: string | true, cmd: Command): Promise<void> {
   const g = globals(cmd);
-  let key = given === true ? process.env.SMARTSPACE_API_KEY : given;
+  let key = given === true ? cliEnv.apiKey() : given;
   if (!key) {
     const prompter = new Prompter();
     try {
@@ -33,7 +34,7 @@ async function loginWithKey(url: string, given: string | true, cmd: Command): Pr
     }
   }
   if (!key.startsWith('ssk_')) throw new UsageError('An API key starts with ssk_');
-  const projectId = g.project ?? process.env.SMARTSPACE_PROJECT;
+  const projectId = g.project ?? cliEnv.project();
   if (projectId && !isUuid(projectId)) {
     throw new UsageError('With an API key, --project takes the project id.');
   }
@@ -108,7 +109,7 @@ async function whoami(cmd: Command): Promise<void> {
     const { client, url, opts } = ctx;
     if (ctx.apiKey) {
       // A key is no person: show what it is for, checked against the server when possible.
-      const projectId = opts.project ?? process.env.SMARTSPACE_PROJECT ?? ctx.defaultProject;
+      const projectId = opts.project ?? cliEnv.project() ?? ctx.defaultProject;
       const project = projectId
         ? await client.projects.get.query({ projectId })
         : ((await client.projects.list.query()).items[0] ?? null);
