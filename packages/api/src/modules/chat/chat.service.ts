@@ -84,6 +84,8 @@ export async function createConversation(opts: {
 export async function listConversations(opts: {
   db: Db;
   projectId: string;
+  /** Only those this user started (the help chat's view). */
+  createdBy?: string | undefined;
   cursor?: string | undefined;
   limit: number;
 }): Promise<Page<Conversation>> {
@@ -96,7 +98,13 @@ export async function listConversations(opts: {
   const rows = await opts.db
     .select()
     .from(conversations)
-    .where(and(eq(conversations.projectId, opts.projectId), page.where))
+    .where(
+      and(
+        eq(conversations.projectId, opts.projectId),
+        opts.createdBy ? eq(conversations.createdBy, opts.createdBy) : undefined,
+        page.where,
+      ),
+    )
     .orderBy(...page.orderBy)
     .limit(opts.limit + 1);
   return toPage(rows, opts.limit, (r) => ({ at: r.createdAt, id: r.id }), toConversation);

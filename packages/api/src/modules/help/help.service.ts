@@ -5,10 +5,10 @@ import type { EventBus } from '../../events/bus';
 import type { Actor } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
-import { keyset, type Page, toPage } from '../../lib/pagination';
+import type { Page } from '../../lib/pagination';
 import type { RateLimiter } from '../../lib/rate-limit';
 import { budgetLimits } from '../budgets/budgets.table';
-import { type Conversation, type Message, toConversation } from '../chat/chat.dto';
+import type { Conversation, Message } from '../chat/chat.dto';
 import * as chat from '../chat/chat.service';
 import { conversations, messages } from '../chat/chat.table';
 import type { ReplyRunner } from '../chat/replies';
@@ -205,31 +205,19 @@ export async function createHelpConversation(opts: {
 }
 
 /** The caller's help conversations, newest first. */
-export async function listHelpConversations(opts: {
+export function listHelpConversations(opts: {
   db: Db;
   userId: string;
   cursor?: string | undefined;
   limit: number;
 }): Promise<Page<Conversation>> {
-  const page = keyset({
-    at: conversations.createdAt,
-    id: conversations.id,
+  return chat.listConversations({
+    db: opts.db,
+    projectId: HELP_PROJECT_ID,
+    createdBy: opts.userId,
     cursor: opts.cursor,
-    direction: 'desc',
+    limit: opts.limit,
   });
-  const rows = await opts.db
-    .select()
-    .from(conversations)
-    .where(
-      and(
-        eq(conversations.projectId, HELP_PROJECT_ID),
-        eq(conversations.createdBy, opts.userId),
-        page.where,
-      ),
-    )
-    .orderBy(...page.orderBy)
-    .limit(opts.limit + 1);
-  return toPage(rows, opts.limit, (r) => ({ at: r.createdAt, id: r.id }), toConversation);
 }
 
 /**
