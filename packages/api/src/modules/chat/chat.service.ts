@@ -190,25 +190,34 @@ export async function deleteConversation(opts: {
   actor: Actor;
   role: ProjectRole;
 }): Promise<{ ok: true }> {
-  await opts.db.transaction(async (tx) => {
-    const [conversation] = await tx
-      .select()
-      .from(conversations)
-      .where(eq(conversations.id, opts.conversationId))
-      .for('update');
-    if (!conversation) throw new AppError('chat.conversation_not_found', 'Not found');
-    if (conversation.createdBy !== opts.actor.userId && !roleAtLeast(opts.role, 'admin')) {
-      throw new AppError(
-        'chat.not_creator',
-        "Only the conversation's creator or a project admin can delete it",
-      );
-    }
-    const streaming = await tx
+  const [conversation] = await opts.db
+    .select()
+    .from(conversations)
+    .where(eq(conversations.id, opts.conversationId));
+  if (!conversation) throw new AppError('chat.conversation_not_found', 'Not found');
+  if (conversation.createdBy !== opts.actor.userId && !roleAtLeast(opts.role, 'admin')) {
+    throw new AppError(
+      'chat.not_creator',
+      "Only the conversation's creator or a project admin can delete it",
+    );
+  }
+  const streamingIn = (db: Db) =>
+    db
       .select({ id: messages.id })
       .from(messages)
       .where(and(eq(messages.conversationId, conversation.id), eq(messages.status, 'streaming')));
-    // Before the delete and without its row locks, so the reply can store its outcome.
-    for (const r of streaming) await opts.replies.stop(r.id);
+  // Stopped before the delete's transaction, holding no lock and no connection, so each reply
+  // can store its outcome (on PGlite, one connection, waiting inside would stall both).
+  for (const r of await streamingIn(opts.db)) await opts.replies.stop(r.id);
+  const late = await opts.db.transaction(async (tx) => {
+    const [locked] = await tx
+      .select({ id: conversations.id })
+      .from(conversations)
+      .where(eq(conversations.id, conversation.id))
+      .for('update');
+    if (!locked) throw new AppError('chat.conversation_not_found', 'Not found');
+    // A reply started since: stopped once the delete commits (its writes then touch nothing).
+    const started = await streamingIn(tx);
     await tx.delete(conversations).where(eq(conversations.id, conversation.id));
     await announce(opts.bus, tx, conversation.id, {
       type: 'conversation.deleted',
@@ -223,7 +232,9 @@ export async function deleteConversation(opts: {
       target: conversation.id,
       metadata: { title: conversation.title },
     });
+    return started;
   });
+  for (const r of late) await opts.replies.stop(r.id);
   return { ok: true };
 }
 
