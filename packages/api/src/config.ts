@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { aiConfig } from './ai/ai.config';
-import { MOCK_MODEL_ID } from './ai/models';
+import { MODEL_IDS, MOCK_MODEL_ID } from './ai/models';
 import { loadModelRoutes, type ModelRoute, RoutesError } from './ai/routes';
 import { ARC_TESTNET_CHAIN_ID, chainConfig } from './chain/chain.config';
 import { databaseConfig } from './db/db.config';
@@ -131,12 +131,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   // Routes name the variables holding their keys, so they are read from the whole environment.
+  let modelRoutes: ModelRoute[];
   try {
-    return { ...parsed.data, modelRoutes: loadModelRoutes(cleaned) };
+    modelRoutes = loadModelRoutes(cleaned);
   } catch (err) {
     if (err instanceof RoutesError) throw new ConfigError(err.message);
     throw err;
   }
+  const { defaultModel } = parsed.data.models;
+  const known = [...MODEL_IDS, ...modelRoutes.map((r) => r.id)];
+  if (defaultModel !== undefined && !known.includes(defaultModel)) {
+    throw new ConfigError(
+      `Invalid configuration:\n  DEFAULT_MODEL: must be a built-in model or a MODEL_ROUTES id (${known.join(', ')})`,
+    );
+  }
+  return { ...parsed.data, modelRoutes };
 }
 
 /**

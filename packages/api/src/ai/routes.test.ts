@@ -119,6 +119,16 @@ describe('MODEL_ROUTES validation', () => {
     );
   });
 
+  it('lets DEFAULT_MODEL name a route, and refuses an id that is neither built in nor routed', () => {
+    const routes = JSON.stringify({ house: openaiRoute() });
+    const cfg = config({ MODEL_ROUTES: routes, HOUSE_LLM_KEY: 'k', DEFAULT_MODEL: 'house' });
+    expect(createModelRegistry(cfg).defaultModel).toBe('house');
+    const message = configError({ MODEL_ROUTES: routes, HOUSE_LLM_KEY: 'k', DEFAULT_MODEL: 'hous' });
+    expect(message).toMatch(/DEFAULT_MODEL: must be a built-in model or a MODEL_ROUTES id/);
+    expect(message).toContain('house');
+    expect(configError({ DEFAULT_MODEL: 'house' })).toMatch(/DEFAULT_MODEL/);
+  });
+
   it('leaves the built-in models alone when unset', () => {
     const cfg = config();
     expect(cfg.modelRoutes).toEqual([]);
