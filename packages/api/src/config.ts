@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { aiConfig } from './ai/ai.config';
-import { MODEL_IDS, MOCK_MODEL_ID } from './ai/models';
+import { MOCK_MODEL_ID, MODEL_IDS } from './ai/models';
 import { loadModelRoutes, type ModelRoute, RoutesError } from './ai/routes';
 import { ARC_TESTNET_CHAIN_ID, chainConfig } from './chain/chain.config';
 import { databaseConfig } from './db/db.config';

@@ -162,7 +162,9 @@ describe('configuration', () => {
       timeoutMs: 600_000,
     });
     expect(c.models).toEqual({ defaultModel: undefined, mockEnabled: true, prices: {} });
-    expect(() => config({ DEFAULT_MODEL: 'gpt-9' })).toThrow(/DEFAULT_MODEL: must be a built-in model or a MODEL_ROUTES id/);
+    expect(() => config({ DEFAULT_MODEL: 'gpt-9' })).toThrow(
+      /DEFAULT_MODEL: must be a built-in model or a MODEL_ROUTES id/,
+    );
     expect(() => config({ ANTHROPIC_BASE_URL: 'ftp://x' })).toThrow(/ANTHROPIC_BASE_URL/);
     expect(() => config({ ANTHROPIC_MAX_RETRIES: '-1' })).toThrow(/ANTHROPIC_MAX_RETRIES/);
     expect(() => config({ MOCK_MODEL_ENABLED: 'maybe' })).toThrow(/MOCK_MODEL_ENABLED/);

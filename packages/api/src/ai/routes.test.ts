@@ -123,7 +123,11 @@ describe('MODEL_ROUTES validation', () => {
     const routes = JSON.stringify({ house: openaiRoute() });
     const cfg = config({ MODEL_ROUTES: routes, HOUSE_LLM_KEY: 'k', DEFAULT_MODEL: 'house' });
     expect(createModelRegistry(cfg).defaultModel).toBe('house');
-    const message = configError({ MODEL_ROUTES: routes, HOUSE_LLM_KEY: 'k', DEFAULT_MODEL: 'hous' });
+    const message = configError({
+      MODEL_ROUTES: routes,
+      HOUSE_LLM_KEY: 'k',
+      DEFAULT_MODEL: 'hous',
+    });
     expect(message).toMatch(/DEFAULT_MODEL: must be a built-in model or a MODEL_ROUTES id/);
     expect(message).toContain('house');
     expect(configError({ DEFAULT_MODEL: 'house' })).toMatch(/DEFAULT_MODEL/);

@@ -5,6 +5,7 @@ import { type FakeAnthropic, startFakeAnthropic } from '../../ai/testing/fake-an
 import { type FakeOpenAI, startFakeOpenAI } from '../../ai/testing/fake-openai';
 import { createTestApi, type TestApi } from '../../testing';
 import { budgetUsage } from '../budgets/budgets.table';
+import { summary } from '../usage/usage.service';
 import { apiRequests } from '../usage/usage.table';
 import { usageCost } from './gateway';
 
@@ -296,7 +297,25 @@ describe('prompt-cache pricing', () => {
       .select()
       .from(apiRequests)
       .where(eq(apiRequests.projectId, p.projectId));
-    expect(row?.inputTokens).toBe(3100);
+    expect(row).toMatchObject({ inputTokens: 3100, cacheWriteTokens: 1000, cacheReadTokens: 2000 });
+    const byModel = await summary({
+      db: t.api.deps.db,
+      projectId: p.projectId,
+      from: new Date(Date.now() - 60_000),
+      to: new Date(Date.now() + 60_000),
+      groupBy: 'model',
+    });
+    expect(byModel).toEqual([
+      {
+        key: 'secondary',
+        requests: 1,
+        inputTokens: 3100,
+        outputTokens: 10,
+        cacheWriteTokens: 1000,
+        cacheReadTokens: 2000,
+        cost: '0.003200',
+      },
+    ]);
     expect(await budget(p.limitId)).toEqual({ spent: 3200n, reserved: 0n });
   });
 

@@ -191,6 +191,8 @@ export function createGateway(deps: GatewayDeps) {
           errorCode: opts.errorCode,
           inputTokens: opts.usage.inputTokens,
           outputTokens: opts.usage.outputTokens,
+          cacheWriteTokens: opts.usage.cacheWriteTokens ?? 0,
+          cacheReadTokens: opts.usage.cacheReadTokens ?? 0,
           cost: opts.cost,
           reserved: 0n,
           latencyMs: Date.now() - opts.startedAt,

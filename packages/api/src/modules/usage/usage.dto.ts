@@ -8,6 +8,9 @@ export interface UsageRow {
   requests: number;
   inputTokens: number;
   outputTokens: number;
+  /** Of inputTokens: written to / read from the prompt cache. */
+  cacheWriteTokens: number;
+  cacheReadTokens: number;
   cost: string;
 }
 
@@ -25,6 +28,9 @@ export interface ApiRequest {
   conversationId: string | null;
   inputTokens: number;
   outputTokens: number;
+  /** Of inputTokens: written to / read from the prompt cache (priced apart). */
+  cacheWriteTokens: number;
+  cacheReadTokens: number;
   cost: string;
   latencyMs: number | null;
   createdAt: string;
@@ -44,6 +50,8 @@ export function toApiRequest(r: typeof apiRequests.$inferSelect): ApiRequest {
     conversationId: r.conversationId,
     inputTokens: r.inputTokens,
     outputTokens: r.outputTokens,
+    cacheWriteTokens: r.cacheWriteTokens,
+    cacheReadTokens: r.cacheReadTokens,
     cost: formatUsdc(r.cost),
     latencyMs: r.latencyMs,
     createdAt: r.createdAt.toISOString(),

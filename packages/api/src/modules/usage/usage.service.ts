@@ -31,6 +31,8 @@ export async function summary(opts: {
       requests: sql<number>`count(*)::int`,
       inputTokens: sql<number>`coalesce(sum(${apiRequests.inputTokens}), 0)::int`,
       outputTokens: sql<number>`coalesce(sum(${apiRequests.outputTokens}), 0)::int`,
+      cacheWriteTokens: sql<number>`coalesce(sum(${apiRequests.cacheWriteTokens}), 0)::int`,
+      cacheReadTokens: sql<number>`coalesce(sum(${apiRequests.cacheReadTokens}), 0)::int`,
       cost: sql<string>`coalesce(sum(${apiRequests.cost}), 0)::text`,
     })
     .from(apiRequests)

@@ -42,6 +42,9 @@ export const apiRequests = pgTable(
     errorCode: text('error_code'),
     inputTokens: integer('input_tokens').notNull().default(0),
     outputTokens: integer('output_tokens').notNull().default(0),
+    // Of input_tokens: written to / read from the prompt cache (priced apart).
+    cacheWriteTokens: integer('cache_write_tokens').notNull().default(0),
+    cacheReadTokens: integer('cache_read_tokens').notNull().default(0),
     cost: bigint('cost', { mode: 'bigint' }).notNull().default(sql`0`),
     reserved: bigint('reserved', { mode: 'bigint' }).notNull().default(sql`0`),
     // The part of `reserved` held on the prepaid balance (0 when billing is off or the model
