@@ -364,6 +364,46 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
     await expect(notAllowed).rejects.toThrow(/policy\.model_not_allowed/);
   });
 
+  it('counts tokens with messages.countTokens: what the call then reports, free, no usage row', async () => {
+    const p = await server.project('Counting');
+    const counter = sdk(server, p.secret);
+    const prompt = {
+      model: 'mock-echo',
+      system: 'Answer in French.',
+      messages: [{ role: 'user' as const, content: 'How many tokens is this prompt?' }],
+      tools: TOOLS,
+    };
+    const counted = await counter.messages.countTokens(prompt);
+    expect(counted.input_tokens).toBeGreaterThan(10);
+    expect(await requestRows(server, p.projectId)).toEqual([]);
+    const message = await counter.messages.create({ ...prompt, max_tokens: 50 });
+    expect(message.usage.input_tokens).toBe(counted.input_tokens);
+
+    await expect(
+      counter.messages.countTokens({ ...prompt, model: 'no-such-model' }),
+    ).rejects.toBeInstanceOf(Anthropic.NotFoundError);
+    const bad = counter.messages.countTokens({ model: 'mock-echo', messages: [] });
+    await expect(bad).rejects.toBeInstanceOf(Anthropic.BadRequestError);
+    await expect(
+      sdk(server, 'ssk_not_a_real_key').messages.countTokens(prompt),
+    ).rejects.toBeInstanceOf(Anthropic.AuthenticationError);
+
+    // The policy applies: allowed models, and its rate, counted apart from model calls.
+    await server.owner.policies.update.mutate({ projectId: p.projectId, requestsPerMinute: 1 });
+    await counter.messages.countTokens(prompt);
+    const limited = counter.messages.countTokens(prompt);
+    await expect(limited).rejects.toBeInstanceOf(Anthropic.RateLimitError);
+    await counter.messages.create({ ...prompt, max_tokens: 5 });
+    await server.owner.policies.update.mutate({
+      projectId: p.projectId,
+      requestsPerMinute: null,
+      allowedModels: ['some-other-model'],
+    });
+    await expect(counter.messages.countTokens(prompt)).rejects.toThrow(/policy\.model_not_allowed/);
+    const rows = await requestRows(server, p.projectId);
+    expect(rows.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
+  });
+
   it('reports a model failure mid-stream as an SSE error event', async () => {
     const stream = client.messages.stream({
       model: 'mock-echo',

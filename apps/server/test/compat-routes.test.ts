@@ -259,4 +259,29 @@ describe('routed models', () => {
     const streamed = await anthropic.messages.stream(params).finalMessage();
     expect(streamed.usage).toMatchObject({ input_tokens: 5, cache_read_input_tokens: 3000 });
   });
+
+  it('counts tokens through an Anthropic upstream, and refuses to for an OpenAI one', async () => {
+    const prompt = {
+      model: 'cached-claude',
+      system: 'Rules.',
+      messages: [{ role: 'user' as const, content: 'Count me, please.' }],
+    };
+    const counted = await anthropic.messages.countTokens(prompt);
+    expect(claude.requests).toHaveLength(1);
+    expect(claude.requests[0]).toMatchObject({
+      path: '/v1/messages/count_tokens',
+      apiKey: claude.apiKey,
+      model: 'claude-sonnet-5-5',
+    });
+    // The upstream's count is what its reply to the same prompt reports.
+    const message = await anthropic.messages.create({ ...prompt, max_tokens: 20 });
+    expect(counted.input_tokens).toBe(message.usage.input_tokens);
+
+    const refused = anthropic.messages.countTokens({ ...prompt, model: 'house' });
+    await expect(refused).rejects.toBeInstanceOf(Anthropic.BadRequestError);
+    await expect(refused).rejects.toThrow(
+      /house is served by an openai upstream, which cannot count tokens/,
+    );
+    expect(upstream.requests).toHaveLength(0);
+  });
 });

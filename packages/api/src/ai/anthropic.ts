@@ -2,7 +2,14 @@ import Anthropic from '@anthropic-ai/sdk';
 import type { RawMessageStreamEvent } from '@anthropic-ai/sdk/resources/messages';
 import { cancelled, toModelError, toStreamError } from './anthropic-errors';
 import { ToolInputs, toMessageParam, toTool } from './anthropic-tools';
-import type { ModelEvent, ModelInfo, ModelProvider, ModelRequest, Usage } from './provider';
+import type {
+  ModelEvent,
+  ModelInfo,
+  ModelProvider,
+  ModelRequest,
+  TokenCountRequest,
+  Usage,
+} from './provider';
 import { ModelError } from './provider';
 
 /**
@@ -41,21 +48,57 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): Mode
     maxRetries: options.maxRetries ?? 2,
     timeout: options.timeoutMs ?? 600_000,
   });
-  return messagesProvider(client, options.models);
+  return messagesProvider(client, options.models, { countTokens: true });
 }
 
 /** Any client of the Messages API: Anthropic's own, or Bedrock's (same SDK, other transport). */
 export interface MessagesClient {
-  messages: Pick<Anthropic['messages'], 'create'>;
+  messages: Pick<Anthropic['messages'], 'create'> &
+    Partial<Pick<Anthropic['messages'], 'countTokens'>>;
 }
 
-/** A provider streaming through `client`, for the models listed. */
-export function messagesProvider(client: MessagesClient, list: AnthropicModel[]): ModelProvider {
+/**
+ * A provider streaming through `client`, for the models listed; it counts tokens through
+ * the upstream's count_tokens when `countTokens` is on (Anthropic's API has it, Bedrock's
+ * invoke endpoints do not).
+ */
+export function messagesProvider(
+  client: MessagesClient,
+  list: AnthropicModel[],
+  options: { countTokens?: boolean } = {},
+): ModelProvider {
   const models = list.map((m) => ({ ...m }));
+  const count = client.messages.countTokens?.bind(client.messages);
   return {
     models: () => models.map(({ upstreamModel: _, ...m }) => m),
     stream: (req) => streamMessages(client, models, req),
+    ...(options.countTokens && count
+      ? { countTokens: (req: TokenCountRequest) => countMessages(count, models, req) }
+      : {}),
   };
+}
+
+async function countMessages(
+  count: Anthropic['messages']['countTokens'],
+  models: readonly AnthropicModel[],
+  req: TokenCountRequest,
+): Promise<number> {
+  const model = models.find((m) => m.id === req.model);
+  if (!model) throw new ModelError('model.unavailable', `Unknown Claude model: ${req.model}`);
+  try {
+    const result = await count(
+      {
+        model: model.upstreamModel ?? req.model,
+        ...systemParam(req),
+        messages: req.messages.map(toMessageParam),
+        ...(req.tools?.length ? { tools: req.tools.map(toTool) } : {}),
+      },
+      { signal: req.signal },
+    );
+    return result.input_tokens;
+  } catch (err) {
+    throw toModelError(err, req.signal);
+  }
 }
 
 async function* streamMessages(
@@ -174,7 +217,7 @@ export function samplingParams(req: ModelRequest): {
 }
 
 /** The system prompt: a plain string, or one text block carrying the cache mark. */
-function systemParam(req: ModelRequest) {
+function systemParam(req: Pick<ModelRequest, 'system' | 'systemCacheControl'>) {
   if (!req.system) return {};
   if (!req.systemCacheControl) return { system: req.system };
   return {

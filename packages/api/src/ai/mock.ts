@@ -2,7 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { contentForCounting, contentText, toolsForCounting } from './content';
 import { toolDirectives, toolResultReply } from './mock-tools';
 import { MOCK_MODEL_ID, modelTable } from './models';
-import type { ModelEvent, ModelInfo, ModelProvider, ModelRequest } from './provider';
+import type {
+  ModelEvent,
+  ModelInfo,
+  ModelProvider,
+  ModelRequest,
+  TokenCountRequest,
+} from './provider';
 import { ModelError } from './provider';
 
 /**
@@ -37,7 +43,23 @@ export function createMockProvider(options: MockProviderOptions = {}): ModelProv
   return {
     models: () => [{ ...info }],
     stream: (req) => streamEcho(req, info, delayMs),
+    // Exactly the input tokens a call with this prompt reports.
+    countTokens: async (req) => {
+      if (req.model !== info.id) {
+        throw new ModelError('model.unavailable', `The mock provider does not serve ${req.model}`);
+      }
+      return mockTokenCount(promptText(req));
+    },
   };
+}
+
+/** The prompt as the mock counts it: tool definitions are part of it, as for a real model. */
+function promptText(req: TokenCountRequest): string {
+  return [
+    req.system ?? '',
+    toolsForCounting(req.tools),
+    ...req.messages.map((m) => contentForCounting(m.content)),
+  ].join('');
 }
 
 async function* streamEcho(
@@ -52,12 +74,7 @@ async function* streamEcho(
   const lastTurn = req.messages.findLast((m) => m.role === 'user');
   const lastUser = contentText(lastTurn?.content ?? '');
   const fail = lastUser.includes(MOCK_FAIL_MARKER);
-  // Tool definitions are part of the prompt, as they are for a real model.
-  const prompt = [
-    req.system ?? '',
-    toolsForCounting(req.tools),
-    ...req.messages.map((m) => contentForCounting(m.content)),
-  ].join('');
+  const prompt = promptText(req);
 
   const calls = req.tools?.length && !fail ? toolDirectives(lastUser, req.messages.length) : [];
   if (calls.length > 0) {

@@ -100,6 +100,12 @@ export interface ModelInfo {
   maxOutputTokens: number;
 }
 
+/** What counting a prompt's tokens needs: the prompt, without the reply's settings. */
+export type TokenCountRequest = Pick<
+  ModelRequest,
+  'model' | 'system' | 'systemCacheControl' | 'messages' | 'tools' | 'signal'
+>;
+
 export interface ModelProvider {
   /** Models this provider can serve right now. */
   models(): ModelInfo[];
@@ -108,4 +114,9 @@ export interface ModelProvider {
    * ModelError on failure (after any text already yielded: callers keep the partial text).
    */
   stream(req: ModelRequest): AsyncIterable<ModelEvent>;
+  /**
+   * The prompt's input tokens as the model counts them, without calling the model; absent
+   * when the upstream offers no way to count (OpenAI-compatible servers, Bedrock).
+   */
+  countTokens?(req: TokenCountRequest): Promise<number>;
 }

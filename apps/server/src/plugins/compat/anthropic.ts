@@ -16,7 +16,10 @@ import { anthropicErrorBody, toCompatError, unexpected } from './errors';
 import { disconnectSignal, SseWriter } from './sse';
 import { parseBody } from './validate';
 
-/** The Anthropic Messages API: POST /v1/messages, JSON or streamed (SSE). */
+/**
+ * The Anthropic Messages API: POST /v1/messages, JSON or streamed (SSE), and
+ * POST /v1/messages/count_tokens.
+ */
 
 /** Prompt caching: the prompt up to the marked block is cached upstream. */
 const CacheControl = z.object({
@@ -72,6 +75,14 @@ export const MessagesBody = z.object({
   stream: z.boolean().optional(),
 });
 export type MessagesBody = z.infer<typeof MessagesBody>;
+
+/** count_tokens takes the prompt alone; other fields are ignored, as the API does. */
+const CountTokensBody = MessagesBody.pick({
+  model: true,
+  messages: true,
+  system: true,
+  tools: true,
+});
 
 function joinText(blocks: string | { text: string }[] | undefined): string {
   if (blocks === undefined) return '';
@@ -289,5 +300,25 @@ export function anthropicRoutes(app: FastifyInstance, deps: Deps): void {
       signal,
       log: req.log,
     });
+  });
+
+  // Free and no usage row; the policy's allowed models and its rate apply (gateway.countTokens).
+  app.post('/v1/messages/count_tokens', { bodyLimit: MESSAGES_BODY_LIMIT }, async (req, reply) => {
+    const who = await authenticate(deps, req.headers, 'member');
+    const body = parseBody(CountTokensBody, req.body);
+    checkModel(deps, body.model, 1);
+    const prompt = toCompatRequest({ ...body, max_tokens: 1 });
+    const inputTokens = await deps.gateway.countTokens({
+      projectId: who.projectId,
+      userId: who.user.id,
+      keyId: who.keyId,
+      model: prompt.model,
+      system: prompt.system,
+      systemCacheControl: prompt.systemCacheControl,
+      messages: prompt.messages,
+      tools: prompt.tools,
+      signal: disconnectSignal(reply),
+    });
+    return { input_tokens: inputTokens };
   });
 }

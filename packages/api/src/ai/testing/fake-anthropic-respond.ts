@@ -101,6 +101,14 @@ export async function perform(
   }
 }
 
+/**
+ * POST /v1/messages/count_tokens: the input tokens a reply to this prompt would report (the
+ * fake's default count), so a test can hold the two against each other.
+ */
+export function sendTokenCount(res: ServerResponse, r: RecordedRequest): void {
+  sendJson(res, 200, { input_tokens: approxTokens(promptText(r)) });
+}
+
 function replyShape(
   step: Exclude<FakeStep, { kind: 'error' }>,
   r: RecordedRequest,

@@ -20,8 +20,13 @@ export interface RequestToCheck {
   tools: unknown;
 }
 
+/** Token counting: the same request checks, without max_tokens. */
+export const COUNT_TOKENS_PATH = '/v1/messages/count_tokens';
+
 export function validate(r: RequestToCheck, apiKey: string): Rejection | null {
-  if (r.method !== 'POST' || r.path.split('?')[0] !== '/v1/messages') {
+  const path = r.path.split('?')[0];
+  const counting = path === COUNT_TOKENS_PATH;
+  if (r.method !== 'POST' || !(path === '/v1/messages' || counting)) {
     return { status: 404, message: `Not found: ${r.method} ${r.path}` };
   }
   if (r.apiKey !== apiKey) return { status: 401, message: 'invalid x-api-key' };
@@ -29,7 +34,7 @@ export function validate(r: RequestToCheck, apiKey: string): Rejection | null {
     return { status: 400, message: 'anthropic-version: header is required' };
   }
   if (!r.model) return { status: 400, message: 'model: Field required' };
-  if (!(Number.isInteger(r.max_tokens) && (r.max_tokens ?? 0) >= 1)) {
+  if (!counting && !(Number.isInteger(r.max_tokens) && (r.max_tokens ?? 0) >= 1)) {
     return { status: 400, message: 'max_tokens: must be a positive integer' };
   }
   if (!Array.isArray(r.messages) || r.messages.length === 0) {

@@ -1,11 +1,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { perform, sendError } from './fake-anthropic-respond';
-import { validate } from './fake-anthropic-validate';
+import { perform, sendError, sendTokenCount } from './fake-anthropic-respond';
+import { COUNT_TOKENS_PATH, validate } from './fake-anthropic-validate';
 import { errorTypeFor } from './fake-anthropic-wire';
 
 /**
- * A real HTTP server speaking the Anthropic Messages API (POST /v1/messages, JSON and SSE),
+ * A real HTTP server speaking the Anthropic Messages API (POST /v1/messages, JSON and SSE;
+ * POST /v1/messages/count_tokens),
  * so tests drive the real SDK over a real socket: retries, stream parsing, connection cuts
  * and cancellation all happen for real. Each request takes the next scripted step; with
  * none left it gets the fallback reply. Requests are checked as the real API checks them
@@ -175,6 +176,8 @@ export async function startFakeAnthropic(
       sendError(res, rejection.status, errorTypeFor(rejection.status), rejection.message);
       return;
     }
+    // Counting takes no scripted step: it is answered from the prompt alone.
+    if (record.path.split('?')[0] === COUNT_TOKENS_PATH) return sendTokenCount(res, record);
     const next = queue.shift() ?? fallback;
     const step = typeof next === 'function' ? next(record) : next;
     await perform(step, record, res, n);

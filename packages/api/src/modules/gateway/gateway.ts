@@ -5,6 +5,7 @@ import {
   type ModelInfo,
   type ModelProvider,
   type ModelRequest,
+  type TokenCountRequest,
   type Usage,
 } from '../../ai/provider';
 import type { ModelRegistry } from '../../ai/registry';
@@ -33,6 +34,13 @@ export interface GatewayCall extends Omit<ModelRequest, 'signal'> {
   /** 'api': a call through the provider-compatible endpoints (/v1/messages, /v1/chat/completions). */
   source: 'chat' | 'run' | 'api';
   signal?: AbortSignal | undefined;
+}
+
+/** Counting a prompt's tokens for a project (the compatible endpoints' count_tokens). */
+export interface TokenCountCall extends TokenCountRequest {
+  projectId: string;
+  userId: string | null;
+  keyId?: string | null;
 }
 
 export interface GatewayDeps {
@@ -443,6 +451,52 @@ export function createGateway(deps: GatewayDeps) {
         );
       }
       if (failure) throw failure;
+    },
+
+    /**
+     * A prompt's input tokens, counted by the model's upstream without running the model:
+     * free and not a usage row, but the policy's allowed models apply, and it is limited at
+     * the policy's requests per minute, counted apart from model calls.
+     */
+    async countTokens(call: TokenCountCall): Promise<number> {
+      const info = deps.models.get(call.model);
+      if (!info) throw new ModelError('model.unavailable', `Unknown model "${call.model}"`);
+      const provider = deps.models.provider(call.model);
+      const rules = await loadRules(deps.db, call.projectId);
+      if (rules.allowedModels && !rules.allowedModels.includes(call.model)) {
+        throw new AppError(
+          'policy.model_not_allowed',
+          `This project's policy does not allow ${call.model}`,
+        );
+      }
+      if (rules.requestsPerMinute !== null) {
+        const keys = [`count:p:${call.projectId}`];
+        if (call.keyId) keys.push(`count:k:${call.projectId}:${call.keyId}`);
+        for (const key of keys) {
+          const r = await deps.limiter.hit(key, rules.requestsPerMinute, 60_000, 1);
+          if (!r.allowed) {
+            throw new AppError(
+              'rate_limited',
+              "This project's requests-per-minute policy for token counting is used up; retry shortly",
+              { retryAfterMs: r.retryAfterMs },
+            );
+          }
+        }
+      }
+      if (!provider.countTokens) {
+        throw new ModelError(
+          'model.bad_request',
+          `${call.model} is served by an ${info.provider} upstream, which cannot count tokens`,
+        );
+      }
+      return provider.countTokens({
+        model: call.model,
+        system: call.system,
+        systemCacheControl: call.systemCacheControl,
+        messages: call.messages,
+        tools: call.tools,
+        signal: call.signal,
+      });
     },
 
     /**
