@@ -1,4 +1,4 @@
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { desc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { type Actor, auditedBy } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
@@ -7,10 +7,6 @@ import { recordAudit } from '../audit/audit.service';
 import { projects } from '../projects/projects.table';
 import { type LedgerEntry, type LedgerKind, toLedgerEntry } from './billing.dto';
 import { ledgerEntries, projectBalances } from './billing.table';
-
-async function ensureBalanceRow(db: Db, projectId: string) {
-  await db.insert(projectBalances).values({ projectId }).onConflictDoNothing();
-}
 
 export async function getBalance(
   db: Db,
@@ -137,22 +133,6 @@ export async function creditProject(opts: {
     }
     return entry;
   });
-}
-
-/** Holds `amount` of the available balance for a call; false when it is not there. */
-export async function holdBalance(tx: Db, projectId: string, amount: bigint): Promise<boolean> {
-  await ensureBalanceRow(tx, projectId);
-  const held = await tx
-    .update(projectBalances)
-    .set({ reserved: sql`${projectBalances.reserved} + ${amount}` })
-    .where(
-      and(
-        eq(projectBalances.projectId, projectId),
-        sql`${projectBalances.balance} - ${projectBalances.reserved} >= ${amount}`,
-      ),
-    )
-    .returning({ projectId: projectBalances.projectId });
-  return held.length === 1;
 }
 
 /**

@@ -1,8 +1,7 @@
-import { and, eq, inArray, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
 import { type Actor, auditedBy } from '../../lib/actor';
-import { AppError } from '../../lib/errors';
 import { formatUsdc } from '../../lib/money';
 import { recordAudit } from '../audit/audit.service';
 import { type BudgetAlert, type BudgetLimit, budgetTopic, toBudgetLimit } from './budgets.dto';
@@ -13,84 +12,6 @@ export interface Hold {
   limitId: string;
   periodStart: Date;
   amount: bigint;
-}
-
-/** Limits that apply to a call: the project's, the agent's, the member's and the key's. */
-async function applicableLimits(
-  db: Db,
-  call: {
-    projectId: string;
-    agentId?: string | null;
-    userId?: string | null;
-    keyId?: string | null;
-  },
-) {
-  const scopes = [eq(budgetLimits.scope, 'project')];
-  if (call.agentId)
-    scopes.push(
-      and(eq(budgetLimits.scope, 'agent'), eq(budgetLimits.scopeId, call.agentId)) ?? sql`false`,
-    );
-  if (call.userId)
-    scopes.push(
-      and(eq(budgetLimits.scope, 'member'), eq(budgetLimits.scopeId, call.userId)) ?? sql`false`,
-    );
-  if (call.keyId)
-    scopes.push(
-      and(eq(budgetLimits.scope, 'key'), eq(budgetLimits.scopeId, call.keyId)) ?? sql`false`,
-    );
-  return (
-    db
-      .select()
-      .from(budgetLimits)
-      .where(and(eq(budgetLimits.projectId, call.projectId), or(...scopes)))
-      // A fixed order, so concurrent reservations lock budget rows alike and cannot deadlock.
-      .orderBy(budgetLimits.id)
-  );
-}
-
-/**
- * Holds `amount` against every applicable limit, each with one conditional UPDATE
- * (spent + reserved + amount <= limit), so concurrent calls can never overspend. Runs in the
- * caller's transaction: one refusal throws and rolls back the holds taken before it.
- */
-export async function holdBudgets(opts: {
-  tx: Db;
-  projectId: string;
-  agentId?: string | null;
-  userId?: string | null;
-  keyId?: string | null;
-  amount: bigint;
-  now: Date;
-}): Promise<Hold[]> {
-  const limits = await applicableLimits(opts.tx, opts);
-  const holds: Hold[] = [];
-  for (const limit of limits) {
-    const start = periodStart(limit.period, opts.now);
-    await opts.tx
-      .insert(budgetUsage)
-      .values({ limitId: limit.id, periodStart: start })
-      .onConflictDoNothing();
-    const held = await opts.tx
-      .update(budgetUsage)
-      .set({ reserved: sql`${budgetUsage.reserved} + ${opts.amount}` })
-      .where(
-        and(
-          eq(budgetUsage.limitId, limit.id),
-          eq(budgetUsage.periodStart, start),
-          sql`${budgetUsage.spent} + ${budgetUsage.reserved} + ${opts.amount} <= ${limit.amount}`,
-        ),
-      )
-      .returning({ limitId: budgetUsage.limitId });
-    if (held.length === 0) {
-      throw new AppError(
-        'budget.exceeded',
-        `The ${limit.scope} budget (${formatUsdc(limit.amount)} per ${limit.period}) does not cover this request`,
-        { limitId: limit.id },
-      );
-    }
-    holds.push({ limitId: limit.id, periodStart: start, amount: opts.amount });
-  }
-  return holds;
 }
 
 /**

@@ -16,11 +16,12 @@ import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { formatUsdc, MICRO, priceToPicoPerToken } from '../../lib/money';
 import type { RateLimiter } from '../../lib/rate-limit';
-import { holdBalance, settleBalanceHold } from '../billing/billing.service';
+import { settleBalanceHold } from '../billing/billing.service';
 import type { BudgetAlert } from '../budgets/budgets.dto';
-import { type Hold, holdBudgets, settleBudgets } from '../budgets/budgets.service';
+import { type Hold, settleBudgets } from '../budgets/budgets.service';
 import { loadRules } from '../policies/policies.service';
 import { apiRequestHolds, apiRequests } from '../usage/usage.table';
+import { groupCommit, type ReserveItem, reserveBatch, type SettleItem, settleBatch } from './books';
 import { estimateInputTokens, estimateOutputTokens } from './estimate';
 
 export interface GatewayCall extends Omit<ModelRequest, 'signal'> {
@@ -180,6 +181,10 @@ export function createGateway(deps: GatewayDeps) {
     }
   }
 
+  // Group commits: calls arriving while a batch is written go together in the next one.
+  const reserveQueued = groupCommit((items: ReserveItem[]) => reserveBatch(deps.db, items));
+  const settleQueued = groupCommit((items: SettleItem[]) => settleBatch(deps.db, deps.bus, items));
+
   async function settle(opts: {
     call: GatewayCall;
     requestId: string;
@@ -191,88 +196,40 @@ export function createGateway(deps: GatewayDeps) {
     errorCode: string | null;
     startedAt: number;
   }) {
-    const alerts = await deps.db.transaction(async (tx) => {
-      const [row] = await tx
-        .update(apiRequests)
-        .set({
-          status: opts.status,
-          errorCode: opts.errorCode,
-          inputTokens: opts.usage.inputTokens,
-          outputTokens: opts.usage.outputTokens,
-          cacheWriteTokens: opts.usage.cacheWriteTokens ?? 0,
-          cacheReadTokens: opts.usage.cacheReadTokens ?? 0,
-          cost: opts.cost,
-          reserved: 0n,
-          latencyMs: Date.now() - opts.startedAt,
-          finishedAt: new Date(),
-          heartbeatAt: null,
-        })
-        // Settle once: a sweeper that got here first already released the holds.
-        .where(and(eq(apiRequests.id, opts.requestId), eq(apiRequests.status, 'in_progress')))
-        .returning({ id: apiRequests.id });
-      if (!row) return [];
-      // Same lock order as the reservation (budget rows, then the balance): no deadlocks.
-      const alerts = await settleBudgets({
-        tx,
-        bus: deps.bus,
-        projectId: opts.call.projectId,
-        holds: opts.holds,
-        cost: opts.cost,
-      });
-      if (opts.balanceHold > 0n || (deps.billingMode === 'prepaid' && opts.cost > 0n)) {
-        await settleBalanceHold({
-          tx,
-          projectId: opts.call.projectId,
-          held: opts.balanceHold,
-          cost: deps.billingMode === 'prepaid' ? opts.cost : 0n,
-          reference: `charge:${opts.requestId}`,
-          metadata: { requestId: opts.requestId, model: opts.call.model },
-        });
-      }
-      return alerts;
+    const alerts = await settleQueued({
+      requestId: opts.requestId,
+      projectId: opts.call.projectId,
+      model: opts.call.model,
+      holds: opts.holds,
+      balanceHold: opts.balanceHold,
+      charge: deps.billingMode === 'prepaid' ? opts.cost : 0n,
+      cost: opts.cost,
+      status: opts.status,
+      errorCode: opts.errorCode,
+      inputTokens: opts.usage.inputTokens,
+      outputTokens: opts.usage.outputTokens,
+      cacheWriteTokens: opts.usage.cacheWriteTokens ?? 0,
+      cacheReadTokens: opts.usage.cacheReadTokens ?? 0,
+      latencyMs: Date.now() - opts.startedAt,
     });
-    for (const alert of alerts) await deps.onAlert?.(opts.call.projectId, alert).catch(() => {});
+    for (const { projectId, alert } of alerts) {
+      await deps.onAlert?.(projectId, alert).catch(() => {});
+    }
   }
 
   /**
-   * The reservation: one transaction, each hold a conditional UPDATE. A refusal rolls back
-   * every hold taken so far and throws the AppError.
+   * The reservation: every applicable budget limit and, in prepaid mode, the balance hold
+   * the worst case, all or nothing, in a group commit (books.ts). A refusal throws the
+   * AppError.
    */
   async function reserve(call: GatewayCall, model: string, worst: bigint): Promise<Reservation> {
-    const holdBalanceToo = deps.billingMode === 'prepaid' && worst > 0n;
-    return deps.db.transaction(async (tx) => {
-      const holds = await holdBudgets({
-        tx,
-        projectId: call.projectId,
-        agentId: call.agentId,
-        userId: call.userId,
-        keyId: call.keyId,
-        amount: worst,
-        now: new Date(),
-      });
-      if (holdBalanceToo && !(await holdBalance(tx, call.projectId, worst))) {
-        throw new AppError(
-          'balance.insufficient',
-          `The project balance does not cover this request (up to ${formatUsdc(worst)} USDC)`,
-        );
-      }
-      const [row] = await tx
-        .insert(apiRequests)
-        .values({
-          ...callColumns(call),
-          model,
-          status: 'in_progress',
-          reserved: worst,
-          balanceHeld: holdBalanceToo ? worst : 0n,
-          heartbeatAt: new Date(),
-        })
-        .returning({ id: apiRequests.id });
-      if (!row) throw new Error('insert returned no row');
-      if (holds.length > 0) {
-        await tx.insert(apiRequestHolds).values(holds.map((h) => ({ requestId: row.id, ...h })));
-      }
-      return { requestId: row.id, holds, balanceHold: holdBalanceToo ? worst : 0n };
+    const result = await reserveQueued({
+      columns: { ...callColumns(call), model },
+      worst,
+      holdBalance: deps.billingMode === 'prepaid' && worst > 0n,
     });
+    if (!result.ok) throw result.error;
+    return { requestId: result.requestId, holds: result.holds, balanceHold: result.balanceHold };
   }
 
   /** What one route would cost at worst for this call, within the policy's output cap. */
