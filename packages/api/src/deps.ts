@@ -18,6 +18,7 @@ import { createKeyUsageRecorder } from './modules/api-keys/api-keys.service';
 import { recordAudit } from './modules/audit/audit.service';
 import { createReplyRunner } from './modules/chat/replies';
 import { createGateway, type GatewayDeps } from './modules/gateway/gateway';
+import { createPolicyCache } from './modules/policies/policies.cache';
 import { createRunner } from './modules/runs/runner';
 import { type ConnectionRegistry, createConnectionRegistry } from './realtime/connections';
 import { type BlobStorage, createStorage } from './storage/storage';
@@ -52,7 +53,7 @@ function openLimiters(config: Config, database: DatabaseHandle, life: Lifecycle)
 function buildGateway(
   config: Config,
   db: Db,
-  deps: Pick<GatewayDeps, 'bus' | 'models' | 'limiter' | 'log'>,
+  deps: Pick<GatewayDeps, 'bus' | 'models' | 'limiter' | 'log' | 'policies'>,
 ) {
   return createGateway({
     ...deps,
@@ -131,7 +132,15 @@ export async function buildDeps(opts: {
   // Drains mail still being sent (a reset link asked for just before shutdown).
   life.defer('mail', () => mail.close());
   const models = createModelRegistry(config, { mockChunkDelayMs: opts.mockChunkDelayMs });
-  const gateway = buildGateway(config, db, { bus, models, limiter: sharedLimiter, log });
+  const policies = await createPolicyCache({ db, listen: database.listen.bind(database) });
+  life.defer('policy cache', () => policies.close());
+  const gateway = buildGateway(config, db, {
+    bus,
+    models,
+    limiter: sharedLimiter,
+    log,
+    policies,
+  });
   const { runner, replies } = await startRunners(config, database, life, {
     bus,
     models,

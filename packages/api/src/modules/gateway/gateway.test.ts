@@ -366,7 +366,11 @@ describe('prepaid balance (BILLING_MODE=prepaid)', () => {
       sql`update project_balances set reserved = ${2n * COST} where project_id = ${projectId}`,
     );
     // Another instance of the same database, configured with billing off, runs the sweep.
-    const offGateway = createGateway({ ...t.api.deps, billingMode: 'off' });
+    const offGateway = createGateway({
+      ...t.api.deps,
+      policies: t.api.deps.gateway.policies,
+      billingMode: 'off',
+    });
     expect(await offGateway.sweep()).toBe(1);
     // The live call's hold stays; the dead one's is gone; nothing was charged.
     expect(await getBalance(t.api.deps.db, projectId)).toEqual({

@@ -19,7 +19,8 @@ import type { RateLimiter } from '../../lib/rate-limit';
 import { settleBalanceHold } from '../billing/billing.service';
 import type { BudgetAlert } from '../budgets/budgets.dto';
 import { type Hold, settleBudgets } from '../budgets/budgets.service';
-import { loadRules } from '../policies/policies.service';
+import type { PolicyCache } from '../policies/policies.cache';
+import type { loadRules } from '../policies/policies.service';
 import { apiRequestHolds, apiRequests } from '../usage/usage.table';
 import { groupCommit, type ReserveItem, reserveBatch, type SettleItem, settleBatch } from './books';
 import { estimateInputTokens, estimateOutputTokens } from './estimate';
@@ -51,6 +52,8 @@ export interface GatewayDeps {
   limiter: RateLimiter;
   log: Logger;
   billingMode: Config['billing']['mode'];
+  /** The projects' policy rules, cached in process (policies.cache.ts). */
+  policies: PolicyCache;
   /** Called with each budget threshold crossed (the audit log listens). */
   onAlert?: (projectId: string, alert: BudgetAlert) => Promise<void>;
 }
@@ -347,11 +350,14 @@ export function createGateway(deps: GatewayDeps) {
   }
 
   return {
+    /** The policy rules cache, for the policies router to forget a changed policy at once. */
+    policies: deps.policies,
+
     async *stream(call: GatewayCall): AsyncGenerator<ModelEvent> {
       const info = deps.models.get(call.model);
       if (!info) throw new ModelError('model.unavailable', `Unknown model "${call.model}"`);
       const provider = deps.models.provider(call.model);
-      const rules = await loadRules(deps.db, call.projectId);
+      const rules = await deps.policies.rules(call.projectId);
 
       if (rules.allowedModels && !rules.allowedModels.includes(call.model)) {
         await deny(
@@ -419,7 +425,7 @@ export function createGateway(deps: GatewayDeps) {
       const info = deps.models.get(call.model);
       if (!info) throw new ModelError('model.unavailable', `Unknown model "${call.model}"`);
       const provider = deps.models.provider(call.model);
-      const rules = await loadRules(deps.db, call.projectId);
+      const rules = await deps.policies.rules(call.projectId);
       if (rules.allowedModels && !rules.allowedModels.includes(call.model)) {
         throw new AppError(
           'policy.model_not_allowed',

@@ -21,8 +21,16 @@ export const policiesRouter = router({
         tokensPerMinute: positiveInt.nullable().optional(),
       }),
     )
-    .mutation(({ ctx, input }) => {
+    .mutation(async ({ ctx, input }) => {
       const { projectId, ...patch } = input;
-      return policies.updatePolicy({ db: ctx.db, actor: ctx.actor, projectId, patch });
+      const policy = await policies.updatePolicy({
+        db: ctx.db,
+        actor: ctx.actor,
+        projectId,
+        patch,
+      });
+      // At once here; other instances forget it when the NOTIFY arrives.
+      ctx.gateway.policies.forget(projectId);
+      return policy;
     }),
 });

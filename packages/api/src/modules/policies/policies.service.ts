@@ -1,9 +1,12 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { type Actor, auditedBy } from '../../lib/actor';
 import { recordAudit } from '../audit/audit.service';
 import { type Policy, type PolicyRules, toPolicy } from './policies.dto';
 import { policies } from './policies.table';
+
+/** NOTIFY payload: the project whose policy changed; sent in the updating transaction. */
+export const POLICIES_CHANNEL = 'smartspace_policies';
 
 const NONE: PolicyRules = {
   allowedModels: null,
@@ -45,6 +48,8 @@ export async function updatePolicy(opts: {
       target: opts.projectId,
       metadata: { changed: Object.keys(opts.patch), policy: { ...policy } },
     });
+    // Every instance's policy cache forgets this project when the change commits.
+    await tx.execute(sql`select pg_notify(${POLICIES_CHANNEL}, ${opts.projectId})`);
     return policy;
   });
 }
