@@ -122,43 +122,34 @@ export async function reserveBatch(db: Db, items: ReserveItem[]): Promise<Reserv
         usageKeys.set(rowKey(limit.id, start), { limitId: limit.id, periodStart: start });
       }
     }
-    const usage = new Map<string, { spent: bigint; reserved: bigint }>();
-    if (usageKeys.size > 0) {
-      const sorted = [...usageKeys.values()].sort(byLimitAndPeriod);
-      const rows = await tx
-        .insert(budgetUsage)
-        .values(sorted)
-        .onConflictDoUpdate({
-          target: [budgetUsage.limitId, budgetUsage.periodStart],
-          set: { limitId: sql`excluded.limit_id` },
-        })
-        .returning({
-          limitId: budgetUsage.limitId,
-          periodStart: budgetUsage.periodStart,
-          spent: budgetUsage.spent,
-          reserved: budgetUsage.reserved,
-        });
-      for (const r of rows) usage.set(rowKey(r.limitId, r.periodStart), r);
-    }
+    // Both statements go out at once (pipelined on the transaction's connection) and run in
+    // the order sent: budget rows first, then balances, the order every batch locks in.
+    const sortedUsage = [...usageKeys.values()].sort(byLimitAndPeriod);
     const balanceIds = [
       ...new Set(items.filter((i) => i.holdBalance).map((i) => i.columns.projectId)),
     ].sort();
+    const [usageRows, balanceRows] = await Promise.all([
+      sortedUsage.length === 0
+        ? []
+        : tx
+            .insert(budgetUsage)
+            .values(sortedUsage)
+            .onConflictDoUpdate({
+              target: [budgetUsage.limitId, budgetUsage.periodStart],
+              set: { limitId: sql`excluded.limit_id` },
+            })
+            .returning({
+              limitId: budgetUsage.limitId,
+              periodStart: budgetUsage.periodStart,
+              spent: budgetUsage.spent,
+              reserved: budgetUsage.reserved,
+            }),
+      balanceIds.length === 0 ? [] : lockBalances(tx, balanceIds),
+    ]);
+    const usage = new Map<string, { spent: bigint; reserved: bigint }>();
+    for (const r of usageRows) usage.set(rowKey(r.limitId, r.periodStart), r);
     const balances = new Map<string, { balance: bigint; reserved: bigint }>();
-    if (balanceIds.length > 0) {
-      const rows = await tx
-        .insert(projectBalances)
-        .values(balanceIds.map((projectId) => ({ projectId })))
-        .onConflictDoUpdate({
-          target: projectBalances.projectId,
-          set: { projectId: sql`excluded.project_id` },
-        })
-        .returning({
-          projectId: projectBalances.projectId,
-          balance: projectBalances.balance,
-          reserved: projectBalances.reserved,
-        });
-      for (const r of rows) balances.set(r.projectId, r);
-    }
+    for (const r of balanceRows) balances.set(r.projectId, r);
 
     // Admission, in arrival order, against the running totals.
     const results: ReserveResult[] = items.map((item, i) => {
@@ -248,14 +239,30 @@ export async function reserveBatch(db: Db, items: ReserveItem[]): Promise<Reserv
         })),
       ),
     );
-    await Promise.all(writes);
     const holdRows = admitted.flatMap(({ r }) =>
       r.holds.map((h) => ({ requestId: r.requestId, ...h })),
     );
-    // After the requests they reference (a foreign key).
-    if (holdRows.length > 0) await tx.insert(apiRequestHolds).values(holdRows);
+    // Sent after the requests they reference (a foreign key): pipelined statements run in order.
+    if (holdRows.length > 0) writes.push(tx.insert(apiRequestHolds).values(holdRows));
+    await Promise.all(writes);
     return results;
   });
+}
+
+/** Upserts and locks the projects' balance rows (sorted), returning what they hold. */
+function lockBalances(tx: Db, projectIds: string[]) {
+  return tx
+    .insert(projectBalances)
+    .values(projectIds.map((projectId) => ({ projectId })))
+    .onConflictDoUpdate({
+      target: projectBalances.projectId,
+      set: { projectId: sql`excluded.project_id` },
+    })
+    .returning({
+      projectId: projectBalances.projectId,
+      balance: projectBalances.balance,
+      reserved: projectBalances.reserved,
+    });
 }
 
 function byLimitAndPeriod(
@@ -298,147 +305,84 @@ export async function settleBatch(
   bus: EventBus,
   items: SettleItem[],
 ): Promise<SettleResult[]> {
+  const usageKeys = new Map<string, { limitId: string; periodStart: Date }>();
+  for (const s of items) {
+    for (const h of s.holds) usageKeys.set(rowKey(h.limitId, h.periodStart), h);
+  }
+  const sortedUsage = [...usageKeys.values()].sort(byLimitAndPeriod);
+  const balanceIds = [
+    ...new Set(items.filter((s) => s.balanceHold > 0n || s.charge > 0n).map((s) => s.projectId)),
+  ].sort();
+
   return db.transaction(async (tx) => {
     const finishedAt = new Date();
-    const finished = await Promise.all(
-      items.map((s) =>
-        tx
-          .update(apiRequests)
-          .set({
-            status: s.status,
-            errorCode: s.errorCode,
-            inputTokens: s.inputTokens,
-            outputTokens: s.outputTokens,
-            cacheWriteTokens: s.cacheWriteTokens,
-            cacheReadTokens: s.cacheReadTokens,
-            cost: s.cost,
-            reserved: 0n,
-            latencyMs: s.latencyMs,
-            finishedAt,
-            heartbeatAt: null,
-          })
-          .where(and(eq(apiRequests.id, s.requestId), eq(apiRequests.status, 'in_progress')))
-          .returning({ id: apiRequests.id }),
+    // One round trip: the calls' rows finished (each once: a sweeper that got there first
+    // already released it), then the budget rows and balances they held locked, in the order
+    // every batch locks in (pipelined statements run in the order sent).
+    const [finished, locked, balanceRows] = await Promise.all([
+      Promise.all(
+        items.map((s) =>
+          tx
+            .update(apiRequests)
+            .set({
+              status: s.status,
+              errorCode: s.errorCode,
+              inputTokens: s.inputTokens,
+              outputTokens: s.outputTokens,
+              cacheWriteTokens: s.cacheWriteTokens,
+              cacheReadTokens: s.cacheReadTokens,
+              cost: s.cost,
+              reserved: 0n,
+              latencyMs: s.latencyMs,
+              finishedAt,
+              heartbeatAt: null,
+            })
+            .where(and(eq(apiRequests.id, s.requestId), eq(apiRequests.status, 'in_progress')))
+            .returning({ id: apiRequests.id }),
+        ),
       ),
-    );
+      sortedUsage.length === 0 ? [] : lockUsage(tx, sortedUsage),
+      balanceIds.length === 0 ? [] : lockBalances(tx, balanceIds),
+    ]);
     const live = items.filter((_, i) => (finished[i]?.length ?? 0) > 0);
     const results: SettleResult[] = items.map(() => []);
+    const writes: Promise<unknown>[] = [];
 
-    // Budget rows: release the holds, add the costs; locked in the reservation's order.
-    const deltas = new Map<
-      string,
-      { limitId: string; periodStart: Date; held: bigint; cost: bigint; first: number }
-    >();
+    // Budget rows: release the holds, add the costs.
+    const deltas = new Map<string, { held: bigint; cost: bigint; first: number }>();
     for (const s of live) {
       for (const h of s.holds) {
         const key = rowKey(h.limitId, h.periodStart);
-        const d = deltas.get(key) ?? {
-          limitId: h.limitId,
-          periodStart: h.periodStart,
-          held: 0n,
-          cost: 0n,
-          first: items.indexOf(s),
-        };
+        const d = deltas.get(key) ?? { held: 0n, cost: 0n, first: items.indexOf(s) };
         d.held += h.amount;
         d.cost += s.cost;
         deltas.set(key, d);
       }
     }
-    if (deltas.size > 0) {
-      const sorted = [...deltas.values()].sort(byLimitAndPeriod);
-      const locked = await tx
-        .select({
-          limitId: budgetUsage.limitId,
-          periodStart: budgetUsage.periodStart,
-          spent: budgetUsage.spent,
-          reserved: budgetUsage.reserved,
-          amount: budgetLimits.amount,
-          alertAt: budgetLimits.alertAt,
-          projectId: budgetLimits.projectId,
-        })
-        .from(budgetUsage)
-        .innerJoin(budgetLimits, eq(budgetLimits.id, budgetUsage.limitId))
-        .where(
-          or(
-            ...sorted.map((d) =>
-              and(eq(budgetUsage.limitId, d.limitId), eq(budgetUsage.periodStart, d.periodStart)),
-            ),
+    const crossed: Array<{ row: (typeof locked)[number]; after: bigint; first: number }> = [];
+    for (const row of locked) {
+      const d = deltas.get(rowKey(row.limitId, row.periodStart));
+      if (!d) continue;
+      const reserved = row.reserved > d.held ? row.reserved - d.held : 0n;
+      const after = row.spent + d.cost;
+      writes.push(
+        tx
+          .update(budgetUsage)
+          .set({ reserved, spent: after })
+          .where(
+            and(eq(budgetUsage.limitId, row.limitId), eq(budgetUsage.periodStart, row.periodStart)),
           ),
-        )
-        .orderBy(budgetUsage.limitId, budgetUsage.periodStart)
-        .for('update', { of: budgetUsage });
-      await Promise.all(
-        locked.map((row) => {
-          const d = deltas.get(rowKey(row.limitId, row.periodStart));
-          if (!d) return null;
-          const reserved = row.reserved > d.held ? row.reserved - d.held : 0n;
-          return tx
-            .update(budgetUsage)
-            .set({ reserved, spent: row.spent + d.cost })
-            .where(
-              and(
-                eq(budgetUsage.limitId, row.limitId),
-                eq(budgetUsage.periodStart, row.periodStart),
-              ),
-            );
-        }),
       );
-      for (const row of locked) {
-        const d = deltas.get(rowKey(row.limitId, row.periodStart));
-        if (!d || d.cost <= 0n) continue;
-        const before = row.spent;
-        const after = row.spent + d.cost;
-        for (const threshold of row.alertAt) {
-          const mark = (row.amount * BigInt(Math.round(threshold * 1_000_000))) / 1_000_000n;
-          if (before >= mark || after < mark) continue;
-          const inserted = await tx
-            .insert(budgetAlerts)
-            .values({ limitId: row.limitId, periodStart: row.periodStart, threshold, spent: after })
-            .onConflictDoNothing()
-            .returning({ limitId: budgetAlerts.limitId });
-          if (inserted.length === 0) continue;
-          const alert = {
-            limitId: row.limitId,
-            threshold,
-            spent: formatUsdc(after),
-            amount: formatUsdc(row.amount),
-          };
-          await bus.publish({
-            topic: budgetTopic(row.projectId),
-            type: 'budget.alert',
-            payload: alert,
-            db: tx,
-          });
-          results[d.first]?.push({ projectId: row.projectId, alert });
-        }
-      }
+      if (d.cost > 0n) crossed.push({ row, after, first: d.first });
     }
 
     // Balances: release each hold, then charge its call, capped at what is available then.
-    const byProject = new Map<string, SettleItem[]>();
-    for (const s of live) {
-      if (s.balanceHold <= 0n && s.charge <= 0n) continue;
-      byProject.set(s.projectId, [...(byProject.get(s.projectId) ?? []), s]);
-    }
-    if (byProject.size === 0) return results;
-    const ids = [...byProject.keys()].sort();
-    const rows = await tx
-      .insert(projectBalances)
-      .values(ids.map((projectId) => ({ projectId })))
-      .onConflictDoUpdate({
-        target: projectBalances.projectId,
-        set: { projectId: sql`excluded.project_id` },
-      })
-      .returning({
-        projectId: projectBalances.projectId,
-        balance: projectBalances.balance,
-        reserved: projectBalances.reserved,
-      });
-    const writes: Promise<unknown>[] = [];
     const entries: Array<typeof ledgerEntries.$inferInsert> = [];
-    for (const row of rows) {
+    for (const row of balanceRows) {
+      const calls = live.filter((s) => s.projectId === row.projectId);
+      if (calls.length === 0) continue;
       let { balance, reserved } = row;
-      for (const s of byProject.get(row.projectId) ?? []) {
+      for (const s of calls) {
         reserved = reserved > s.balanceHold ? reserved - s.balanceHold : 0n;
         if (s.charge <= 0n) continue;
         const available = balance - reserved;
@@ -468,6 +412,58 @@ export async function settleBatch(
     }
     if (entries.length > 0) writes.push(tx.insert(ledgerEntries).values(entries));
     await Promise.all(writes);
+
+    // Thresholds crossed by this batch's spend fire once per period (the alert row's key).
+    for (const { row, after, first } of crossed) {
+      for (const threshold of row.alertAt) {
+        const mark = (row.amount * BigInt(Math.round(threshold * 1_000_000))) / 1_000_000n;
+        if (row.spent >= mark || after < mark) continue;
+        const inserted = await tx
+          .insert(budgetAlerts)
+          .values({ limitId: row.limitId, periodStart: row.periodStart, threshold, spent: after })
+          .onConflictDoNothing()
+          .returning({ limitId: budgetAlerts.limitId });
+        if (inserted.length === 0) continue;
+        const alert = {
+          limitId: row.limitId,
+          threshold,
+          spent: formatUsdc(after),
+          amount: formatUsdc(row.amount),
+        };
+        await bus.publish({
+          topic: budgetTopic(row.projectId),
+          type: 'budget.alert',
+          payload: alert,
+          db: tx,
+        });
+        results[first]?.push({ projectId: row.projectId, alert });
+      }
+    }
     return results;
   });
+}
+
+/** Locks budget rows in the given (sorted) order, with their limits' amounts and alerts. */
+function lockUsage(tx: Db, keys: Array<{ limitId: string; periodStart: Date }>) {
+  return tx
+    .select({
+      limitId: budgetUsage.limitId,
+      periodStart: budgetUsage.periodStart,
+      spent: budgetUsage.spent,
+      reserved: budgetUsage.reserved,
+      amount: budgetLimits.amount,
+      alertAt: budgetLimits.alertAt,
+      projectId: budgetLimits.projectId,
+    })
+    .from(budgetUsage)
+    .innerJoin(budgetLimits, eq(budgetLimits.id, budgetUsage.limitId))
+    .where(
+      or(
+        ...keys.map((k) =>
+          and(eq(budgetUsage.limitId, k.limitId), eq(budgetUsage.periodStart, k.periodStart)),
+        ),
+      ),
+    )
+    .orderBy(budgetUsage.limitId, budgetUsage.periodStart)
+    .for('update', { of: budgetUsage });
 }
