@@ -23,6 +23,7 @@
  */
 import { cpus, loadavg } from 'node:os';
 import autocannon, { type Options, type Result } from 'autocannon';
+import { runChat } from './chat';
 import { runCompat } from './compat';
 import { runFanout } from './fanout';
 import { runGateway } from './gateway';
@@ -224,6 +225,7 @@ const SUITES = {
   gateway: runGateway,
   runs: runRuns,
   compat: runCompat,
+  chat: async () => (await runChat()) !== null,
 } as const;
 type Suite = keyof typeof SUITES;
 const isSuite = (s: string): s is Suite => Object.hasOwn(SUITES, s);
