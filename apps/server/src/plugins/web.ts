@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 
@@ -15,7 +16,7 @@ export interface WebPluginOptions {
   root?: string;
 }
 
-export const DEFAULT_WEB_ROOT = resolve(import.meta.dirname, '../../../web/dist');
+export const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../../web/dist', import.meta.url));
 
 /** Hashed file names change with their content: cache them forever. */
 const ASSET_CACHE = 'public, max-age=31536000, immutable';
