@@ -9,6 +9,7 @@
  * BENCH_CHAT_SENDS (default 200) sequential sends, each in a new conversation.
  */
 import { cpus, loadavg } from 'node:os';
+import { record } from './goals';
 import { markdownTable } from './report';
 import { startChild, stopChild } from './shared';
 
@@ -41,6 +42,7 @@ export async function runChat(): Promise<ChatFigures | null> {
   const { child, ready: r } = await startChild<ChatReport>('./chat-worker.ts');
   await stopChild(child);
   const overheadMs = r.replyP50Ms - r.directP50Ms;
+  if (r.failed === 0) record('chat.overhead', overheadMs);
   const cpu = cpus();
   console.log(`
 ## SmartSpace chat bench

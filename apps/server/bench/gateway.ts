@@ -15,6 +15,7 @@
  */
 import { cpus, loadavg } from 'node:os';
 import type { GatewayCase, GatewayReport } from './gateway-measure';
+import { record } from './goals';
 import { markdownTable } from './report';
 import { startChild, stopChild } from './shared';
 
@@ -80,6 +81,11 @@ export async function runGateway(): Promise<boolean> {
   const added =
     seqDirect && seqFull ? number.format(microsPerCall(seqFull) - microsPerCall(seqDirect)) : '?';
   const contention = spread && hot ? (perSecond(hot) / perSecond(spread)).toFixed(2) : '?';
+  if (seqDirect && seqFull) {
+    record('gateway.added', (microsPerCall(seqFull) - microsPerCall(seqDirect)) / 1000);
+  }
+  // Only a run whose books balanced counts.
+  if (hot && hot.errors === 0 && hot.problems.length === 0) record('gateway.hot', perSecond(hot));
   const denials = denying ? number.format(denying.denied / denying.seconds) : '?';
   const cpu = cpus();
   const busy =

@@ -1,6 +1,6 @@
 /**
  * `pnpm bench`: every suite, or the one named by `pnpm bench <suite>` or BENCH_SUITE
- * (http | fanout | gateway | runs | compat). PostgreSQL when BENCH_DATABASE_URL or
+ * (http | fanout | gateway | runs | compat | chat | start). PostgreSQL when BENCH_DATABASE_URL or
  * TEST_DATABASE_URL is set (a cloned test database), else in-memory PGlite.
  *
  * http: throughput and p99 latency of the real app, as ratios against a raw Fastify route on
@@ -20,6 +20,13 @@
  * compat: streamed POST /v1/messages through SmartSpace (key, gateway, the Claude adapter)
  * beside the same Messages-API stand-in called directly: added ms to the first token and per
  * call, and calls/s at 50 in flight (compat.ts).
+ *
+ * chat: chat.send → reply.completed beside the model's own time (chat.ts).
+ *
+ * start: the production start (the compiled server) to its first /health 200 (start.ts).
+ *
+ * After the suites, the goals table (goals.ts): every goal in order, this run's figure, met
+ * or not.
  */
 import { cpus, loadavg } from 'node:os';
 import autocannon, { type Options, type Result } from 'autocannon';
@@ -27,10 +34,12 @@ import { runChat } from './chat';
 import { runCompat } from './compat';
 import { runFanout } from './fanout';
 import { runGateway } from './gateway';
+import { goalsReport, record } from './goals';
 import { failures, type Row, summary, table } from './report';
 import { runRuns } from './runs';
 import type { ReadyMessage } from './server';
 import { mutate, startChild, stopChild } from './shared';
+import { runStart } from './start';
 
 const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 5);
 const WARMUP = 1;
@@ -185,6 +194,13 @@ async function runHttp(): Promise<boolean> {
     );
 
     const baseline = rows[0]?.result.requests.average ?? 1;
+    const rate = (prefix: string) =>
+      rows.find((r) => r.name.startsWith(prefix))?.result.requests.average;
+    const driverRead = rate('raw Fastify + driver PK read');
+    const projectsGet = rate('tRPC projects.get');
+    const usersMe = rate('tRPC users.me');
+    if (driverRead && projectsGet) record('http.projectsGet', projectsGet / driverRead);
+    if (driverRead && usersMe) record('http.usersMe', usersMe / driverRead);
     const batchRow = rows.find((r) => r.name.startsWith('tRPC batch'));
     const again = rows.find((r) => r.name.includes('drift'))?.result.requests.average ?? baseline;
     const drift = again / baseline - 1;
@@ -226,6 +242,7 @@ const SUITES = {
   runs: runRuns,
   compat: runCompat,
   chat: async () => (await runChat()) !== null,
+  start: runStart,
 } as const;
 type Suite = keyof typeof SUITES;
 const isSuite = (s: string): s is Suite => Object.hasOwn(SUITES, s);
@@ -246,6 +263,8 @@ async function main(): Promise<void> {
       process.exitCode = 1;
     }
   }
+  const goals = goalsReport();
+  if (goals) console.log(`\n${goals}`);
 }
 
 void main();
