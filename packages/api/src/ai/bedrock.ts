@@ -1,5 +1,5 @@
-import { AnthropicBedrock } from '@anthropic-ai/bedrock-sdk';
-import { type AnthropicModel, messagesProvider } from './anthropic';
+import type { AnthropicBedrock } from '@anthropic-ai/bedrock-sdk';
+import { type AnthropicModel, type MessagesClient, messagesProvider } from './anthropic';
 import type { ModelProvider } from './provider';
 
 /**
@@ -21,14 +21,30 @@ export interface BedrockProviderOptions {
 }
 
 export function createBedrockProvider(options: BedrockProviderOptions): ModelProvider {
-  const client = new AnthropicBedrock({
-    awsRegion: options.awsRegion,
-    awsAccessKey: options.awsAccessKey,
-    awsSecretKey: options.awsSecretKey,
-    // Explicit, so the SDK does not read ANTHROPIC_BEDROCK_BASE_URL or AWS_* itself.
-    ...(options.baseURL ? { baseURL: options.baseURL } : {}),
-    maxRetries: options.maxRetries ?? 2,
-    timeout: options.timeoutMs ?? 600_000,
-  });
-  return messagesProvider(client, options.models);
+  // The SDK (with the AWS signing stack) is loaded on the first call: it takes a noticeable
+  // part of start-up, and most deployments route nothing to Bedrock.
+  let client: Promise<AnthropicBedrock> | null = null;
+  const load = () => {
+    client ??= import('@anthropic-ai/bedrock-sdk').then(
+      ({ AnthropicBedrock }) =>
+        new AnthropicBedrock({
+          awsRegion: options.awsRegion,
+          awsAccessKey: options.awsAccessKey,
+          awsSecretKey: options.awsSecretKey,
+          // Explicit, so the SDK does not read ANTHROPIC_BEDROCK_BASE_URL or AWS_* itself.
+          ...(options.baseURL ? { baseURL: options.baseURL } : {}),
+          maxRetries: options.maxRetries ?? 2,
+          timeout: options.timeoutMs ?? 600_000,
+        }),
+    );
+    return client;
+  };
+  const lazy = {
+    messages: {
+      create: (async (params: unknown, opts: unknown) =>
+        // biome-ignore lint/suspicious/noExplicitAny: forwarded unchanged to the same SDK method
+        (await load()).messages.create(params as any, opts as any)) as unknown,
+    },
+  } as MessagesClient;
+  return messagesProvider(lazy, options.models);
 }

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../config';
 import { localStorage } from './local';
-import { type BlobStorage, storageKeyFor } from './storage';
+import { type BlobStorage, createStorage, storageKeyFor } from './storage';
 
 /**
  * The BlobStorage contract, run against the local disk store. The S3 store implements the
@@ -63,5 +64,29 @@ describe('local BlobStorage', () => {
       await expect(storage.get(bad)).rejects.toThrow('invalid storage key');
       await expect(storage.delete(bad)).rejects.toThrow('invalid storage key');
     }
+  });
+});
+
+describe('createStorage', () => {
+  it('loads the S3 store on first use, and its failures reach the caller', async () => {
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      JWT_SECRET: 'storage-test-secret-that-is-long-enough-0123456789',
+      S3_BUCKET: 'smartspace-test',
+      // Nothing listens on port 9: the SDK's request fails to connect.
+      S3_ENDPOINT: 'http://127.0.0.1:9',
+      S3_REGION: 'us-east-1',
+      S3_ACCESS_KEY_ID: 'test',
+      S3_SECRET_ACCESS_KEY: 'test',
+      S3_FORCE_PATH_STYLE: 'true',
+    });
+    const s3 = createStorage(config.files);
+    expect(s3.kind).toBe('s3');
+    await expect(
+      s3.delete(storageKeyFor('0123abcd-0000-4000-8000-000000000009')),
+    ).rejects.toThrow();
+    expect(
+      createStorage(loadConfig({ NODE_ENV: 'test', JWT_SECRET: 'x'.repeat(40) }).files).kind,
+    ).toBe('local');
   });
 });

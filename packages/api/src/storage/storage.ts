@@ -1,7 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Config } from '../config';
 import { localStorage } from './local';
-import { s3Storage } from './s3';
 
 /** Inclusive byte range, as in HTTP `Range: bytes=start-end`. */
 export interface ByteRange {
@@ -43,5 +42,26 @@ export function storageKeyFor(id: string): string {
 }
 
 export function createStorage(files: Config['files']): BlobStorage {
-  return files.s3 ? s3Storage(files.s3) : localStorage(files.dir);
+  return files.s3 ? lazyS3(files.s3) : localStorage(files.dir);
+}
+
+/**
+ * The S3 store, its SDK loaded on first use: the AWS SDK takes a noticeable part of start-up,
+ * and a deployment on local storage never needs it.
+ */
+function lazyS3(settings: NonNullable<Config['files']['s3']>): BlobStorage {
+  let store: Promise<BlobStorage> | null = null;
+  const load = () => {
+    store ??= import('./s3').then((m) => m.s3Storage(settings));
+    return store;
+  };
+  return {
+    kind: 's3',
+    put: async (key, body) => (await load()).put(key, body),
+    get: async (key, range) => (await load()).get(key, range),
+    delete: async (key) => (await load()).delete(key),
+    async *list() {
+      yield* (await load()).list();
+    },
+  };
 }
