@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import websocket from '@fastify/websocket';
-import { type Api, type Context, isServiceUnavailable } from '@smartspace/api';
+import {
+  type Api,
+  AppError,
+  type Context,
+  genericAppCodes,
+  isServiceUnavailable,
+} from '@smartspace/api';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -10,9 +16,11 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from './logger';
+import { createMetrics, type Metrics } from './metrics';
 import { compatPlugin } from './plugins/compat';
 import { docsPlugin } from './plugins/docs';
 import { filesPlugin } from './plugins/files';
+import { metricsPlugin, procedureLabel } from './plugins/metrics';
 import { trpcPlugin } from './plugins/trpc';
 import { trpcErrorBody } from './plugins/trpc-errors';
 import { webPlugin } from './plugins/web';
@@ -20,6 +28,8 @@ import { webPlugin } from './plugins/web';
 export interface AppOptions {
   api: Api;
   logger: Logger;
+  /** Where /metrics reads from; pass the one whose gateway hook createApi got. */
+  metrics?: Metrics;
 }
 
 /** Max calls in one HTTP batch (API.md). */
@@ -76,8 +86,10 @@ function bearer(header: string | undefined): string | null {
 }
 
 /** Builds the HTTP app; listening and shutdown live in server.ts so tests can inject. */
-export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ api, logger, ...opts }: AppOptions): Promise<FastifyInstance> {
   const { config } = api.deps;
+  const metrics = opts.metrics ?? createMetrics();
+  const procedures = new Set(Object.keys(api.router._def.procedures));
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     trustProxy: config.trustProxy,
@@ -176,6 +188,9 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
     options: { maxPayload: config.realtime.maxPayloadBytes },
   });
 
+  // Before the routes, so its hooks time every one of them.
+  await app.register(metricsPlugin, { api, metrics, token: config.metricsToken });
+
   app.get('/health', async () => ({ status: 'ok' }));
 
   app.get('/ready', async (_req, reply) => {
@@ -205,6 +220,14 @@ export async function buildApp({ api, logger }: AppOptions): Promise<FastifyInst
         userAgent: req.headers['user-agent'],
       }),
     onError: ({ error, path, ctx }) => {
+      metrics.trpcErrors.inc({
+        procedure: procedureLabel(procedures, path),
+        code: error.code,
+        app_code:
+          error.cause instanceof AppError
+            ? error.cause.code
+            : (genericAppCodes[error.code] ?? 'internal'),
+      });
       if (error.code === 'INTERNAL_SERVER_ERROR') {
         logger.error(
           { err: error.cause ?? error, path, requestId: ctx?.req.requestId },

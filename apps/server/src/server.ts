@@ -1,6 +1,7 @@
 import { CloseCode, ConfigError, createApi, loadConfig } from '@smartspace/api';
 import { buildApp } from './app';
 import { createLogger } from './logger';
+import { createMetrics } from './metrics';
 
 const SHUTDOWN_GRACE_MS = 15_000;
 const SOCKET_DRAIN_MS = 1_000;
@@ -17,8 +18,13 @@ async function main() {
     throw e;
   }
   const logger = createLogger(config.logLevel);
-  const api = await createApi({ config, log: logger });
-  const app = await buildApp({ api, logger });
+  const metrics = createMetrics();
+  const api = await createApi({
+    config,
+    log: logger,
+    observe: { gatewayCall: metrics.observeGatewayCall },
+  });
+  const app = await buildApp({ api, logger, metrics });
 
   let closing = false;
   const shutdown = async (signal: string) => {

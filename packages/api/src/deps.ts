@@ -17,7 +17,11 @@ import { createMailer, createMailTransport } from './mail/mail';
 import { createKeyUsageRecorder } from './modules/api-keys/api-keys.service';
 import { recordAudit } from './modules/audit/audit.service';
 import { createReplyRunner } from './modules/chat/replies';
-import { createGateway, type GatewayDeps } from './modules/gateway/gateway';
+import {
+  createGateway,
+  type GatewayCallSummary,
+  type GatewayDeps,
+} from './modules/gateway/gateway';
 import { createPolicyCache } from './modules/policies/policies.cache';
 import { createRunner } from './modules/runs/runner';
 import { type ConnectionRegistry, createConnectionRegistry } from './realtime/connections';
@@ -53,7 +57,7 @@ function openLimiters(config: Config, database: DatabaseHandle, life: Lifecycle)
 function buildGateway(
   config: Config,
   db: Db,
-  deps: Pick<GatewayDeps, 'bus' | 'models' | 'limiter' | 'log' | 'policies'>,
+  deps: Pick<GatewayDeps, 'bus' | 'models' | 'limiter' | 'log' | 'policies' | 'onCall'>,
 ) {
   return createGateway({
     ...deps,
@@ -97,6 +101,11 @@ async function startRunners(
   return { runner, replies };
 }
 
+/** Hooks for metrics: told what happened, never able to change it. */
+export interface Observers {
+  gatewayCall?: ((call: GatewayCallSummary) => void) | undefined;
+}
+
 export interface BuiltDeps {
   deps: Deps;
   redis: Redis | null;
@@ -115,6 +124,7 @@ export async function buildDeps(opts: {
   log: Logger;
   mockChunkDelayMs?: number | undefined;
   storage?: BlobStorage | undefined;
+  observe?: Observers | undefined;
 }): Promise<BuiltDeps> {
   const { config, database, life, log } = opts;
   const db = database.db;
@@ -140,6 +150,7 @@ export async function buildDeps(opts: {
     limiter: sharedLimiter,
     log,
     policies,
+    onCall: opts.observe?.gatewayCall,
   });
   const { runner, replies } = await startRunners(config, database, life, {
     bus,

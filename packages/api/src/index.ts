@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config';
 import { type Context, createContextInner, type Deps, type RequestMeta } from './context';
 import type { DatabaseHandle } from './db/client';
-import { buildDeps, openConfiguredDatabase } from './deps';
+import { buildDeps, type Observers, openConfiguredDatabase } from './deps';
 import { startEventJobs } from './events/events.jobs';
 import { AppError } from './lib/errors';
 import { createLifecycle } from './lib/lifecycle';
@@ -40,6 +40,7 @@ export { ConfigError, loadConfig } from './config';
 export type { Context, RequestMeta } from './context';
 export type { DatabaseHandle } from './db/client';
 export { openDatabase } from './db/client';
+export type { Observers } from './deps';
 export {
   describeAuth,
   type OpenApiDocument,
@@ -70,7 +71,7 @@ export type {
 export type { StoredFile } from './modules/files/files.dto';
 export { findReadableFile } from './modules/files/files.service';
 export { estimateInputTokens, estimateOutputTokens } from './modules/gateway/estimate';
-export type { Gateway, GatewayCall } from './modules/gateway/gateway';
+export type { Gateway, GatewayCall, GatewayCallSummary } from './modules/gateway/gateway';
 export type { Payment } from './modules/payments/payments.dto';
 export type { Wallet } from './modules/payments/wallets.service';
 export { loadRules as loadPolicyRules } from './modules/policies/policies.service';
@@ -84,6 +85,7 @@ export { CloseCode, HANDSHAKE_GRACE_MS } from './realtime/connections';
 export type { BlobStorage, ByteRange } from './storage/storage';
 export type { AuthLevel, ProcedureMeta } from './trpc';
 export { AppError, appRouter };
+export { genericAppCodes } from './lib/errors';
 
 export const createCaller = createCallerFactory(appRouter);
 
@@ -127,6 +129,8 @@ export async function createApi(opts: {
   mockChunkDelayMs?: number;
   /** Blob storage for files; default from config (S3 or DATA_DIR/files). */
   storage?: BlobStorage;
+  /** Hooks for metrics (apps/server's /metrics). */
+  observe?: Observers;
 }): Promise<Api> {
   const { config } = opts;
   const log = opts.log ?? silentLog;
@@ -143,6 +147,7 @@ export async function createApi(opts: {
       log,
       mockChunkDelayMs: opts.mockChunkDelayMs,
       storage: opts.storage,
+      observe: opts.observe,
     });
     const { bus, gateway, replies, runner, storage, chain } = deps;
     await Promise.all([

@@ -76,4 +76,9 @@ export const serverConfig = {
       .optional(),
     doc: 'base URL of the web app (emailed links point into it); unset = this server, which serves the app',
   }),
+  metricsToken: setting({
+    env: 'METRICS_TOKEN',
+    schema: z.string().trim().min(16, 'at least 16 characters').optional(),
+    doc: 'bearer token GET /metrics requires; unset: /metrics answers loopback clients only',
+  }),
 };

@@ -45,6 +45,19 @@ export interface TokenCountCall extends TokenCountRequest {
   keyId?: string | null;
 }
 
+/** What a finished or denied call was, for metrics: no ids, nothing per project. */
+export interface GatewayCallSummary {
+  model: string;
+  source: GatewayCall['source'];
+  status: 'succeeded' | 'failed' | 'cancelled' | 'denied';
+  errorCode: string | null;
+  inputTokens: number;
+  outputTokens: number;
+  /** Micro-USDC. */
+  cost: bigint;
+  latencyMs: number | null;
+}
+
 export interface GatewayDeps {
   db: Db;
   bus: EventBus;
@@ -54,6 +67,8 @@ export interface GatewayDeps {
   billingMode: Config['billing']['mode'];
   /** The projects' policy rules, cached in process (policies.cache.ts). */
   policies: PolicyCache;
+  /** Called once per finished or denied call (metrics listen); never throws into the call. */
+  onCall?: ((call: GatewayCallSummary) => void) | undefined;
   /** Called with each budget threshold crossed (the audit log listens). */
   onAlert?: (projectId: string, alert: BudgetAlert) => Promise<void>;
 }
@@ -159,7 +174,25 @@ export function createGateway(deps: GatewayDeps) {
         finishedAt: new Date(),
       })
       .catch((err: unknown) => deps.log.warn({ err }, 'could not record a denied call'));
+    observe({
+      model: call.model,
+      source: call.source,
+      status: 'denied',
+      errorCode: error.code,
+      inputTokens: 0,
+      outputTokens: 0,
+      cost: 0n,
+      latencyMs: null,
+    });
     throw error;
+  }
+
+  function observe(summary: GatewayCallSummary) {
+    try {
+      deps.onCall?.(summary);
+    } catch (err) {
+      deps.log.warn({ err }, 'a gateway call observer failed');
+    }
   }
 
   async function rateLimit(call: GatewayCall, kind: 'rpm' | 'tpm', limit: number, cost: number) {
@@ -183,6 +216,9 @@ export function createGateway(deps: GatewayDeps) {
       }
     }
   }
+
+  /** Calls holding a reservation in this process (metrics read it). */
+  let inFlight = 0;
 
   // Group commits: calls arriving while a batch is written go together in the next one.
   const reserveQueued = groupCommit((items: ReserveItem[]) => reserveBatch(deps.db, items));
@@ -213,6 +249,16 @@ export function createGateway(deps: GatewayDeps) {
       outputTokens: opts.usage.outputTokens,
       cacheWriteTokens: opts.usage.cacheWriteTokens ?? 0,
       cacheReadTokens: opts.usage.cacheReadTokens ?? 0,
+      latencyMs: Date.now() - opts.startedAt,
+    });
+    observe({
+      model: opts.call.model,
+      source: opts.call.source,
+      status: opts.status,
+      errorCode: opts.errorCode,
+      inputTokens: opts.usage.inputTokens,
+      outputTokens: opts.usage.outputTokens,
+      cost: opts.cost,
       latencyMs: Date.now() - opts.startedAt,
     });
     for (const { projectId, alert } of alerts) {
@@ -266,6 +312,7 @@ export function createGateway(deps: GatewayDeps) {
     canFallBack: boolean,
   ): AsyncGenerator<ModelEvent, ModelError | null> {
     const startedAt = Date.now();
+    inFlight++;
     const heartbeat = setInterval(() => {
       void deps.db
         .update(apiRequests)
@@ -301,6 +348,7 @@ export function createGateway(deps: GatewayDeps) {
       else throw e;
     } finally {
       clearInterval(heartbeat);
+      inFlight--;
       // Without reported usage (the stream died), charge what was evidently consumed.
       const final: Usage = usage ?? {
         inputTokens: text.length > 0 ? p.inputEstimate : 0,
@@ -352,6 +400,9 @@ export function createGateway(deps: GatewayDeps) {
   return {
     /** The policy rules cache, for the policies router to forget a changed policy at once. */
     policies: deps.policies,
+
+    /** Calls holding a reservation in this process now. */
+    inFlight: () => inFlight,
 
     async *stream(call: GatewayCall): AsyncGenerator<ModelEvent> {
       const info = deps.models.get(call.model);
