@@ -55,6 +55,7 @@ export {
   routerErrorShape,
   routerProcedures,
 } from './docs/router-internals';
+export { genericAppCodes } from './lib/errors';
 export type { Logger } from './lib/logger';
 export type { Page } from './lib/pagination';
 export { isServiceUnavailable } from './lib/unavailable';
@@ -85,7 +86,6 @@ export { CloseCode, HANDSHAKE_GRACE_MS } from './realtime/connections';
 export type { BlobStorage, ByteRange } from './storage/storage';
 export type { AuthLevel, ProcedureMeta } from './trpc';
 export { AppError, appRouter };
-export { genericAppCodes } from './lib/errors';
 
 export const createCaller = createCallerFactory(appRouter);
 
