@@ -44,7 +44,7 @@ export interface ChainClient {
  * because importing one chain from `viem/chains` loads all of viem's chain definitions,
  * a large part of the server's start-up.
  */
-export const arcTestnet = defineChain({
+export const arcTestnet: Chain = defineChain({
   id: 5042002,
   name: 'Arc Testnet',
   nativeCurrency: { name: 'USDC', symbol: 'USDC', decimals: 18 },
