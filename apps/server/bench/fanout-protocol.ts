@@ -42,6 +42,10 @@ export type ControlRequest =
 export interface Stats {
   rss: number;
   heapUsed: number;
+  /** V8 heap pages held (live objects, fragmentation and free space). */
+  heapTotal: number;
+  /** Memory outside the V8 heap that V8 knows of (Buffers and other native backing stores). */
+  external: number;
   /** process.cpuUsage() user + system, in ms. */
   cpuMs: number;
   /** Sockets the server holds open. */
@@ -135,6 +139,8 @@ async function collectStats(runGc: boolean, sockets: () => number): Promise<Stat
   return {
     rss: mem.rss,
     heapUsed: mem.heapUsed,
+    heapTotal: mem.heapTotal,
+    external: mem.external,
     cpuMs: (cpu.user + cpu.system) / 1000,
     sockets: sockets(),
   };

@@ -12,7 +12,8 @@
  * 20/s): a fixed 20/s would be 100,000 frames/s at N = 5,000, which saturates a small
  * machine (even the raw baseline) so latency would only measure the backlog. Overrides:
  * BENCH_FANOUT_SIZES (default "1000,5000"), BENCH_FANOUT_RATE (events/s, the same for every
- * N), BENCH_FANOUT_SECONDS (publishing time per run, default 5).
+ * N), BENCH_FANOUT_SECONDS (publishing time per run, default 5), BENCH_FANOUT_CPU_PROF (a
+ * directory: each server child writes a V8 CPU profile there).
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -54,6 +55,10 @@ const CONNECT_TIMEOUT_MS = 20_000;
 const DRAIN_MAX_MS = 15_000;
 const DRAIN_QUIET_MS = 3_000;
 const IDLE_MS = 1_000;
+/** BENCH_FANOUT_CPU_PROF=<dir>: each server child writes a V8 CPU profile there on exit. */
+const PROFILE_ARGS = process.env.BENCH_FANOUT_CPU_PROF
+  ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_FANOUT_CPU_PROF}`]
+  : [];
 const PASSWORD = 'correct horse battery staple';
 
 type SideName = 'app' | 'baseline';
@@ -287,6 +292,8 @@ interface SideResult {
   max: number;
   rssKiB: number;
   heapKiB: number;
+  heapTotalKiB: number;
+  externalKiB: number;
   cpuUsPerDelivery: number;
   publish: PublishResult;
   loadGenUtilization: number;
@@ -334,7 +341,7 @@ async function measureSide(side: SideName, n: number): Promise<SideResult> {
   const say = (s: string) => process.stdout.write(s);
   say(`  ${spec.label}: starting server… `);
   const { child, ready } = await startChild<FanoutReady>(spec.file, {
-    execArgv: ['--expose-gc'],
+    execArgv: ['--expose-gc', ...PROFILE_ARGS],
   }).catch((err: unknown) => {
     console.log('failed');
     throw err;
@@ -422,6 +429,8 @@ async function measureSide(side: SideName, n: number): Promise<SideResult> {
       max: latencies.at(-1) ?? Number.NaN,
       rssKiB: kib(after.rss - before.rss, subscribed),
       heapKiB: kib(after.heapUsed - before.heapUsed, subscribed),
+      heapTotalKiB: kib(after.heapTotal - before.heapTotal, subscribed),
+      externalKiB: kib(after.external - before.external, subscribed),
       cpuUsPerDelivery: round.delivered > 0 ? ((cpuAfter - cpuBefore) * 1000) / round.delivered : 0,
       publish,
       loadGenUtilization,
@@ -509,6 +518,8 @@ function sizeRows(r: SizeResult): string[][] {
     ['delivered/expected', [cell(app, count), cell(baseline, count), '—']],
     ['memory/conn rss KiB', num((x) => x.rssKiB, 1)],
     ['memory/conn heap KiB', num((x) => x.heapKiB, 1)],
+    ['memory/conn heap held KiB', num((x) => x.heapTotalKiB, 1)],
+    ['memory/conn external KiB', num((x) => x.externalKiB, 1)],
     ['server CPU µs/delivery', num((x) => x.cpuUsPerDelivery, 1)],
   ];
   return rows.map(([metric, cells], i) => [i === 0 ? String(r.n) : '', metric, ...cells]);
@@ -583,8 +594,8 @@ events published at a steady rate on one conversation (${FIXED_RATE === null ? `
 ${markdownTable(header, right, results.flatMap(sizeRows))}
 
 - latency: receive time in this process minus the event's scheduled publish time (performance.timeOrigin + now(), shared clock), for every (subscriber, event) pair; a server too busy to publish on time is charged the delay. Publish start lag behind schedule, p99 (app / raw ws): ${perN((x) => `${fmt(x.publish.lagP99)} ms`)}.
-- app path: bus.publish (transaction: advisory lock, insert, pg_notify) → LISTEN handler reads the row once → every subscription's generator yields → tRPC serialises per socket. App publish() p50: ${apps.map((x) => `N=${x.n} ${fmt(x.publish.publishP50)} ms`).join(', ') || '—'}. Raw ws: one JSON.stringify, then ws.send to each socket.
-- memory/conn: (after − before) / subscribed, each sampled in the server after gc() twice; before = after a ${WARMUP_SUBSCRIBERS}-socket warm-up was closed, after = all N subscribed and idle ${IDLE_MS / 1000} s. RSS includes kernel-side allocator slack; heap is V8 heapUsed only (socket buffers live outside it).
+- app path: bus.publish (transaction: advisory lock, insert, pg_notify) → LISTEN handler reads the row once → each subscription writes the event's frame, serialised once per topic (realtime/socket-stream.ts), to its socket. App publish() p50: ${apps.map((x) => `N=${x.n} ${fmt(x.publish.publishP50)} ms`).join(', ') || '—'}. Raw ws: one JSON.stringify, then ws.send to each socket.
+- memory/conn: (after − before) / subscribed, each sampled in the server after gc() twice; before = after a ${WARMUP_SUBSCRIBERS}-socket warm-up was closed, after = all N subscribed and idle ${IDLE_MS / 1000} s. RSS includes kernel-side allocator slack; heap is V8 heapUsed only (socket buffers live outside it); heap held is V8 heapTotal (pages, with fragmentation and free space); external is V8's count of native backing stores (Buffers).
 - server CPU: user + system time of the server process over publish and delivery, per delivered frame.
 - load generator (this process) event loop busy during publish and delivery (app / raw ws): ${perN((x) => `${Math.round(x.loadGenUtilization * 100)}%`)}; near 100% means the client side, not the server, bounds the latency.
 - each side runs in its own child process, one at a time, started fresh for each N; total fan-out run time ${Math.round((Date.now() - started) / 1000)} s${skips}${busy}`);

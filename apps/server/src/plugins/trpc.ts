@@ -52,6 +52,13 @@ export interface TrpcPluginOptions<TContext extends object> {
 
 const METHOD_TYPE: Record<string, TRPCProcedureType> = { GET: 'query', POST: 'mutation' };
 
+/**
+ * The signal of the context made when a socket opens. That context only registers the
+ * socket (the host's createContext never waits on the signal), so it shares one signal
+ * rather than holding an AbortController and a close listener per idle socket.
+ */
+const NEVER_ABORTED = new AbortController().signal;
+
 function subscriptionOverHttp(mountPath: string, path: string) {
   return new TRPCError({
     code: 'METHOD_NOT_SUPPORTED',
@@ -160,8 +167,6 @@ export async function trpcPlugin<TContext extends object>(
     // tRPC creates the context only once connectionParams arrive, which a client may never
     // send; this one (discarded) registers the socket with the host now.
     if (new URL(req.url, 'http://localhost').searchParams.get('connectionParams') !== '1') return;
-    const closed = new AbortController();
-    socket.once('close', () => closed.abort());
     withIp({
       req: req.raw,
       res: socket,
@@ -171,7 +176,7 @@ export async function trpcPlugin<TContext extends object>(
         isBatchCall: false,
         calls: [],
         connectionParams: null,
-        signal: closed.signal,
+        signal: NEVER_ABORTED,
         url: null,
       },
     }).catch(() => {

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import type { DatabaseHandle } from '../db/client';
 import { ACCESS_CHANNEL, type AccessWatch, createAccessWatch } from './access';
+import { observeStarts } from './socket-stream';
 
 /** Close codes sent to clients; 4xxx are application-defined (RFC 6455 §7.4.2). */
 export const CloseCode = {
@@ -18,10 +18,13 @@ export interface SocketLike {
   readonly readyState: number;
   close(code: number, reason: string): void;
   send(data: string): void;
+  /** A Buffer with `binary: false` goes out as a text frame (ws), without a copy per socket. */
+  send(data: Buffer, options: { binary: boolean }): void;
   once(event: 'close', listener: () => void): unknown;
 }
 
 export interface SocketConnection {
+  /** Unique within this process. */
   id: string;
   /** Whose caps it counts against: the user, or `key:<id>` for a project API key. */
   userId: string | null;
@@ -50,6 +53,8 @@ export interface ConnectionLimits {
 }
 
 export const SESSIONS_CHANNEL = 'smartspace_sessions';
+
+let lastConnectionId = 0;
 
 /**
  * How long a new socket has to present a valid token before it counts against its address's
@@ -162,7 +167,9 @@ export async function createConnectionRegistry(handle: DatabaseHandle, limits: C
         return null;
       }
       const conn: SocketConnection = {
-        id: randomUUID(),
+        // Not randomUUID(): it builds its text by concatenation, a rope of ~20 strings that
+        // every idle socket would hold.
+        id: String(++lastConnectionId),
         userId: opts.userId,
         sessionId: opts.sessionId,
         ip: opts.ip,
@@ -186,6 +193,7 @@ export async function createConnectionRegistry(handle: DatabaseHandle, limits: C
         );
       }
       if (!previous) {
+        observeStarts(opts.socket);
         opts.socket.once('close', () => {
           const current = bySocket.get(opts.socket);
           if (current) remove(current);

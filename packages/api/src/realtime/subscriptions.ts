@@ -1,19 +1,36 @@
 import type { Db } from '../db/client';
 import type { EventBus, StoredEvent } from '../events/bus';
-import { streamTopic } from '../events/stream';
+import { streamTopic, TopicStream } from '../events/stream';
 import { AppError } from '../lib/errors';
 import type { Membership } from '../modules/projects/projects.service';
 import { type ProjectRole, roleAtLeast } from '../modules/projects/roles';
 import { toTRPCError } from '../trpc';
 import { currentRole } from './access';
 import type { SocketConnection } from './connections';
+import { SocketTopicStream } from './socket-stream';
 
 /**
  * Wraps every subscription's stream: caps live subscriptions per socket (a slot taken
  * before the stream starts, given back however it ends) and maps app errors raised while
- * streaming (e.g. events.expired) to tRPC errors.
+ * streaming (e.g. events.expired) to tRPC errors. A topic stream on a socket is served by
+ * SocketTopicStream, which does the same and writes its frames itself.
  */
-export async function* withSubscriptionSlot<T>(
+export function withSubscriptionSlot<T>(
+  connection: SocketConnection | null,
+  stream: AsyncGenerator<T>,
+): AsyncGenerator<T> {
+  if (connection && stream instanceof TopicStream) {
+    return new SocketTopicStream({
+      connection,
+      access: null,
+      stream: stream.spec,
+      fallback: () => slotted(connection, stream),
+    }) as AsyncGenerator<T>;
+  }
+  return slotted(connection, stream);
+}
+
+async function* slotted<T>(
   connection: SocketConnection | null,
   stream: AsyncGenerator<T>,
 ): AsyncGenerator<T> {
@@ -102,24 +119,33 @@ export function liveTopic<T>(opts: {
   map: (event: StoredEvent) => T | null;
 }) {
   const { ctx } = opts;
-  return withSubscriptionSlot(
-    ctx.connection,
-    whileAllowed(
-      {
-        db: ctx.db,
-        connection: ctx.connection,
-        membership: ctx.membership,
-        minRole: opts.minRole,
-        signal: opts.signal,
-      },
-      (signal) =>
-        streamTopic({
-          bus: ctx.bus,
-          topic: opts.topic,
-          lastEventId: opts.lastEventId,
-          signal,
-          map: opts.map,
-        }),
-    ),
-  );
+  const stream = {
+    bus: ctx.bus,
+    topic: opts.topic,
+    lastEventId: opts.lastEventId,
+    signal: opts.signal,
+    map: opts.map,
+  };
+  const generators = () =>
+    slotted(
+      ctx.connection,
+      whileAllowed(
+        {
+          db: ctx.db,
+          connection: ctx.connection,
+          membership: ctx.membership,
+          minRole: opts.minRole,
+          signal: opts.signal,
+        },
+        (signal) => streamTopic({ ...stream, signal }),
+      ),
+    );
+  if (!ctx.connection) return generators();
+  const { projectId, userId } = ctx.membership;
+  return new SocketTopicStream({
+    connection: ctx.connection,
+    access: { db: ctx.db, projectId, userId, minRole: opts.minRole },
+    stream,
+    fallback: generators,
+  });
 }
