@@ -51,6 +51,7 @@ async function main(): Promise<void> {
     createCaller(api.createContext({ token, ip: '127.0.0.1', requestId: randomUUID() }));
 
   let api = await open(1);
+  const gatewayMs = timeGateway(api);
   const session = await caller(api, null).auth.register({
     email: `runs.bench.${Date.now()}@example.com`,
     password: 'correct horse battery staple',
@@ -189,6 +190,8 @@ async function main(): Promise<void> {
   const stepMs = [0, 1, 2].map(
     (i) => measured.reduce((sum, r) => sum + (r.steps[i]?.durationMs ?? 0), 0) / measured.length,
   );
+  const gatewayRunMs =
+    measured.reduce((sum, r) => sum + (gatewayMs.get(r.id) ?? Number.NaN), 0) / measured.length;
 
   const events = await api.deps.bus.readAfter(`run:${seq.runs[0]?.id}`, 0, 1000);
   await api.close();
@@ -219,6 +222,7 @@ async function main(): Promise<void> {
     directPairs: DIRECT_PAIRS,
     eventTypes: events.map((e) => e.type),
     stepMs,
+    gatewayRunMs,
     cases,
   };
   process.send?.(report);
@@ -234,6 +238,32 @@ async function main(): Promise<void> {
   process.on('disconnect', shutdown);
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
+}
+
+/**
+ * Wall time each run spends inside the gateway's stream (its policy read, reservation and
+ * settlement, and the provider call), per run id: the runner's consumer time between events
+ * is left out. The runner and the Api share the one gateway object, so wrapping its method
+ * here times exactly the calls the runner makes.
+ */
+function timeGateway(api: Api): Map<string, number> {
+  const spent = new Map<string, number>();
+  const gateway = api.deps.gateway;
+  const inner = gateway.stream.bind(gateway);
+  gateway.stream = async function* timed(call) {
+    const events = inner(call);
+    const add = (ms: number) => {
+      if (call.runId) spent.set(call.runId, (spent.get(call.runId) ?? 0) + ms);
+    };
+    for (;;) {
+      const t0 = performance.now();
+      const next = await events.next();
+      add(performance.now() - t0);
+      if (next.done) return;
+      yield next.value;
+    }
+  };
+  return spent;
 }
 
 main().catch((err: unknown) => {

@@ -39,6 +39,8 @@ export interface RunsReport {
   eventTypes: string[];
   /** Sequential runs: mean ms inside each step (model, tool, model) as run_steps records it. */
   stepMs: number[];
+  /** Sequential runs: mean ms a run spends inside the gateway's stream (provider included). */
+  gatewayRunMs: number;
   cases: RunsCase[];
 }
 
@@ -96,6 +98,9 @@ export async function runRuns(): Promise<boolean> {
   const seq = report.cases.find((c) => c.concurrency === 1);
   const runMs = seq ? (seq.seconds * 1000) / seq.runs : Number.NaN;
   const overheadUs = ((runMs - report.directPairMs) * 1000) / STEPS;
+  // Split: the gateway's own work (beside the provider) and the runner's (the rest).
+  const gatewayUs = ((report.gatewayRunMs - report.directPairMs) * 1000) / STEPS;
+  const runnerUs = ((runMs - report.gatewayRunMs) * 1000) / STEPS;
   const counts = new Map<string, number>();
   for (const t of report.eventTypes) counts.set(t, (counts.get(t) ?? 0) + 1);
   const events = [...counts].map(([t, n]) => (n > 1 ? `${n}× ${t}` : t)).join(', ');
@@ -114,9 +119,10 @@ workflow: an agent with tools ['calculator'], input \`[[tool:calculator {"expres
 ${casesTable(report)}
 
 - orchestration overhead per step: ${number.format(overheadUs)} µs ((${ms(runMs)} ms per sequential run − ${ms(report.directPairMs)} ms in the provider) / ${STEPS} steps); a run takes ${(runMs / report.directPairMs).toFixed(0)}× its direct provider time. The mock answers in microseconds, so the ratio is large by construction: beside a real model's hundreds of milliseconds per call, read µs per step.
-- where a sequential run's ${ms(runMs)} ms go: inside the steps (from run_steps) model ${ms(report.stepMs[0] ?? 0)} ms, tool ${ms(report.stepMs[1] ?? 0)} ms (its two events), model ${ms(report.stepMs[2] ?? 0)} ms (a model step spans the gateway call and its event publishes; the step row is written after it), the remaining ${ms(runMs - report.stepMs.reduce((a, b) => a + b, 0))} ms between steps: claim, agent reads, run.started, transcript saves, step-row INSERTs and finishing.
+- of which the gateway (policy read, reservation and settlement transactions around the provider call; timed around its stream, run by run): ${number.format(gatewayUs)} µs per step (${ms(report.gatewayRunMs)} ms per run, provider included), and the runner (claim, agent read, events, step rows, transcript, finish): ${number.format(runnerUs)} µs per step (${ms(runMs - report.gatewayRunMs)} ms per run).
+- where a sequential run's ${ms(runMs)} ms go: inside the steps (from run_steps) model ${ms(report.stepMs[0] ?? 0)} ms, tool ${ms(report.stepMs[1] ?? 0)} ms, model ${ms(report.stepMs[2] ?? 0)} ms (a model step spans the gateway call and its live events; its usage event and row are stored with its round), the remaining ${ms(runMs - report.stepMs.reduce((a, b) => a + b, 0))} ms between steps: claim, agent read, the round's commit (step rows, deferred events, transcript) and the final one (last step, events, output).
 - sequential: one worker drains a backlog (RUNS_MAX_CONCURRENT_PER_PROJECT=1); ms/run is the time between consecutive finishes, so it includes claiming the next run (a transaction under the project's advisory lock: count running, pick queued, UPDATE). p50/p99 there: claimed → finished.
-- what a run adds around its 2 provider calls: reading the agent (per model step, plus once), per model step the gateway's policy read, reservation and settlement transactions (api_requests INSERT/UPDATE, budget limits), a run_steps INSERT per step, the transcript UPDATE after each model turn, the final UPDATE of the run with its output, and ${report.eventTypes.length} progress events, each an INSERT + NOTIFY: ${events}.
+- what a run adds around its 2 provider calls: reading the agent once, per model step the gateway's policy read, reservation and settlement transactions (api_requests INSERT/UPDATE, budget limits), one transaction per round (its step rows, its deferred events, the transcript, and the agents' stamp read back), the final transaction (last step, events, output), and ${report.eventTypes.length} progress events (each a lock, INSERT and NOTIFY; live ones batched per transaction in the background): ${events}.
 - concurrent: all runs are started at once (runs.start: an INSERT each, then a claim); latency start → finished includes waiting in the queue behind the ${report.cases.at(-1)?.concurrency ?? '?'} running, so p99 grows with the backlog; runs/s is the number started divided by the time until the last finished.${
     report.database.startsWith('PGlite')
       ? '\n- PGlite runs every query on one connection in this process: concurrent runs queue on it, so concurrency buys little; run with TEST_DATABASE_URL for PostgreSQL.'

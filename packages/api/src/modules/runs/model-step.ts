@@ -5,7 +5,6 @@ import type { AgentRow } from '../agents/agents.service';
 import { builtinTool, handoffToolName } from '../agents/tools/registry';
 import { usageCost } from '../gateway/gateway';
 import type { RunContext } from './run-context';
-import { publishRunEvent } from './run-store';
 import { flattenTools } from './transcript';
 
 export interface ToolUse {
@@ -58,7 +57,6 @@ async function streamTurn(ctx: RunContext, agent: AgentRow, targets: AgentRow[])
   let text = '';
   const toolUses: ToolUse[] = [];
   let usage: Usage = { inputTokens: 0, outputTokens: 0 };
-  let publishing: Promise<unknown> = Promise.resolve();
   for await (const ev of deps.gateway.stream({
     projectId: run.projectId,
     userId: run.createdBy,
@@ -75,39 +73,36 @@ async function streamTurn(ctx: RunContext, agent: AgentRow, targets: AgentRow[])
   })) {
     if (ev.type === 'delta') {
       text += ev.text;
-      const delta = ev.text;
-      publishing = publishing.then(() =>
-        publishRunEvent(deps, run.id, { type: 'text.delta', text: delta }),
-      );
+      // Published in the background, in order, deltas of a few ms batched together.
+      ctx.events.push({ type: 'text.delta', text: ev.text }, 'soon');
     } else if (ev.type === 'tool_use') {
       toolUses.push({ id: ev.id, name: ev.name, input: ev.input });
     } else {
       usage = ev.usage;
     }
   }
-  await publishing;
   return { text, toolUses, usage };
 }
 
-/** One model step: streamed, priced, published and recorded as a run step. */
+/**
+ * One model step: streamed and priced. Its usage event and its row are stored with its round
+ * (run-loop.ts); step.started goes out while the model is called (or with the round, if that
+ * is quicker).
+ */
 export async function modelStep(
   ctx: RunContext,
   agent: AgentRow,
   targets: AgentRow[],
 ): Promise<ModelOutcome> {
-  const { deps, run } = ctx;
-  await publishRunEvent(deps, run.id, {
-    type: 'step.started',
-    step: ctx.nextStep,
-    agentId: agent.id,
-  });
+  const { deps } = ctx;
+  ctx.events.push({ type: 'step.started', step: ctx.nextStep, agentId: agent.id }, 'soon');
   const startedAt = new Date();
   const { text, toolUses, usage } = await streamTurn(ctx, agent, targets);
   const info = deps.models.get(agent.model);
   // Priced as the gateway charged it (cache writes and reads at their own rates).
   const cost = info ? usageCost(info, usage) : 0n;
-  await publishRunEvent(deps, run.id, { type: 'usage', ...usage, cost: formatUsdc(cost) });
-  await ctx.recordStep({
+  ctx.events.push({ type: 'usage', ...usage, cost: formatUsdc(cost) }, 'deferred');
+  ctx.recordStep({
     agentId: agent.id,
     kind: 'model',
     input: { model: agent.model, messages: ctx.progress.transcript.length },

@@ -3,8 +3,8 @@ import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
 import type { Logger } from '../../lib/logger';
 import type { Gateway } from '../gateway/gateway';
-import { countSteps, type RunProgress, type StepRecord, saveStep } from './run-store';
-import type { RunRow } from './runs.table';
+import { createRunEvents, type RunEvents } from './run-events';
+import type { ClaimedRun, RunProgress, StepRow } from './run-store';
 
 /** What executing a run needs from outside: passed in, never reached for. */
 export interface RunLoopDeps {
@@ -16,23 +16,32 @@ export interface RunLoopDeps {
   maxOutputTokens: number;
 }
 
+export type StepRecord = Omit<StepRow, 'runId' | 'index'>;
+
 /** One run in execution: its row, its signal, and the progress it accumulates. */
 export interface RunContext {
   deps: RunLoopDeps;
-  run: RunRow;
+  run: ClaimedRun;
   signal: AbortSignal;
+  /** What the run has accumulated, this round included; saved when the round commits. */
   progress: RunProgress;
+  /** Progress events, published in order (see run-events.ts). */
+  events: RunEvents;
   /** Index the next recorded step gets; a resumed run continues after its stored steps. */
   readonly nextStep: number;
-  recordStep(step: StepRecord): Promise<unknown>;
+  /** Adds a step to the current round: stored when the round commits or the run ends. */
+  recordStep(step: StepRecord): void;
+  /** Removes and returns the current round's steps, for the transaction that stores them. */
+  takeSteps(): StepRow[];
 }
 
-export async function openRunContext(
+export function openRunContext(
   deps: RunLoopDeps,
-  run: RunRow,
+  run: ClaimedRun,
   signal: AbortSignal,
-): Promise<RunContext> {
-  let nextStep = await countSteps(deps.db, run.id);
+): RunContext {
+  let nextStep = run.stepCount;
+  let steps: StepRow[] = [];
   return {
     deps,
     run,
@@ -44,9 +53,17 @@ export async function openRunContext(
       outputTokens: run.outputTokens,
       cost: run.cost,
     },
+    events: createRunEvents(deps, run.id),
     get nextStep() {
       return nextStep;
     },
-    recordStep: (step) => saveStep(deps.db, run.id, nextStep++, step),
+    recordStep(step) {
+      steps.push({ ...step, runId: run.id, index: nextStep++ });
+    },
+    takeSteps() {
+      const taken = steps;
+      steps = [];
+      return taken;
+    },
   };
 }

@@ -1,14 +1,23 @@
 import type { ContentBlock } from '../../ai/provider';
 import { classifyFailure } from '../../lib/failure';
 import { startHeartbeat } from '../../lib/worker';
-import { type AgentRow, activeAgentsAmong, findAgentRow } from '../agents/agents.service';
+import type { AgentRow } from '../agents/agents.service';
 import { type ModelOutcome, modelStep } from './model-step';
+import { loadRunAgents, type RunAgents } from './run-agents';
 import { openRunContext, type RunContext, type RunLoopDeps } from './run-context';
 import { RUN_FAILED, RunFailure } from './run-failure';
 import { finalOutput } from './run-output';
-import { finishRun, publishRunEvent, requeueRun, saveProgress, touchRun } from './run-store';
+import {
+  type ClaimedRun,
+  commitRound,
+  finishRun,
+  RunLost,
+  type RunProgress,
+  requeueRun,
+  touchRun,
+} from './run-store';
+import type { RunEvent } from './runs.dto';
 import type { RunFailureCode } from './runs.errors';
-import type { RunRow } from './runs.table';
 import { toolStep } from './tool-step';
 
 const HEARTBEAT_MS = 5_000;
@@ -16,14 +25,16 @@ const DEFAULT_MAX_STEPS = 10;
 
 /**
  * Executes a claimed run: the tool-use loop through the gateway, every step persisted and
- * every progress event published to the run's topic. The transcript is saved after each
- * step, so a run whose process died is resumed from its last completed step.
+ * every progress event published to the run's topic. Each round (a model step and the tool
+ * steps it asked for) is committed in one transaction with the transcript, so a run whose
+ * process died is resumed from its last completed round.
  */
-export async function executeRun(deps: RunLoopDeps, run: RunRow, signal: AbortSignal) {
-  const ctx = await openRunContext(deps, run, signal);
+export async function executeRun(deps: RunLoopDeps, run: ClaimedRun, signal: AbortSignal) {
+  const ctx = openRunContext(deps, run, signal);
   const stopHeartbeat = startHeartbeat(() => touchRun(deps.db, run.id), HEARTBEAT_MS);
   try {
-    await publishRunEvent(deps, run.id, { type: 'run.started' });
+    // Goes out with the first step.started (or with the run's end, if it never gets there).
+    ctx.events.push({ type: 'run.started' }, 'deferred');
     await driveRun(ctx);
   } catch (err) {
     await settleFailure(ctx, err);
@@ -35,39 +46,43 @@ export async function executeRun(deps: RunLoopDeps, run: RunRow, signal: AbortSi
 /** Model steps until a final answer that fits the output schema; throws RunFailure otherwise. */
 async function driveRun(ctx: RunContext) {
   const { deps, run, signal, progress } = ctx;
-  const entry = await findAgentRow(deps.db, run.agentId);
-  const maxSteps = entry?.maxSteps ?? DEFAULT_MAX_STEPS;
+  const first = await loadRunAgents(deps.db, run.projectId, progress.activeAgentId, run.agentId);
+  const maxSteps = first.root?.maxSteps ?? DEFAULT_MAX_STEPS;
+  let agents: RunAgents = first;
+  // Whether `agents` is still what the database holds (checked by each round's commit).
+  let current = true;
   let modelSteps = 0;
   let corrected = false;
   for (;;) {
     if (signal.aborted) throw new RunFailure('run.cancelled', 'cancelled');
-    const agent = await findAgentRow(deps.db, progress.activeAgentId);
-    if (agent?.status !== 'active' || agent.projectId !== run.projectId) {
-      throw new RunFailure('run.agent_unavailable', 'The active agent was deleted or deactivated');
+    if (!current || agents.agent.id !== progress.activeAgentId) {
+      agents = await loadRunAgents(deps.db, run.projectId, progress.activeAgentId);
     }
     if (modelSteps >= maxSteps) {
       throw new RunFailure('run.max_steps', `The run reached its limit of ${maxSteps} model steps`);
     }
     modelSteps++;
-    const targets = await activeAgentsAmong(deps.db, run.projectId, agent.handoffs);
+    const { agent, targets } = agents;
     const outcome = await modelStep(ctx, agent, targets);
     progress.inputTokens += outcome.usage.inputTokens;
     progress.outputTokens += outcome.usage.outputTokens;
     progress.cost += outcome.cost;
     if (outcome.toolUses.length > 0) {
       await toolRound(ctx, agent, targets, outcome);
+      current = await commit(ctx, agents);
       continue;
     }
     progress.transcript.push({ role: 'assistant', content: outcome.text });
     const verdict = finalOutput(agent, outcome.text);
     if (verdict.ok) {
-      await saveProgress(deps.db, run.id, progress);
       const { output } = verdict;
+      await ctx.events.settle();
       await finishRun(
         deps,
         run.id,
         { status: 'succeeded', output, ...progress },
         { type: 'run.completed', output },
+        pendingWrites(ctx),
       );
       return;
     }
@@ -83,8 +98,27 @@ async function driveRun(ctx: RunContext) {
       role: 'user',
       content: `Your answer does not match the required JSON Schema (${verdict.problem}). Reply with only a JSON document that matches it.`,
     });
-    await saveProgress(deps.db, run.id, progress);
+    current = await commit(ctx, agents);
   }
+}
+
+/** The round's steps and events not yet stored, taken for the transaction that stores them. */
+function pendingWrites(ctx: RunContext): {
+  steps: ReturnType<RunContext['takeSteps']>;
+  events: RunEvent[];
+} {
+  return { steps: ctx.takeSteps(), events: ctx.events.take() };
+}
+
+/** Commits the round; true when the agents it used are unchanged (no re-read needed). */
+async function commit(ctx: RunContext, agents: RunAgents): Promise<boolean> {
+  await ctx.events.settle();
+  const stamp = await commitRound(ctx.deps, ctx.run.id, {
+    ...pendingWrites(ctx),
+    progress: ctx.progress,
+    watch: agents.watch,
+  });
+  return stamp === agents.stamp;
 }
 
 /** Records the model's tool calls, answers each, and hands the results back as one turn. */
@@ -119,22 +153,37 @@ async function toolRound(
     });
   }
   progress.transcript.push({ role: 'user', content: results });
-  await saveProgress(ctx.deps.db, ctx.run.id, progress);
 }
 
 async function settleFailure(ctx: RunContext, err: unknown) {
   const { deps, run, signal, progress } = ctx;
+  // Whatever is in flight lands before the run's last writes (or is dropped with the round).
+  await ctx.events.idle();
+  if (err instanceof RunLost) {
+    // A sweeper took the run (its heartbeat looked stale): whoever has it now finishes it.
+    deps.log.warn({ runId: run.id }, 'run taken over elsewhere; this execution stops');
+    return;
+  }
   const failure = classifyFailure<RunFailureCode>(err, signal, RUN_FAILED);
   if (failure.kind === 'shutdown') {
-    // Another instance (or this one after a restart) resumes from the last completed step.
-    await requeueRun(deps.db, run.id, progress);
+    // Another instance (or this one after a restart) resumes from the last committed round;
+    // this round's uncommitted steps and events are redone there.
+    await requeueRun(deps.db, run.id, {});
     return;
   }
   // The active agent stays where it was last saved.
   const { transcript, inputTokens, outputTokens, cost } = progress;
-  const kept = { transcript, inputTokens, outputTokens, cost };
+  const kept: Omit<RunProgress, 'activeAgentId'> = { transcript, inputTokens, outputTokens, cost };
+  // Steps and events of the unfinished round are stored with the run's end.
+  const ending = pendingWrites(ctx);
   if (failure.kind === 'cancelled') {
-    await finishRun(deps, run.id, { status: 'cancelled', ...kept }, { type: 'run.cancelled' });
+    await finishRun(
+      deps,
+      run.id,
+      { status: 'cancelled', ...kept },
+      { type: 'run.cancelled' },
+      ending,
+    );
     return;
   }
   const { appCode, message } = failure;
@@ -144,5 +193,6 @@ async function settleFailure(ctx: RunContext, err: unknown) {
     run.id,
     { status: 'failed', error: { appCode, message }, ...kept },
     { type: 'run.failed', appCode, message },
+    ending,
   );
 }

@@ -1,7 +1,8 @@
-import { and, count, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, lt, sql } from 'drizzle-orm';
 import type { ChatTurn } from '../../ai/provider';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
+import { agentsStampSql } from './run-agents';
 import { type RunEvent, runTopic } from './runs.dto';
 import { type RunRow, runSteps, runs } from './runs.table';
 
@@ -11,7 +12,7 @@ import { type RunRow, runSteps, runs } from './runs.table';
  * or re-queued the run meanwhile, and the first to get there wins.
  */
 
-/** What a run has accumulated so far: saved after every step so a resume continues it. */
+/** What a run has accumulated so far: saved with every round, so a resume continues it. */
 export interface RunProgress {
   transcript: ChatTurn[];
   activeAgentId: string;
@@ -20,11 +21,15 @@ export interface RunProgress {
   cost: bigint;
 }
 
+/**
+ * One event, in the caller's transaction when `tx` is given. Without it the bus opens its own:
+ * the per-topic lock it takes only orders publishers while that transaction lasts.
+ */
 export const publishRunEvent = (
   deps: { db: Db; bus: EventBus },
   runId: string,
   event: RunEvent,
-  tx: Db = deps.db,
+  tx?: Db,
 ) => {
   const { type, ...payload } = event;
   return deps.bus.publish({ topic: runTopic(runId), type, payload, db: tx });
@@ -38,7 +43,7 @@ export async function claimRuns(opts: {
   db: Db;
   maxConcurrent: number;
   projectId?: string | undefined;
-}): Promise<RunRow[]> {
+}): Promise<ClaimedRun[]> {
   const { db } = opts;
   const projectIds = opts.projectId
     ? [opts.projectId]
@@ -49,29 +54,24 @@ export async function claimRuns(opts: {
           .where(eq(runs.status, 'queued'))
           .limit(100)
       ).map((r) => r.projectId);
-  const claimed: RunRow[] = [];
+  const claimed: ClaimedRun[] = [];
   for (const p of projectIds) {
     claimed.push(...(await claimInProject(db, p, opts.maxConcurrent)));
   }
   return claimed;
 }
 
-function claimInProject(db: Db, projectId: string, maxConcurrent: number): Promise<RunRow[]> {
+/** A claimed run, with the number of steps it already stored (a resume continues after them). */
+export type ClaimedRun = RunRow & { stepCount: number };
+
+function claimInProject(db: Db, projectId: string, maxConcurrent: number): Promise<ClaimedRun[]> {
   return db.transaction(async (tx) => {
+    // The lock first, in its own statement: the UPDATE's snapshot then sees every claim
+    // committed by the previous holder.
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`runs:${projectId}`}))`);
-    const [running] = await tx
-      .select({ n: count() })
-      .from(runs)
-      .where(and(eq(runs.projectId, projectId), eq(runs.status, 'running')));
-    const free = maxConcurrent - (running?.n ?? 0);
-    if (free <= 0) return [];
-    const queued = await tx
-      .select({ id: runs.id })
-      .from(runs)
-      .where(and(eq(runs.projectId, projectId), eq(runs.status, 'queued')))
-      .orderBy(runs.createdAt, runs.id)
-      .limit(free);
-    if (queued.length === 0) return [];
+    // Count, pick and claim in one statement (one round trip instead of three).
+    const free = sql`greatest(0, ${maxConcurrent}::int - (select count(*) from ${runs} r
+      where r.project_id = ${projectId} and r.status = 'running'))`;
     return tx
       .update(runs)
       .set({
@@ -80,21 +80,39 @@ function claimInProject(db: Db, projectId: string, maxConcurrent: number): Promi
         heartbeatAt: new Date(),
       })
       .where(
-        inArray(
-          runs.id,
-          queued.map((q) => q.id),
-        ),
+        sql`${runs.id} in (select q.id from ${runs} q
+          where q.project_id = ${projectId} and q.status = 'queued'
+          order by q.created_at, q.id limit ${free})`,
       )
-      .returning();
+      .returning({
+        ...getTableColumns(runs),
+        // `${runs}.id`, qualified: drizzle writes an UPDATE's own columns bare ("id"), which
+        // inside this subquery would name run_steps.id.
+        stepCount:
+          sql<number>`(select count(*) from ${runSteps} s where s.run_id = ${runs}.id)`.mapWith(
+            Number,
+          ),
+      });
   });
 }
 
-/** Ends a run once, publishing its final event in the same transaction. */
+/** Writes that end a run: its last steps and events, with its final state. */
+export interface RunEnding {
+  steps?: StepRow[];
+  events?: RunEvent[];
+}
+
+/**
+ * Ends a run once: its pending steps and events, then the final event, committed with the
+ * final state in one transaction. A run that is no longer 'running' here (ended or taken
+ * back by a sweeper meanwhile) is left as it is.
+ */
 export async function finishRun(
   deps: { db: Db; bus: EventBus },
   runId: string,
   patch: Partial<typeof runs.$inferInsert>,
   event: RunEvent,
+  ending: RunEnding = {},
 ) {
   await deps.db.transaction(async (tx) => {
     const [row] = await tx
@@ -102,7 +120,41 @@ export async function finishRun(
       .set({ ...patch, finishedAt: new Date(), heartbeatAt: null })
       .where(and(eq(runs.id, runId), eq(runs.status, 'running')))
       .returning({ id: runs.id });
-    if (row) await publishRunEvent(deps, runId, event, tx);
+    if (!row) return;
+    if (ending.steps?.length) await tx.insert(runSteps).values(ending.steps);
+    for (const e of ending.events ?? []) await publishRunEvent(deps, runId, e, tx);
+    await publishRunEvent(deps, runId, event, tx);
+  });
+}
+
+/** This process no longer owns the run: a sweeper ended it or gave it to another instance. */
+export class RunLost extends Error {
+  override name = 'RunLost';
+}
+
+/**
+ * One round of a run (a model step and the tool steps it asked for, or a final answer that
+ * needs correcting) committed at once: its step rows, its deferred events and the progress
+ * that a resume starts from. Either all of it is stored or none, so a resumed run redoes a
+ * round whole and its transcript always matches its steps. Throws RunLost (and stores
+ * nothing) when the run is no longer 'running'. Returns `agentsStamp` of `watch` (see
+ * run-agents.ts), read in the same statement, so no step reads the agents again.
+ */
+export async function commitRound(
+  deps: { db: Db; bus: EventBus },
+  runId: string,
+  round: { steps: StepRow[]; events: RunEvent[]; progress: RunProgress; watch: string[] },
+): Promise<string> {
+  return deps.db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(runs)
+      .set({ ...round.progress, heartbeatAt: new Date() })
+      .where(and(eq(runs.id, runId), eq(runs.status, 'running')))
+      .returning({ stamp: agentsStampSql(round.watch) });
+    if (!row) throw new RunLost('the run is no longer running here');
+    if (round.steps.length > 0) await tx.insert(runSteps).values(round.steps);
+    for (const e of round.events) await publishRunEvent(deps, runId, e, tx);
+    return row.stamp;
   });
 }
 
@@ -111,9 +163,6 @@ export const touchRun = (db: Db, runId: string) =>
     .update(runs)
     .set({ heartbeatAt: new Date() })
     .where(and(eq(runs.id, runId), eq(runs.status, 'running')));
-
-export const saveProgress = (db: Db, runId: string, progress: RunProgress) =>
-  db.update(runs).set(progress).where(eq(runs.id, runId));
 
 /** Back to the queue (with its progress, when it has any) to be resumed by any instance. */
 export const requeueRun = (
@@ -126,21 +175,12 @@ export const requeueRun = (
     .set({ status: 'queued', ...patch, heartbeatAt: null })
     .where(and(eq(runs.id, runId), eq(runs.status, 'running')));
 
+/** Runs whose heartbeat is older than `staleMs`: their process died (or stalls). */
 export const staleRuns = (db: Db, staleMs: number) =>
   db
-    .select()
+    .select({ id: runs.id, resumes: runs.resumes })
     .from(runs)
     .where(and(eq(runs.status, 'running'), lt(runs.heartbeatAt, new Date(Date.now() - staleMs))));
 
-export async function countSteps(db: Db, runId: string): Promise<number> {
-  const [existing] = await db
-    .select({ n: count() })
-    .from(runSteps)
-    .where(eq(runSteps.runId, runId));
-  return existing?.n ?? 0;
-}
-
-export type StepRecord = Omit<typeof runSteps.$inferInsert, 'runId' | 'index'>;
-
-export const saveStep = (db: Db, runId: string, index: number, step: StepRecord) =>
-  db.insert(runSteps).values({ ...step, runId, index });
+/** A step row as the run worker writes it (its run and index included). */
+export type StepRow = typeof runSteps.$inferInsert;

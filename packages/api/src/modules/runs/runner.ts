@@ -4,7 +4,6 @@ import type { RunLoopDeps } from './run-context';
 import { executeRun } from './run-loop';
 import { claimRuns, finishRun, requeueRun, staleRuns } from './run-store';
 import type { RunFailureCode } from './runs.errors';
-import type { RunRow } from './runs.table';
 
 const CANCEL_CHANNEL = 'smartspace_run_cancel';
 export const STALE_RUN_MS = 30_000;
@@ -80,7 +79,7 @@ export async function createRunner(handle: DatabaseHandle, deps: RunnerDeps) {
 }
 
 /** A stale run goes back to the queue, or fails once it was resumed too often. */
-async function recover(deps: RunnerDeps, r: RunRow): Promise<boolean> {
+async function recover(deps: RunnerDeps, r: { id: string; resumes: number }): Promise<boolean> {
   if (r.resumes < MAX_RESUMES) {
     await requeueRun(deps.db, r.id, { resumes: r.resumes + 1 });
     return true;

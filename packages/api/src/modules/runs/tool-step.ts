@@ -3,7 +3,6 @@ import type { AgentRow } from '../agents/agents.service';
 import { builtinTool, handoffToolName, ToolError } from '../agents/tools/registry';
 import type { ToolUse } from './model-step';
 import type { RunContext } from './run-context';
-import { publishRunEvent } from './run-store';
 
 export interface ToolOutcome {
   content: string;
@@ -20,18 +19,18 @@ export async function toolStep(
 ): Promise<ToolOutcome> {
   const target = targets.find((t) => handoffToolName(t) === use.name);
   if (target) return handoff(ctx, agent, target, use);
-  const { deps, run } = ctx;
   const startedAt = new Date();
-  await publishRunEvent(deps, run.id, { type: 'tool.called', tool: use.name, input: use.input });
+  // Out while a slow tool runs; a quick one's call goes with its round. Its result is stored
+  // with the round (run-loop.ts).
+  ctx.events.push({ type: 'tool.called', tool: use.name, input: use.input }, 'soon');
   const { output, error } = await callTool(ctx, agent, targets, use);
-  await publishRunEvent(
-    deps,
-    run.id,
+  ctx.events.push(
     error
       ? { type: 'tool.result', tool: use.name, output: error, isError: true }
       : { type: 'tool.result', tool: use.name, output },
+    'deferred',
   );
-  await ctx.recordStep({
+  ctx.recordStep({
     agentId: agent.id,
     kind: 'tool',
     input: use.input,
@@ -44,19 +43,10 @@ export async function toolStep(
   return { content: error ?? JSON.stringify(output), isError: error !== null };
 }
 
-async function handoff(
-  ctx: RunContext,
-  agent: AgentRow,
-  target: AgentRow,
-  use: ToolUse,
-): Promise<ToolOutcome> {
+function handoff(ctx: RunContext, agent: AgentRow, target: AgentRow, use: ToolUse): ToolOutcome {
   const startedAt = new Date();
-  await publishRunEvent(ctx.deps, ctx.run.id, {
-    type: 'handoff',
-    fromAgentId: agent.id,
-    toAgentId: target.id,
-  });
-  await ctx.recordStep({
+  ctx.events.push({ type: 'handoff', fromAgentId: agent.id, toAgentId: target.id }, 'deferred');
+  ctx.recordStep({
     agentId: agent.id,
     kind: 'handoff',
     input: use.input,
