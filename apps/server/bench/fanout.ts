@@ -31,6 +31,7 @@ import {
   type Stats,
   sleep,
 } from './fanout-protocol';
+import { record as recordGoal } from './goals';
 import { markdownTable } from './report';
 import { mutate, startChild, stopChild } from './shared';
 
@@ -558,6 +559,17 @@ export async function runFanout(): Promise<boolean> {
     const baseline = await side('baseline');
     const app = await side('app');
     results.push({ n, app, baseline });
+  }
+
+  // The goals are stated at 5,000 subscribers (or the largest N measured).
+  const largest = results
+    .filter((r): r is Extract<SizeResult, { app: unknown }> => 'app' in r)
+    .filter((r) => !(r.app instanceof Error || r.baseline instanceof Error))
+    .at(-1);
+  if (largest && !(largest.app instanceof Error) && !(largest.baseline instanceof Error)) {
+    recordGoal('fanout.p99', largest.app.p99 / largest.baseline.p99);
+    recordGoal('fanout.cpu', largest.app.cpuUsPerDelivery / largest.baseline.cpuUsPerDelivery);
+    recordGoal('fanout.memory', largest.app.rssKiB);
   }
 
   const measuredSides = (side: SideName) =>

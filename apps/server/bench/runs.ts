@@ -12,6 +12,7 @@
  * BENCH_RUNS_SEQUENTIAL (default 30) back-to-back runs.
  */
 import { cpus, loadavg } from 'node:os';
+import { record } from './goals';
 import { markdownTable } from './report';
 import { startChild, stopChild } from './shared';
 
@@ -98,6 +99,7 @@ export async function runRuns(): Promise<boolean> {
   const seq = report.cases.find((c) => c.concurrency === 1);
   const runMs = seq ? (seq.seconds * 1000) / seq.runs : Number.NaN;
   const overheadUs = ((runMs - report.directPairMs) * 1000) / STEPS;
+  record('runs.overhead', overheadUs / 1000);
   // Split: the gateway's own work (beside the provider) and the runner's (the rest).
   const gatewayUs = ((report.gatewayRunMs - report.directPairMs) * 1000) / STEPS;
   const runnerUs = ((runMs - report.gatewayRunMs) * 1000) / STEPS;
