@@ -12,7 +12,12 @@ import {
   type KeyCredential,
   type KeyUsageRecorder,
 } from './modules/api-keys/api-keys.service';
-import { type AuthUser, authenticate } from './modules/auth/auth.service';
+import {
+  type AuthUser,
+  authenticate,
+  authenticateInProject,
+  type ProjectAccess,
+} from './modules/auth/auth.service';
 import type { ReplyRunner } from './modules/chat/replies';
 import type { Gateway } from './modules/gateway/gateway';
 import type { Runner } from './modules/runs/runner';
@@ -80,6 +85,11 @@ const NO_CREDENTIAL: Authentication = {
   message: 'Sign in to do this',
 };
 
+export interface ProjectAuthentication {
+  auth: Authentication;
+  access?: ProjectAccess;
+}
+
 export interface Context extends Deps {
   req: RequestMeta;
   /**
@@ -88,6 +98,14 @@ export interface Context extends Deps {
    * closed).
    */
   authenticate(): Promise<Authentication>;
+  /**
+   * authenticate() for a call addressed to `projectId` (a uuid): for a session, the same
+   * database round trip also reads the caller's membership there and the project (`access`),
+   * which projectProcedure then uses instead of reading them again. Never memoised: the
+   * membership is the call's own, read when it runs. `access` is absent for an API key or
+   * when authentication failed.
+   */
+  authenticateInProject(projectId: string): Promise<ProjectAuthentication>;
   /** Set when the call arrives over a WebSocket. */
   connection: SocketConnection | null;
 }
@@ -99,17 +117,49 @@ export function createContextInner(
   connection: SocketConnection | null = null,
 ): Context {
   let verified: Promise<Authentication> | undefined;
+  const authenticate = (): Promise<Authentication> => {
+    const token = req.token;
+    if (!token) return Promise.resolve(NO_CREDENTIAL);
+    if (connection) return verifyToken(deps, token);
+    verified ??= verifyToken(deps, token);
+    return verified;
+  };
+  const authenticateProject = async (projectId: string): Promise<ProjectAuthentication> => {
+    const token = req.token;
+    if (!token || isApiKey(token)) return { auth: await authenticate() };
+    const found = await authenticateInProject({
+      db: deps.db,
+      config: deps.config,
+      token,
+      projectId,
+    });
+    if (!found) return { auth: NO_CREDENTIAL };
+    const principal: Principal = { kind: 'session', user: found.user };
+    return { auth: { ok: true, principal }, access: found.access };
+  };
+  // Every field named rather than `...deps`: V8 builds this literal in a fraction of the time
+  // a spread takes (a spread followed by more fields was ~6 µs a request), and tRPC copies the
+  // result again at each middleware that extends it, faster from an object of a fixed shape.
+  // A field added to Deps and forgotten here fails to compile.
   return {
-    ...deps,
+    db: deps.db,
+    config: deps.config,
+    limiter: deps.limiter,
+    sharedLimiter: deps.sharedLimiter,
+    log: deps.log,
+    bus: deps.bus,
+    models: deps.models,
+    gateway: deps.gateway,
+    replies: deps.replies,
+    chain: deps.chain,
+    runner: deps.runner,
+    mail: deps.mail,
+    storage: deps.storage,
+    keyUsage: deps.keyUsage,
     req,
     connection,
-    authenticate() {
-      const token = req.token;
-      if (!token) return Promise.resolve(NO_CREDENTIAL);
-      if (connection) return verifyToken(deps, token);
-      verified ??= verifyToken(deps, token);
-      return verified;
-    },
+    authenticate,
+    authenticateInProject: authenticateProject,
   };
 }
 

@@ -132,6 +132,32 @@ describe.runIf(process.env.TEST_DATABASE_URL)('a real PostgreSQL behind a proxy'
   const one = async () =>
     rowsOf<{ n: number }>(await handle.db.execute(sql`select 1::int as n`))[0]?.n;
 
+  it('permits come back however a statement ends: many more statements than connections', async () => {
+    // 2 connections: 60 statements at once, a third of them failing, all answered in turn.
+    const all = await Promise.allSettled(
+      Array.from({ length: 60 }, (_, i) =>
+        handle.db.execute(i % 3 === 0 ? sql`select 1 / 0` : sql`select ${i}::int as n`),
+      ),
+    );
+    all.forEach((r, i) => {
+      if (i % 3 === 0) {
+        expect(r.status).toBe('rejected');
+        const error = (r as PromiseRejectedResult).reason;
+        expect(codeOf(error)).toBe('22012');
+        expect(isServiceUnavailable(error)).toBe(false);
+      } else {
+        expect(r.status).toBe('fulfilled');
+        const rows = rowsOf<{ n: number }>((r as PromiseFulfilledResult<unknown>).value);
+        expect(rows[0]?.n).toBe(i);
+      }
+    });
+    // Both permits are free again: two transactions hold them at once, then a statement runs.
+    await Promise.all(
+      [0, 1].map(() => handle.db.transaction(async (t) => void (await t.execute(sql`select 1`)))),
+    );
+    expect(await one()).toBe(1);
+  });
+
   it('statement_timeout is set on pool connections, and hitting it is an outage', async () => {
     const [row] = rowsOf<{ statement_timeout: string }>(
       await handle.db.execute(sql`show statement_timeout`),

@@ -8,8 +8,8 @@ import type { Sql, TransactionSql } from 'postgres';
  * across a black-holed network waits as long as TCP keeps the socket (many minutes), and
  * postgres.js queues queries without limit while every connection is busy or reconnecting.
  * So each statement drizzle sends, and each transaction, waits at most `acquireMs` for one of
- * `size` permits and gets its answer within `answerMs` of being issued, or fails with a
- * `DatabaseTimeoutError` that callers classify as an outage.
+ * `size` permits and gets its answer within `answerMs` of being issued (checked every
+ * SWEEP_MS), or fails with a `DatabaseTimeoutError` that callers classify as an outage.
  *
  * A permit is held until postgres.js settles the work, not until the caller gives up: work
  * still stuck on a dead connection keeps its permit, so new work waits here (bounded) rather
@@ -45,14 +45,36 @@ type Release = () => void;
 function createGate(size: number) {
   let free = size;
   const waiting = new Set<() => void>();
-  const release = () => {
+  /** Hands a permit back: to the longest waiter, else to the pool. Once per permit taken. */
+  function release(): void {
     const next = waiting.values().next();
     if (next.done) free += 1;
     else {
       waiting.delete(next.value);
       next.value();
     }
-  };
+  }
+  /** A permit now if one is free: no promise, no timer (the common case, per statement). */
+  function tryTake(): boolean {
+    if (free === 0) return false;
+    free -= 1;
+    return true;
+  }
+  /** Waits up to `ms` for a permit (then owed back through release), or POOL_TIMEOUT. */
+  function wait(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const grant = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        waiting.delete(grant);
+        reject(new DatabaseTimeoutError('POOL_TIMEOUT', `no database connection free in ${ms} ms`));
+      }, ms);
+      waiting.add(grant);
+    });
+  }
+  /** A permit whose release may be called more than once (transactions settle two ways). */
   const permit = (): Release => {
     let released = false;
     return () => {
@@ -62,23 +84,63 @@ function createGate(size: number) {
     };
   };
   return {
+    release,
+    tryTake,
+    wait,
     acquire(ms: number): Promise<Release> {
-      if (free > 0) {
-        free -= 1;
-        return Promise.resolve(permit());
-      }
-      return new Promise((resolve, reject) => {
-        const grant = () => {
-          clearTimeout(timer);
-          resolve(permit());
-        };
-        const timer = setTimeout(() => {
-          waiting.delete(grant);
-          reject(
-            new DatabaseTimeoutError('POOL_TIMEOUT', `no database connection free in ${ms} ms`),
-          );
-        }, ms);
-        waiting.add(grant);
+      if (tryTake()) return Promise.resolve(permit());
+      return wait(ms).then(permit);
+    },
+  };
+}
+
+/** How often the statements in flight are checked against their deadlines. */
+const SWEEP_MS = 25;
+
+interface Watched {
+  deadline: number;
+  ms: number;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Deadlines of the statements in flight (at most one per permit), checked by one timer every
+ * SWEEP_MS while any is in flight, rather than a timer set and cleared per statement: a
+ * statement fails with QUERY_TIMEOUT at most SWEEP_MS after its deadline.
+ */
+function createDeadlines() {
+  const watched = new Set<Watched>();
+  let timer: NodeJS.Timeout | undefined;
+  function sweep(): void {
+    if (watched.size === 0) {
+      clearInterval(timer);
+      timer = undefined;
+      return;
+    }
+    const now = Date.now();
+    for (const w of watched) {
+      if (w.deadline > now) continue;
+      watched.delete(w);
+      w.reject(new DatabaseTimeoutError('QUERY_TIMEOUT', `no database answer in ${w.ms} ms`));
+    }
+  }
+  return {
+    /** `work`'s outcome, or a QUERY_TIMEOUT after `ms`; `work` is observed either way. */
+    watch<T>(work: PromiseLike<T>, ms: number): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        const w: Watched = { deadline: Date.now() + ms, ms, reject };
+        watched.add(w);
+        timer ??= setInterval(sweep, SWEEP_MS);
+        work.then(
+          (value) => {
+            watched.delete(w);
+            resolve(value);
+          },
+          (error: unknown) => {
+            watched.delete(w);
+            reject(error);
+          },
+        );
       });
     },
   };
@@ -112,25 +174,36 @@ interface PendingLike {
 
 /**
  * Stands in for the lazy query postgres.js returns: the query starts (through `run`) when it
- * is first awaited, as the original does, and `.values()` still reaches the original.
+ * is first awaited, as the original does, and `.values()` still reaches the original. A class,
+ * so a statement costs one object rather than a handful of closures.
  */
-function deferred(query: PendingLike, run: (query: PendingLike) => Promise<unknown>) {
-  let started: Promise<unknown> | undefined;
-  const start = () => {
-    started ??= run(query);
-    return started;
-  };
-  const stand: PendingLike & Pick<Promise<unknown>, 'catch' | 'finally'> = {
-    values() {
-      query.values();
-      return stand;
-    },
-    // biome-ignore lint/suspicious/noThenProperty: it stands in for a lazy query drizzle awaits.
-    then: (onValue, onError) => start().then(onValue, onError),
-    catch: (onError) => start().catch(onError),
-    finally: (onFinally) => start().finally(onFinally),
-  };
-  return stand;
+class Deferred implements PendingLike {
+  private started: Promise<unknown> | undefined;
+  constructor(
+    private readonly query: PendingLike,
+    private readonly run: (query: PendingLike) => Promise<unknown>,
+  ) {}
+  private start(): Promise<unknown> {
+    this.started ??= this.run(this.query);
+    return this.started;
+  }
+  values(): this {
+    this.query.values();
+    return this;
+  }
+  // biome-ignore lint/suspicious/noThenProperty: it stands in for a lazy query drizzle awaits.
+  then<A = unknown, B = never>(
+    onValue?: ((value: unknown) => A | PromiseLike<A>) | null,
+    onError?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return this.start().then(onValue, onError);
+  }
+  catch<B = never>(onError?: ((reason: unknown) => B | PromiseLike<B>) | null) {
+    return this.start().catch(onError);
+  }
+  finally(onFinally?: (() => void) | null) {
+    return this.start().finally(onFinally);
+  }
 }
 
 type Unsafe = (...args: unknown[]) => PendingLike;
@@ -146,13 +219,12 @@ function boundScope(
   answerMs: number,
   onTimeout: (e: unknown) => void,
 ): TransactionSql {
-  const unsafe: Unsafe = (...args) =>
-    deferred((sql.unsafe as unknown as Unsafe)(...args), (q) =>
-      within(q, answerMs).catch((e: unknown) => {
-        if (e instanceof DatabaseTimeoutError) onTimeout(e);
-        throw e;
-      }),
-    );
+  const run = (q: PendingLike) =>
+    within(q, answerMs).catch((e: unknown) => {
+      if (e instanceof DatabaseTimeoutError) onTimeout(e);
+      throw e;
+    });
+  const unsafe: Unsafe = (...args) => new Deferred((sql.unsafe as unknown as Unsafe)(...args), run);
   const savepoint = (...args: unknown[]) => {
     const fn = args.pop() as (inner: TransactionSql) => unknown;
     return (sql.savepoint as unknown as (...a: unknown[]) => unknown)(
@@ -215,13 +287,22 @@ function boundedBegin(sql: Sql, gate: ReturnType<typeof createGate>, bounds: Bou
 /** `sql` with every statement and transaction drizzle runs through it bounded in time. */
 export function withBounds(sql: Sql, bounds: Bounds): Sql {
   const gate = createGate(bounds.size);
-  const unsafe: Unsafe = (...args) =>
-    deferred((sql.unsafe as unknown as Unsafe)(...args), async (q) => {
-      const issued = Date.now();
-      const release = await gate.acquire(bounds.acquireMs);
-      q.then(release, release);
-      return within(q, bounds.answerMs - (Date.now() - issued));
-    });
+  const deadlines = createDeadlines();
+  const { release } = gate;
+  // The permit goes back when postgres.js settles the statement (exactly one of the two runs).
+  const answer = (q: PendingLike, ms: number) => {
+    q.then(release, release);
+    return deadlines.watch(q, ms);
+  };
+  // A free permit is taken synchronously; only a wait for one costs a promise and a timer.
+  const run = (q: PendingLike): Promise<unknown> => {
+    if (gate.tryTake()) return answer(q, bounds.answerMs);
+    const issued = Date.now();
+    return gate
+      .wait(bounds.acquireMs)
+      .then(() => answer(q, bounds.answerMs - (Date.now() - issued)));
+  };
+  const unsafe: Unsafe = (...args) => new Deferred((sql.unsafe as unknown as Unsafe)(...args), run);
   const begin = boundedBegin(sql, gate, bounds);
   return new Proxy(sql, {
     get(target, prop, receiver) {

@@ -6,6 +6,12 @@ import { isUniqueViolation } from '../../lib/db-errors';
 import { AppError } from '../../lib/errors';
 import type { RateLimiter } from '../../lib/rate-limit';
 import { recordAudit } from '../audit/audit.service';
+import {
+  type ProjectRole,
+  type ProjectRow,
+  projectMembers,
+  projects,
+} from '../projects/projects.table';
 import { normaliseEmail, toUser, type User } from '../users/users.dto';
 import { users } from '../users/users.table';
 import type { Session } from './auth.dto';
@@ -353,32 +359,95 @@ export async function changePassword(opts: {
   });
 }
 
+/** The columns of the user a session check returns (never the password hash). */
+const sessionUserColumns = {
+  id: users.id,
+  email: users.email,
+  name: users.name,
+  role: users.role,
+  createdAt: users.createdAt,
+};
+
+/** The conditions under which an access token's session still stands. */
+const sessionStands = and(
+  eq(sessions.id, sql.placeholder('sessionId')),
+  eq(sessions.userId, sql.placeholder('userId')),
+  isNull(sessions.revokedAt),
+  gt(sessions.expiresAt, sql`now()`),
+  eq(users.active, true),
+);
+
 /**
  * The session check every authenticated call makes: one indexed join, prepared once per
  * database so it is planned and built once, not per request.
  */
-const sessionQueries = new WeakMap<Db, ReturnType<typeof prepareSessionQuery>>();
 function prepareSessionQuery(db: Db) {
   return db
+    .select(sessionUserColumns)
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(sessionStands)
+    .prepare('auth_session');
+}
+
+/**
+ * The same check plus the caller's membership of one project and that project's row, in one
+ * round trip: project-scoped calls used to make three (session, membership, project). The
+ * membership and project are left joins, so a live session of a non-member still answers (with
+ * no role) and the caller learns the same as before: signed in, but no such project.
+ */
+function prepareSessionProjectQuery(db: Db) {
+  return db
     .select({
-      id: users.id,
-      email: users.email,
-      name: users.name,
-      role: users.role,
-      createdAt: users.createdAt,
+      ...sessionUserColumns,
+      memberRole: projectMembers.role,
+      project: {
+        id: projects.id,
+        name: projects.name,
+        description: projects.description,
+        createdAt: projects.createdAt,
+        updatedAt: projects.updatedAt,
+      },
     })
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
-    .where(
+    .leftJoin(
+      projectMembers,
       and(
-        eq(sessions.id, sql.placeholder('sessionId')),
-        eq(sessions.userId, sql.placeholder('userId')),
-        isNull(sessions.revokedAt),
-        gt(sessions.expiresAt, sql`now()`),
-        eq(users.active, true),
+        eq(projectMembers.projectId, sql.placeholder('projectId')),
+        eq(projectMembers.userId, sessions.userId),
       ),
     )
-    .prepare('auth_session');
+    .leftJoin(projects, eq(projects.id, projectMembers.projectId))
+    .where(sessionStands)
+    .prepare('auth_session_project');
+}
+
+/** Prepared statements per database (a test process opens several). */
+function preparedFor<T>(cache: WeakMap<Db, T>, db: Db, prepare: (db: Db) => T): T {
+  let query = cache.get(db);
+  if (!query) {
+    query = prepare(db);
+    cache.set(db, query);
+  }
+  return query;
+}
+const sessionQueries = new WeakMap<Db, ReturnType<typeof prepareSessionQuery>>();
+const sessionProjectQueries = new WeakMap<Db, ReturnType<typeof prepareSessionProjectQuery>>();
+
+/** toUser plus the session, written out: a spread here cost more than the rest of it. */
+function sessionUser(
+  row: Pick<typeof users.$inferSelect, 'id' | 'email' | 'name' | 'role' | 'createdAt'>,
+  sessionId: string,
+): AuthUser {
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    role: row.role,
+    createdAt: row.createdAt.toISOString(),
+    sessionId,
+  };
 }
 
 /** Resolves an access token to its user: valid signature and claims, live session, active user. */
@@ -389,11 +458,40 @@ export async function authenticate(opts: {
 }): Promise<AuthUser | null> {
   const claims = await verifyAccessToken(opts.config.jwt, opts.token);
   if (!claims) return null;
-  let query = sessionQueries.get(opts.db);
-  if (!query) {
-    query = prepareSessionQuery(opts.db);
-    sessionQueries.set(opts.db, query);
-  }
+  const query = preparedFor(sessionQueries, opts.db, prepareSessionQuery);
   const [row] = await query.execute({ sessionId: claims.sessionId, userId: claims.userId });
-  return row ? { ...toUser(row), sessionId: claims.sessionId } : null;
+  return row ? sessionUser(row, claims.sessionId) : null;
+}
+
+/** What a session check read about one project: the caller's role there and the project. */
+export interface ProjectAccess {
+  projectId: string;
+  /** Null when the caller is not a member (or the project does not exist). */
+  member: { role: ProjectRole; project: ProjectRow } | null;
+}
+
+/**
+ * authenticate(), and in the same query the user's membership of `projectId` and the project
+ * (a uuid: the caller checks its form first). Null when the token or its session does not
+ * stand, exactly as authenticate().
+ */
+export async function authenticateInProject(opts: {
+  db: Db;
+  config: Config;
+  token: string;
+  projectId: string;
+}): Promise<{ user: AuthUser; access: ProjectAccess } | null> {
+  const claims = await verifyAccessToken(opts.config.jwt, opts.token);
+  if (!claims) return null;
+  const query = preparedFor(sessionProjectQueries, opts.db, prepareSessionProjectQuery);
+  const [row] = await query.execute({
+    sessionId: claims.sessionId,
+    userId: claims.userId,
+    projectId: opts.projectId,
+  });
+  if (!row) return null;
+  const user = sessionUser(row, claims.sessionId);
+  const member =
+    row.memberRole && row.project ? { role: row.memberRole, project: row.project } : null;
+  return { user, access: { projectId: opts.projectId, member } };
 }

@@ -69,7 +69,7 @@ export const projectsRouter = router({
     ),
 
   get: projectProcedure('viewer').query(({ ctx }) =>
-    projects.getProject({ db: ctx.db, membership: ctx.membership }),
+    projects.getProject({ db: ctx.db, membership: ctx.membership, row: ctx.project }),
   ),
 
   update: projectProcedure('admin')

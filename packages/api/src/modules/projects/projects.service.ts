@@ -7,7 +7,7 @@ import { announceAccessChange } from '../../realtime/access';
 import { recordAudit } from '../audit/audit.service';
 import { users } from '../users/users.table';
 import { type Member, type Project, toProject } from './projects.dto';
-import { type ProjectRole, projectMembers, projects } from './projects.table';
+import { type ProjectRole, type ProjectRow, projectMembers, projects } from './projects.table';
 
 export interface Membership {
   projectId: string;
@@ -98,11 +98,12 @@ export async function createProject(opts: {
 export async function getProject(opts: {
   db: Db;
   membership: Membership;
+  /** The row, when the caller's authorization already read it in the same query. */
+  row?: ProjectRow | undefined;
 }): Promise<Project & { myRole: ProjectRole }> {
-  const [row] = await opts.db
-    .select()
-    .from(projects)
-    .where(eq(projects.id, opts.membership.projectId));
+  const [row] = opts.row
+    ? [opts.row]
+    : await opts.db.select().from(projects).where(eq(projects.id, opts.membership.projectId));
   if (!row) throw notFound();
   return { ...toProject(row), myRole: opts.membership.role };
 }
