@@ -126,7 +126,7 @@ async function runHttp(): Promise<boolean> {
       },
       {
         name: 'tRPC projects.get (session + membership + PK)',
-        queries: '3',
+        queries: '1',
         ratio: true,
         opts: get(`/trpc/projects.get?input=${input({ projectId: project.id })}`, auth),
       },
@@ -220,7 +220,7 @@ autocannon: ${DURATION} s per case after a ${WARMUP} s warm-up; server and load 
 ${table(rows, baseline)}
 
 - vs raw: req/s divided by the raw Fastify JSON route's (${Math.round(baseline)} req/s) on the same server; baseline routes also pass the app's global hooks (request id, CORS). The repeat of the baseline shows run-to-run drift: read ratios within that margin.
-- users.me is 1 query: the session check (a prepared sessions ⋈ users primary-key join) returns the user; projects.get adds the membership read and the project read.
+- users.me is 1 query: the session check (a prepared sessions ⋈ users primary-key join) returns the user; projects.get is 1 query too: the session, the caller's membership and the project row in one prepared query (left joins).
 - the batch makes 10 calls per HTTP request (${Math.round((batchRow?.result.requests.average ?? 0) * 10)} calls/s); the session check runs once per request and answers all ten, so 1 query.
 - login: user lookup, argon2id verify on the libuv pool, then one transaction inserting the session and its refresh token.
 - probe p99 while logins saturate the server: ${probeLoaded.latency.p99} ms vs ${probeUnloaded} ms unloaded.${driftNote}
