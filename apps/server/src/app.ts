@@ -8,6 +8,7 @@ import {
   type Context,
   genericAppCodes,
   isServiceUnavailable,
+  type RequestTrail,
 } from '@smartspace/api';
 import Fastify, {
   type FastifyBaseLogger,
@@ -66,7 +67,12 @@ const FRAMEWORK_MESSAGES: Record<string, string> = {
 
 /** Every error under /trpc in the tRPC envelope, the rest in the plain one. */
 function sendError(req: FastifyRequest, reply: FastifyReply, status: number, message: string) {
-  if (req.url.startsWith('/trpc')) return reply.status(status).send(trpcErrorBody(status, message));
+  if (req.url.startsWith('/trpc')) {
+    const body = trpcErrorBody(status, message);
+    // Framework errors (a malformed URL) come before onRequest set the trail up.
+    if (req.trail) req.trail.appCode ??= body.error.data.appCode;
+    return reply.status(status).send(body);
+  }
   return reply.status(status).send({ error: message, statusCode: status });
 }
 
@@ -83,6 +89,49 @@ function bearer(header: string | undefined): string | null {
   if (!header) return null;
   const match = /^Bearer\s+(\S+)$/i.exec(header);
   return match?.[1] ?? null;
+}
+
+/** What a request's log line says beyond method, route and status; filled as it runs. */
+export interface RequestLog extends RequestTrail {
+  /** The SmartSpace appCode of the (first) error it answered with. */
+  appCode?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    trail: RequestLog;
+  }
+}
+
+/** Probes and scrapes come every few hundred milliseconds: their lines only at debug. */
+const QUIET_ROUTES = new Set(['/health', '/ready', '/metrics']);
+
+/**
+ * One line per finished request: request id (the logger's binding), method, route pattern,
+ * path without its query (tRPC inputs live there), status, duration, the tRPC procedures
+ * called, who called (user, API key) and for which project, and the appCode of an error.
+ */
+function logRequest(req: FastifyRequest, reply: FastifyReply) {
+  const route = req.routeOptions.url ?? 'unmatched';
+  const status = reply.statusCode;
+  const level = QUIET_ROUTES.has(route) ? 'debug' : status >= 500 ? 'error' : 'info';
+  // Skip building the line when its level is off (pino's loggers have isLevelEnabled).
+  const log = req.log as FastifyBaseLogger & { isLevelEnabled?: (l: string) => boolean };
+  if (log.isLevelEnabled && !log.isLevelEnabled(level)) return;
+  const path = req.url.split('?')[0] ?? '';
+  const procedure = path.startsWith('/trpc/') ? path.slice(6, 206) : undefined;
+  req.log[level](
+    {
+      method: req.method,
+      route,
+      path: path.slice(0, 300),
+      status,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+      ...(procedure ? { procedure } : {}),
+      ...(req.trail ?? {}),
+    },
+    'request',
+  );
 }
 
 /** Builds the HTTP app; listening and shutdown live in server.ts so tests can inject. */
@@ -107,11 +156,16 @@ export async function buildApp({ api, logger, ...opts }: AppOptions): Promise<Fa
     genReqId: () => randomUUID(),
     // Batch paths are long ("a,b,c,..."); the batch cap bounds them, this bounds the URL.
     routerOptions: { maxParamLength: 4096 },
+    // One line per request instead (below), with who and what it was for.
+    disableRequestLogging: true,
   });
 
+  app.decorateRequest('trail', null as unknown as RequestLog);
   app.addHook('onRequest', async (req, reply) => {
+    req.trail = {};
     reply.header('x-request-id', req.id);
   });
+  app.addHook('onResponse', async (req, reply) => logRequest(req, reply));
 
   app.setErrorHandler((err: Error & { statusCode?: number; body?: unknown }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
@@ -218,16 +272,20 @@ export async function buildApp({ api, logger, ...opts }: AppOptions): Promise<Fa
         ip: req.ip,
         requestId: req.id,
         userAgent: req.headers['user-agent'],
+        trail: req.trail,
       }),
     onError: ({ error, path, ctx }) => {
+      const appCode =
+        error.cause instanceof AppError
+          ? error.cause.code
+          : (genericAppCodes[error.code] ?? 'internal');
       metrics.trpcErrors.inc({
         procedure: procedureLabel(procedures, path),
         code: error.code,
-        app_code:
-          error.cause instanceof AppError
-            ? error.cause.code
-            : (genericAppCodes[error.code] ?? 'internal'),
+        app_code: appCode,
       });
+      const trail = ctx?.req.trail as RequestLog | undefined;
+      if (trail) trail.appCode ??= appCode;
       if (error.code === 'INTERNAL_SERVER_ERROR') {
         logger.error(
           { err: error.cause ?? error, path, requestId: ctx?.req.requestId },

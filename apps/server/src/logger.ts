@@ -37,3 +37,13 @@ export function createLogger(level: string, destination?: DestinationStream) {
 }
 
 export type Logger = ReturnType<typeof createLogger>;
+
+/**
+ * Development on a terminal: readable lines (pino-pretty); anything else (production, pipes,
+ * log collectors) gets one JSON object per line.
+ */
+export async function logDestination(nodeEnv: string): Promise<DestinationStream | undefined> {
+  if (nodeEnv !== 'development' || !process.stdout.isTTY) return undefined;
+  const { default: pretty } = await import('pino-pretty');
+  return pretty({ colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' });
+}

@@ -1,6 +1,6 @@
 import { CloseCode, ConfigError, createApi, loadConfig } from '@smartspace/api';
 import { buildApp } from './app';
-import { createLogger } from './logger';
+import { createLogger, logDestination } from './logger';
 import { createMetrics } from './metrics';
 
 const SHUTDOWN_GRACE_MS = 15_000;
@@ -17,7 +17,7 @@ async function main() {
     }
     throw e;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, await logDestination(config.nodeEnv));
   const metrics = createMetrics();
   const api = await createApi({
     config,

@@ -141,10 +141,53 @@ describe('host behaviour', () => {
     });
     await post('auth.refresh', JSON.stringify({ refreshToken: result.data.refreshToken }));
     const all = logLines.join('');
-    expect(all).toContain('incoming request');
+    expect(all).toContain('"msg":"request"');
     expect(all).not.toContain('a long enough password');
     expect(all).not.toContain(result.data.accessToken);
     expect(all).not.toContain(result.data.refreshToken);
+  });
+
+  it('logs one line per request: id, route, status, duration, procedure, who, project, appCode', async () => {
+    const res = await post('auth.register', validRegistration('log-lines@example.com'));
+    const { result } = (await res.json()) as {
+      result: { data: { accessToken: string; user: { id: string } } };
+    };
+    const auth = { authorization: `Bearer ${result.data.accessToken}` };
+    const created = await fetch(`${server.origin}/trpc/projects.create`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Logged' }),
+    });
+    const projectId = ((await created.json()) as { result: { data: { id: string } } }).result.data
+      .id;
+    const input = encodeURIComponent(JSON.stringify({ projectId }));
+    await fetch(`${server.origin}/trpc/projects.get?input=${input}`, { headers: auth });
+    await fetch(`${server.origin}/trpc/users.me`);
+    await fetch(`${server.origin}/health`);
+
+    const lines = logLines
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'request');
+    const get = lines.find((l) => l.procedure === 'projects.get');
+    expect(get).toMatchObject({
+      method: 'GET',
+      route: '/trpc/:path',
+      path: '/trpc/projects.get',
+      status: 200,
+      userId: result.data.user.id,
+      projectId,
+    });
+    expect(typeof get?.reqId).toBe('string');
+    expect(typeof get?.ms).toBe('number');
+    expect(lines.find((l) => l.procedure === 'users.me' && l.status === 401)).toMatchObject({
+      appCode: 'auth.unauthenticated',
+    });
+    // Probes only at debug level.
+    expect(lines.some((l) => l.route === '/health')).toBe(false);
+    expect(logLines.join('')).not.toContain(result.data.accessToken);
   });
 });
 

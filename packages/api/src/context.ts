@@ -59,6 +59,17 @@ export interface RequestMeta {
   ip: string;
   requestId: string;
   userAgent?: string | undefined;
+  /**
+   * Filled in as the call learns who it is for (the transport logs it with the request): the
+   * user, the API key, the project. Optional; only ids, never a token.
+   */
+  trail?: RequestTrail | undefined;
+}
+
+export interface RequestTrail {
+  userId?: string;
+  keyId?: string;
+  projectId?: string;
 }
 
 /** Who a verified credential belongs to: a person's session, or a project API key. */
@@ -117,11 +128,22 @@ export function createContextInner(
   connection: SocketConnection | null = null,
 ): Context {
   let verified: Promise<Authentication> | undefined;
+  const trail = req.trail;
+  const remember = (auth: Authentication): Authentication => {
+    if (trail && auth.ok) {
+      trail.userId = auth.principal.user.id;
+      if (auth.principal.kind === 'key') {
+        trail.keyId = auth.principal.key.keyId;
+        trail.projectId = auth.principal.key.projectId;
+      }
+    }
+    return auth;
+  };
   const authenticate = (): Promise<Authentication> => {
     const token = req.token;
     if (!token) return Promise.resolve(NO_CREDENTIAL);
-    if (connection) return verifyToken(deps, token);
-    verified ??= verifyToken(deps, token);
+    if (connection) return verifyToken(deps, token).then(remember);
+    verified ??= verifyToken(deps, token).then(remember);
     return verified;
   };
   const authenticateProject = async (projectId: string): Promise<ProjectAuthentication> => {
@@ -134,6 +156,11 @@ export function createContextInner(
       projectId,
     });
     if (!found) return { auth: NO_CREDENTIAL };
+    if (trail) {
+      trail.userId = found.user.id;
+      // The project the call addressed, member or not.
+      trail.projectId = projectId;
+    }
     const principal: Principal = { kind: 'session', user: found.user };
     return { auth: { ok: true, principal }, access: found.access };
   };

@@ -37,7 +37,7 @@ export {
 } from './ai/provider';
 export type { Config } from './config';
 export { ConfigError, loadConfig } from './config';
-export type { Context, RequestMeta } from './context';
+export type { Context, RequestMeta, RequestTrail } from './context';
 export type { DatabaseHandle } from './db/client';
 export { openDatabase } from './db/client';
 export type { Observers } from './deps';

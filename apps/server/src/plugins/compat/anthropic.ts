@@ -282,7 +282,7 @@ export const MESSAGES_BODY_LIMIT = 1024 * 1024;
 
 export function anthropicRoutes(app: FastifyInstance, deps: Deps): void {
   app.post('/v1/messages', { bodyLimit: MESSAGES_BODY_LIMIT }, async (req, reply) => {
-    const who = await authenticate(deps, req.headers, 'member');
+    const who = await authenticate(deps, req, 'member');
     const body = parseBody(MessagesBody, req.body);
     checkModel(deps, body.model, body.max_tokens);
     const signal = disconnectSignal(reply);
@@ -304,7 +304,7 @@ export function anthropicRoutes(app: FastifyInstance, deps: Deps): void {
 
   // Free and no usage row; the policy's allowed models and its rate apply (gateway.countTokens).
   app.post('/v1/messages/count_tokens', { bodyLimit: MESSAGES_BODY_LIMIT }, async (req, reply) => {
-    const who = await authenticate(deps, req.headers, 'member');
+    const who = await authenticate(deps, req, 'member');
     const body = parseBody(CountTokensBody, req.body);
     checkModel(deps, body.model, 1);
     const prompt = toCompatRequest({ ...body, max_tokens: 1 });

@@ -1,4 +1,5 @@
 import { authenticateKey, isApiKey, roleAtLeast, type User } from '@smartspace/api';
+import type { FastifyRequest } from 'fastify';
 import type { Deps } from './deps';
 import { CompatError } from './errors';
 
@@ -24,10 +25,10 @@ function presentedSecret(headers: Record<string, string | string[] | undefined>)
  */
 export async function authenticate(
   deps: Deps,
-  headers: Record<string, string | string[] | undefined>,
+  req: FastifyRequest,
   minRole: 'viewer' | 'member',
 ): Promise<KeyPrincipal> {
-  const secret = presentedSecret(headers);
+  const secret = presentedSecret(req.headers);
   if (!secret) {
     throw new CompatError(
       401,
@@ -59,6 +60,10 @@ export async function authenticate(
     );
   }
   void deps.keyUsage.touch(auth.key.keyId);
+  // For the request's log line.
+  req.trail.userId = auth.user.id;
+  req.trail.keyId = auth.key.keyId;
+  req.trail.projectId = auth.key.projectId;
   return {
     user: auth.user,
     keyId: auth.key.keyId,

@@ -28,6 +28,7 @@ export async function compatPlugin(app: FastifyInstance, opts: CompatPluginOptio
   const deps = opts.api.deps;
   app.setErrorHandler((err: FastifyError & { body?: unknown }, req, reply) => {
     const e = toCompatError(err) ?? frameworkError(err) ?? unexpected(err, req.log);
+    if (req.trail) req.trail.appCode = e.appCode;
     if (e.retryAfterSeconds !== undefined) reply.header('retry-after', String(e.retryAfterSeconds));
     if (speaksOpenAi(req)) return reply.status(openaiStatus(e)).send(openaiErrorBody(e));
     return reply.status(e.status).send(anthropicErrorBody(e));

@@ -11,7 +11,7 @@ import type { Deps } from './deps';
  */
 export function modelRoutes(app: FastifyInstance, deps: Deps): void {
   app.get('/v1/models', async (req) => {
-    const who = await authenticate(deps, req.headers, 'viewer');
+    const who = await authenticate(deps, req, 'viewer');
     const rules = await loadPolicyRules(deps.db, who.projectId);
     const ids = deps.models
       .models()

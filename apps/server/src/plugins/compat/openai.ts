@@ -44,7 +44,7 @@ async function respondStream(opts: {
 
 export function openaiRoutes(app: FastifyInstance, deps: Deps): void {
   app.post('/v1/chat/completions', { bodyLimit: BODY_LIMIT }, async (req, reply) => {
-    const who = await authenticate(deps, req.headers, 'member');
+    const who = await authenticate(deps, req, 'member');
     const body = parseBody(ChatCompletionBody, req.body);
     const modelMax = deps.models.get(body.model)?.maxOutputTokens ?? Number.MAX_SAFE_INTEGER;
     const request = toCompatRequest(body, modelMax);
