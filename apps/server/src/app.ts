@@ -15,6 +15,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  LogController,
 } from 'fastify';
 import type { Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
@@ -157,7 +158,7 @@ export async function buildApp({ api, logger, ...opts }: AppOptions): Promise<Fa
     // Batch paths are long ("a,b,c,..."); the batch cap bounds them, this bounds the URL.
     routerOptions: { maxParamLength: 4096 },
     // One line per request instead (below), with who and what it was for.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   });
 
   app.decorateRequest('trail', null as unknown as RequestLog);

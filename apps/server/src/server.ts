@@ -2,6 +2,7 @@ import { CloseCode, ConfigError, createApi, loadConfig } from '@smartspace/api';
 import { buildApp } from './app';
 import { createLogger, logDestination } from './logger';
 import { createMetrics } from './metrics';
+import { startTracing } from './tracing';
 
 const SHUTDOWN_GRACE_MS = 15_000;
 const SOCKET_DRAIN_MS = 1_000;
@@ -18,6 +19,10 @@ async function main() {
     throw e;
   }
   const logger = createLogger(config.logLevel, await logDestination(config.nodeEnv));
+  const tracing =
+    config.otlpEndpoint || config.otlpTracesEndpoint
+      ? startTracing({ serviceName: config.otelServiceName })
+      : null;
   const metrics = createMetrics();
   const api = await createApi({
     config,
@@ -45,6 +50,8 @@ async function main() {
       await app.close();
       // Replies still streaming here are stored as interrupted before the database closes.
       await api.close();
+      // Sends the spans still batched.
+      await tracing?.shutdown();
       logger.info('shut down cleanly');
       process.exit(0);
     } catch (err) {

@@ -70,6 +70,8 @@ export interface RequestTrail {
   userId?: string;
   keyId?: string;
   projectId?: string;
+  /** The trace the call's span belongs to, when tracing is on. */
+  traceId?: string;
 }
 
 /** Who a verified credential belongs to: a person's session, or a project API key. */

@@ -58,6 +58,7 @@ export {
 export { genericAppCodes } from './lib/errors';
 export type { Logger } from './lib/logger';
 export type { Page } from './lib/pagination';
+export { setTracingEnabled } from './lib/tracing';
 export { isServiceUnavailable } from './lib/unavailable';
 export { latestOutboxMail } from './mail/outbox';
 export type { ApiKey, CreatedApiKey } from './modules/api-keys/api-keys.dto';

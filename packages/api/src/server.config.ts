@@ -81,4 +81,20 @@ export const serverConfig = {
     schema: z.string().trim().min(16, 'at least 16 characters').optional(),
     doc: 'bearer token GET /metrics requires; unset: /metrics answers loopback clients only',
   }),
+  otlpEndpoint: setting({
+    env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    schema: httpUrl().optional(),
+    doc: 'OTLP/HTTP collector (e.g. http://127.0.0.1:4318): turns tracing on; the SDK also reads the other OTEL_EXPORTER_OTLP_* variables',
+  }),
+  otlpTracesEndpoint: setting({
+    env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    schema: httpUrl().optional(),
+    doc: 'the traces endpoint itself (…/v1/traces), instead of OTEL_EXPORTER_OTLP_ENDPOINT',
+  }),
+  otelServiceName: setting({
+    env: 'OTEL_SERVICE_NAME',
+    schema: z.string().trim().min(1),
+    default: 'smartspace',
+    doc: 'service.name of the spans',
+  }),
 };

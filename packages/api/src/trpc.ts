@@ -2,6 +2,7 @@
  * 1. INITIALISATION: tRPC is initialised once, with an error formatter that gives every
  *    error a stable `appCode` and hides internals.
  */
+import { SpanKind } from '@opentelemetry/api';
 import { getTRPCErrorFromUnknown, initTRPC, TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import type { Authentication, Context, Principal } from './context';
@@ -9,6 +10,7 @@ import type { Db } from './db/client';
 import { type Actor, keyActor, userActor } from './lib/actor';
 import { AppError, type AppErrorCode, appErrorCodes, genericAppCodes } from './lib/errors';
 import { rawInputIssues } from './lib/input';
+import { failSpan, tracer } from './lib/tracing';
 import { isServiceUnavailable, serviceUnavailable } from './lib/unavailable';
 import type { AuthUser, ProjectAccess } from './modules/auth/auth.service';
 import { type Membership, requireMembership } from './modules/projects/projects.service';
@@ -168,31 +170,73 @@ function callerContext(principal: Principal, req: Context['req']) {
 }
 
 /**
+ * A span per call (`trpc <procedure>`): the procedure, its type, and once known the project
+ * and the outcome (the appCode of a failure). A no-op while tracing is off.
+ */
+function traced<R extends { ok: boolean }>(
+  ctx: Context,
+  path: string,
+  type: string,
+  run: () => Promise<R>,
+): Promise<R> {
+  return tracer().startActiveSpan(
+    `trpc ${path}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: { 'rpc.system': 'trpc', 'rpc.method': path, 'rpc.type': type },
+    },
+    async (span) => {
+      const trail = ctx.req.trail;
+      if (trail && span.isRecording()) trail.traceId = span.spanContext().traceId;
+      try {
+        const result = await run();
+        if (!result.ok) {
+          const error = (result as unknown as { error: TRPCError }).error;
+          failSpan(span, error.cause instanceof AppError ? error.cause : error);
+        }
+        return result;
+      } catch (err) {
+        failSpan(span, err instanceof TRPCError && err.cause instanceof AppError ? err.cause : err);
+        throw err;
+      } finally {
+        const projectId = ctx.req.trail?.projectId;
+        if (projectId) span.setAttribute('smartspace.project_id', projectId);
+        span.end();
+      }
+    },
+  );
+}
+
+/**
  * The first middleware of every procedure: admit(), then (for all but public procedures) the
  * caller, with app errors mapped both from these checks and from everything after them. One
  * middleware rather than a chain of four: tRPC copies the call's options and context at every
  * link, which was a measurable share of a short call's CPU.
  */
-const admitPublic = t.middleware(async ({ ctx, getRawInput, next }) => {
-  try {
-    await admit(ctx, getRawInput);
-  } catch (e) {
-    throw mapAppError(e);
-  }
-  return mapAppErrors(await next());
-});
+const admitPublic = t.middleware(({ ctx, path, type, getRawInput, next }) =>
+  traced(ctx, path, type, async () => {
+    try {
+      await admit(ctx, getRawInput);
+    } catch (e) {
+      throw mapAppError(e);
+    }
+    return mapAppErrors(await next());
+  }),
+);
 
 /** A signed-in caller, before the input is parsed (a stranger learns nothing of its rules). */
-const admitUser = t.middleware(async ({ ctx, meta, getRawInput, next }) => {
-  let caller: ReturnType<typeof callerContext>;
-  try {
-    await admit(ctx, getRawInput);
-    caller = callerContext(callerOf(await ctx.authenticate(), meta), ctx.req);
-  } catch (e) {
-    throw mapAppError(e);
-  }
-  return mapAppErrors(await next({ ctx: caller }));
-});
+const admitUser = t.middleware(({ ctx, meta, path, type, getRawInput, next }) =>
+  traced(ctx, path, type, async () => {
+    let caller: ReturnType<typeof callerContext>;
+    try {
+      await admit(ctx, getRawInput);
+      caller = callerContext(callerOf(await ctx.authenticate(), meta), ctx.req);
+    } catch (e) {
+      throw mapAppError(e);
+    }
+    return mapAppErrors(await next({ ctx: caller }));
+  }),
+);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -208,25 +252,27 @@ function rawProjectId(raw: unknown): string | null {
  * check also reads the caller's membership and the project in the same query
  * (`projectAccess`), and projectProcedure uses that instead of reading them again.
  */
-const admitUserInProject = t.middleware(async ({ ctx, meta, getRawInput, next }) => {
-  let caller: ReturnType<typeof callerContext> & { projectAccess: ProjectAccess | null };
-  try {
-    const projectId = rawProjectId(await admit(ctx, getRawInput));
-    const { auth, access } = projectId
-      ? await ctx.authenticateInProject(projectId)
-      : { auth: await ctx.authenticate(), access: undefined };
-    const principal = callerOf(auth, meta);
-    caller = {
-      user: principal.user,
-      principal,
-      actor: actorOf(principal, ctx.req),
-      projectAccess: access ?? null,
-    };
-  } catch (e) {
-    throw mapAppError(e);
-  }
-  return mapAppErrors(await next({ ctx: caller }));
-});
+const admitUserInProject = t.middleware(({ ctx, meta, path, type, getRawInput, next }) =>
+  traced(ctx, path, type, async () => {
+    let caller: ReturnType<typeof callerContext> & { projectAccess: ProjectAccess | null };
+    try {
+      const projectId = rawProjectId(await admit(ctx, getRawInput));
+      const { auth, access } = projectId
+        ? await ctx.authenticateInProject(projectId)
+        : { auth: await ctx.authenticate(), access: undefined };
+      const principal = callerOf(auth, meta);
+      caller = {
+        user: principal.user,
+        principal,
+        actor: actorOf(principal, ctx.req),
+        projectAccess: access ?? null,
+      };
+    } catch (e) {
+      throw mapAppError(e);
+    }
+    return mapAppErrors(await next({ ctx: caller }));
+  }),
+);
 
 /** The person and session behind a call; for procedures keys may not call (meta `keys`). */
 export function sessionUser(principal: Principal): AuthUser {
@@ -315,6 +361,8 @@ export function resourceProcedure<S extends z.ZodObject>(
     const missing = () => new AppError(opts.notFound, 'Not found');
     const projectId = await opts.resolve({ db: ctx.db, input: input as z.output<S> });
     if (!projectId) throw missing();
+    // For the request's log line and span: the project the resource belongs to.
+    if (ctx.req.trail) ctx.req.trail.projectId = projectId;
     const { membership } = await membershipOf(ctx, projectId).catch((e: unknown) => {
       throw e instanceof AppError && e.code === 'projects.not_found' ? missing() : e;
     });

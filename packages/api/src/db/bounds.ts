@@ -1,4 +1,5 @@
 import type { Sql, TransactionSql } from 'postgres';
+import { traceStatement, tracingEnabled } from '../lib/tracing';
 
 /**
  * Client-side time bounds around the postgres.js pool.
@@ -224,7 +225,11 @@ function boundScope(
       if (e instanceof DatabaseTimeoutError) onTimeout(e);
       throw e;
     });
-  const unsafe: Unsafe = (...args) => new Deferred((sql.unsafe as unknown as Unsafe)(...args), run);
+  const unsafe: Unsafe = (...args) =>
+    new Deferred(
+      (sql.unsafe as unknown as Unsafe)(...args),
+      tracingEnabled() ? (q) => traceStatement(args[0], run(q)) : run,
+    );
   const savepoint = (...args: unknown[]) => {
     const fn = args.pop() as (inner: TransactionSql) => unknown;
     return (sql.savepoint as unknown as (...a: unknown[]) => unknown)(
@@ -302,7 +307,11 @@ export function withBounds(sql: Sql, bounds: Bounds): Sql {
       .wait(bounds.acquireMs)
       .then(() => answer(q, bounds.answerMs - (Date.now() - issued)));
   };
-  const unsafe: Unsafe = (...args) => new Deferred((sql.unsafe as unknown as Unsafe)(...args), run);
+  const unsafe: Unsafe = (...args) =>
+    new Deferred(
+      (sql.unsafe as unknown as Unsafe)(...args),
+      tracingEnabled() ? (q) => traceStatement(args[0], run(q)) : run,
+    );
   const begin = boundedBegin(sql, gate, bounds);
   return new Proxy(sql, {
     get(target, prop, receiver) {

@@ -1,3 +1,4 @@
+import { SpanKind } from '@opentelemetry/api';
 import { and, eq, lt } from 'drizzle-orm';
 import {
   ModelError,
@@ -16,6 +17,7 @@ import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { formatUsdc, MICRO, priceToPicoPerToken } from '../../lib/money';
 import type { RateLimiter } from '../../lib/rate-limit';
+import { failSpan, tracer } from '../../lib/tracing';
 import { settleBalanceHold } from '../billing/billing.service';
 import type { BudgetAlert } from '../budgets/budgets.dto';
 import { type Hold, settleBudgets } from '../budgets/budgets.service';
@@ -313,6 +315,16 @@ export function createGateway(deps: GatewayDeps) {
   ): AsyncGenerator<ModelEvent, ModelError | null> {
     const startedAt = Date.now();
     inFlight++;
+    // A child of whatever span is active (the tRPC call, the run step); one per route tried.
+    const span = tracer().startSpan('model.call', {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        'gen_ai.request.model': p.model,
+        'gen_ai.system': deps.models.get(p.model)?.provider ?? 'unknown',
+        'smartspace.source': call.source,
+        'smartspace.project_id': call.projectId,
+      },
+    });
     const heartbeat = setInterval(() => {
       void deps.db
         .update(apiRequests)
@@ -357,19 +369,28 @@ export function createGateway(deps: GatewayDeps) {
       // A consumer that stops early (return()) ends here too: that is a cancel, unless the
       // provider had already finished (the consumer stopped after reading `done`).
       if (status === 'failed' && errorCode === null) status = usage ? 'succeeded' : 'cancelled';
+      const cost = usageCost(p.price, final);
+      span.setAttributes({
+        'gen_ai.usage.input_tokens': final.inputTokens,
+        'gen_ai.usage.output_tokens': final.outputTokens,
+        'smartspace.cost_usdc': formatUsdc(cost),
+        'smartspace.outcome': status,
+      });
+      if (errorCode) failSpan(span, { code: errorCode });
       await settle({
         call: { ...call, model: p.model },
         requestId: reserved.requestId,
         holds: reserved.holds,
         balanceHold: reserved.balanceHold,
         usage: final,
-        cost: usageCost(p.price, final),
+        cost,
         status,
         errorCode,
         startedAt,
       }).catch((err: unknown) =>
         deps.log.error({ err, requestId: reserved.requestId }, 'settlement failed'),
       );
+      span.end();
     }
     return fallBackFrom;
   }

@@ -1,5 +1,6 @@
 import type { ContentBlock } from '../../ai/provider';
 import { classifyFailure } from '../../lib/failure';
+import { inSpan } from '../../lib/tracing';
 import { startHeartbeat } from '../../lib/worker';
 import type { AgentRow } from '../agents/agents.service';
 import { type ModelOutcome, modelStep } from './model-step';
@@ -29,18 +30,25 @@ const DEFAULT_MAX_STEPS = 10;
  * steps it asked for) is committed in one transaction with the transcript, so a run whose
  * process died is resumed from its last completed round.
  */
-export async function executeRun(deps: RunLoopDeps, run: ClaimedRun, signal: AbortSignal) {
-  const ctx = openRunContext(deps, run, signal);
-  const stopHeartbeat = startHeartbeat(() => touchRun(deps.db, run.id), HEARTBEAT_MS);
-  try {
-    // Goes out with the first step.started (or with the run's end, if it never gets there).
-    ctx.events.push({ type: 'run.started' }, 'deferred');
-    await driveRun(ctx);
-  } catch (err) {
-    await settleFailure(ctx, err);
-  } finally {
-    stopHeartbeat();
-  }
+export function executeRun(deps: RunLoopDeps, run: ClaimedRun, signal: AbortSignal) {
+  // A span per execution (a resumed run has one per process that ran it), parent of its steps.
+  return inSpan(
+    'run',
+    { 'smartspace.run_id': run.id, 'smartspace.project_id': run.projectId },
+    async () => {
+      const ctx = openRunContext(deps, run, signal);
+      const stopHeartbeat = startHeartbeat(() => touchRun(deps.db, run.id), HEARTBEAT_MS);
+      try {
+        // Goes out with the first step.started (or with the run's end, if it never gets there).
+        ctx.events.push({ type: 'run.started' }, 'deferred');
+        await driveRun(ctx);
+      } catch (err) {
+        await settleFailure(ctx, err);
+      } finally {
+        stopHeartbeat();
+      }
+    },
+  );
 }
 
 /** Model steps until a final answer that fits the output schema; throws RunFailure otherwise. */
@@ -63,7 +71,11 @@ async function driveRun(ctx: RunContext) {
     }
     modelSteps++;
     const { agent, targets } = agents;
-    const outcome = await modelStep(ctx, agent, targets);
+    const outcome = await inSpan(
+      'run.step',
+      { 'smartspace.step_kind': 'model', 'smartspace.agent_id': agent.id },
+      () => modelStep(ctx, agent, targets),
+    );
     progress.inputTokens += outcome.usage.inputTokens;
     progress.outputTokens += outcome.usage.outputTokens;
     progress.cost += outcome.cost;
@@ -143,7 +155,15 @@ async function toolRound(
   });
   const results: ContentBlock[] = [];
   for (const use of outcome.toolUses) {
-    const result = await toolStep(ctx, agent, targets, use);
+    const result = await inSpan(
+      'run.step',
+      {
+        'smartspace.step_kind': 'tool',
+        'smartspace.tool': use.name,
+        'smartspace.agent_id': agent.id,
+      },
+      () => toolStep(ctx, agent, targets, use),
+    );
     if (result.handoffTo) progress.activeAgentId = result.handoffTo;
     results.push({
       type: 'tool_result',
