@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
+import { startTestEvm, type TestEvm } from '@smartspace/api/testing/evm';
 import { closeClient, createClient, type SmartSpaceClient } from '@smartspace/client';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
@@ -15,7 +16,9 @@ import { type Deployment, startDeployment } from './deployment';
  * started again; then: every subscriber saw every event of its conversation exactly once and
  * in order (resuming through the proxy on another instance), no reply left streaming, the
  * books balance (budget spend = usage, nothing reserved), the per-IP rate limit held across
- * instances (Redis). Prints a short report.
+ * instances (Redis), and the deposit watcher ran on exactly one instance at a time (the
+ * instance killed is the active watcher; another takes over and credits a deposit). Prints
+ * a short report.
  */
 
 const REDIS_URL = process.env.CLUSTER_REDIS_URL ?? 'redis://127.0.0.1:6379/7';
@@ -52,9 +55,27 @@ interface Seen {
   ends: Map<string, string>;
 }
 
+const ARC_TESTNET = 5042002;
+
 describe('a three-instance deployment behind HAProxy', () => {
   let d: Deployment;
   let sql: postgres.Sql;
+  let evm: TestEvm;
+  let usdc: `0x${string}`;
+  let depositAddress: `0x${string}`;
+
+  /** Which live instances say they are the active deposit watcher (their own /metrics). */
+  async function activeWatchers(): Promise<string[]> {
+    const active: string[] = [];
+    for (const s of d.servers) {
+      if (s.child.exitCode !== null || s.child.signalCode !== null) continue;
+      const text = await fetch(`http://127.0.0.1:${s.port}/metrics`)
+        .then((r) => r.text())
+        .catch(() => '');
+      if (/^smartspace_payments_watcher_active 1$/m.test(text)) active.push(s.name);
+    }
+    return active;
+  }
   const report: string[] = [];
   const errors = new Map<string, number>();
   const count = (kind: string) => errors.set(kind, (errors.get(kind) ?? 0) + 1);
@@ -63,12 +84,24 @@ describe('a three-instance deployment behind HAProxy', () => {
     const redis = new Redis(REDIS_URL);
     await redis.flushdb();
     redis.disconnect();
+    evm = await startTestEvm({ chainId: ARC_TESTNET });
+    const [treasury] = evm.accounts;
+    if (!treasury) throw new Error('no accounts');
+    usdc = await evm.deploy(treasury, 'TestToken', ['USD Coin', 'USDC', 6, 10n ** 12n]);
+    // An account nobody sends from in this test: the treasury's deposit address.
+    depositAddress = (evm.accounts.at(-1) ?? treasury).address;
     d = await startDeployment({
       instances: 3,
       redisUrl: REDIS_URL,
       env: {
         RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
         MODEL_PRICES: JSON.stringify({ 'mock-echo': { input: '0', output: '1000' } }),
+        CHAIN_ID: String(ARC_TESTNET),
+        CHAIN_RPC_URL: evm.url,
+        USDC_ADDRESS: usdc,
+        DEPOSIT_ADDRESS: depositAddress,
+        CHAIN_CONFIRMATIONS: '1',
+        PAYMENTS_WATCH_INTERVAL_MS: '500',
       },
     });
     if (!d.database.url) throw new Error('needs PostgreSQL');
@@ -78,6 +111,7 @@ describe('a three-instance deployment behind HAProxy', () => {
   afterAll(async () => {
     await sql?.end();
     await d?.close();
+    await evm?.close();
     if (report.length > 0) console.log(`\n${report.join('\n')}`);
   });
 
@@ -223,15 +257,68 @@ describe('a three-instance deployment behind HAProxy', () => {
       }),
     );
 
-    // The crash, once traffic is flowing.
+    // The deposit watcher: one active instance, sampled throughout the run.
+    let leaders = await activeWatchers();
+    for (let i = 0; i < 100 && leaders.length !== 1; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      leaders = await activeWatchers();
+    }
+    expect(leaders).toHaveLength(1);
+    const victim = leaders[0] as string;
+    let mostAtOnce = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        mostAtOnce = Math.max(mostAtOnce, (await activeWatchers()).length);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+
+    // The crash, once traffic is flowing: the active watcher's instance.
     while (sends < USERS) await new Promise((r) => setTimeout(r, 20));
     killedAt = Date.now();
     const sendsAtKill = sends;
-    await d.kill('smartspace-2');
+    await d.kill(victim);
+    let successor: string[] = [];
+    while (successor.length === 0 && Date.now() - killedAt < 60_000) {
+      await new Promise((r) => setTimeout(r, 100));
+      successor = await activeWatchers();
+    }
+    const watcherFailoverMs = Date.now() - killedAt;
+    expect(successor).toHaveLength(1);
+    expect(successor[0]).not.toBe(victim);
     const t0 = Date.now();
-    await d.restart('smartspace-2');
+    await d.restart(victim);
     const restartMs = Date.now() - t0;
-    const routedMs = await d.routed('smartspace-2');
+    const routedMs = await d.routed(victim);
+
+    // The new watcher credits what arrives now (recorded as unmatched: no wallet sent it).
+    const [, payer] = evm.accounts;
+    if (!payer) throw new Error('no payer');
+    const [treasury] = evm.accounts;
+    if (!treasury) throw new Error('no treasury');
+    await evm.write({
+      from: treasury,
+      to: usdc,
+      contract: 'TestToken',
+      functionName: 'transfer',
+      args: [payer.address, 5_000_000n],
+    });
+    const txHash = await evm.write({
+      from: payer,
+      to: usdc,
+      contract: 'TestToken',
+      functionName: 'transfer',
+      args: [depositAddress, 5_000_000n],
+    });
+    await evm.mine(2);
+    let recorded: { status: string }[] = [];
+    for (let i = 0; i < 100 && recorded.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      recorded = await sql<{ status: string }[]>`
+        select status from payments where tx_hash = ${txHash}`;
+    }
+    expect(recorded).toHaveLength(1);
 
     const outcomes = (await chat).flat();
     const callOutcomes = await calls;
@@ -282,13 +369,18 @@ describe('a three-instance deployment behind HAProxy', () => {
       select count(*)::int as n from messages where status = 'streaming'`;
     expect(streaming?.n).toBe(0);
 
+    sampling = false;
+    await sampler;
+    expect(mostAtOnce).toBe(1);
+    expect(await activeWatchers()).toHaveLength(1);
+
     for (const u of users) await closeClient(u.client);
     await closeClient(owner);
     const completed = outcomes.filter((o) => o === 'reply.completed').length;
     report.push(
       `chat: ${USERS} users × ${SENDS} replies through the proxy: ${completed} completed, ${outcomes.length - completed} failed (cut by the crash); every subscriber saw every stored event once, in order`,
       `budgeted calls: ${CALLS} through /v1/messages: ${ok} ok (afforded ${AFFORDED}), ${budget} refused by the budget, ${CALLS - ok - budget} cut by the crash; spent ${books.spent} = usage ${books.charged} micro-USDC, nothing reserved`,
-      `crash: smartspace-2 SIGKILLed after ${sendsAtKill} sends; started again and ready in ${restartMs} ms, routed by HAProxy ${routedMs} ms later; run took ${Math.round((Date.now() - killedAt) / 1000)} s after the crash`,
+      `crash: ${victim} (the active deposit watcher) SIGKILLed after ${sendsAtKill} sends; ${successor[0]} watching ${watcherFailoverMs} ms later (never two at once; a deposit sent then was recorded: ${recorded[0]?.status}); ${victim} started again and ready in ${restartMs} ms, routed by HAProxy ${routedMs} ms later; the run took ${Math.round((Date.now() - killedAt) / 1000)} s after the crash`,
       `errors by kind: ${errors.size === 0 ? 'none' : [...errors].map(([k, n]) => `${k} ×${n}`).join('; ')}`,
     );
   }, 300_000);

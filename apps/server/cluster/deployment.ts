@@ -26,9 +26,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitFor(what: string, ok: () => Promise<boolean>, ms: number): Promise<number> {
+async function waitFor(
+  what: string,
+  ok: () => Promise<boolean>,
+  ms: number,
+  gone: () => boolean = () => false,
+): Promise<number> {
   const t0 = Date.now();
   while (Date.now() - t0 < ms) {
+    if (gone()) throw new Error(`${what}: the process exited`);
     if (await ok().catch(() => false)) return Date.now() - t0;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -93,11 +99,9 @@ export async function startDeployment(opts: DeploymentOptions): Promise<Deployme
     );
     await waitFor(
       `${name} ready`,
-      async () => {
-        if (child.exitCode !== null) throw new Error(`${name} exited`);
-        return (await fetch(`http://127.0.0.1:${port}/ready`)).ok;
-      },
+      async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok,
       60_000,
+      () => child.exitCode !== null,
     );
     return { name, port, child, exited };
   };
@@ -115,11 +119,9 @@ export async function startDeployment(opts: DeploymentOptions): Promise<Deployme
     const proxy = haproxy;
     await waitFor(
       'HAProxy routing',
-      async () => {
-        if (proxy.exitCode !== null) throw new Error('haproxy exited');
-        return (await fetch(`${origin}/ready`)).ok;
-      },
+      async () => (await fetch(`${origin}/ready`)).ok,
       20_000,
+      () => proxy.exitCode !== null,
     );
   } catch (err) {
     for (const s of servers) s.child.kill('SIGKILL');

@@ -63,6 +63,24 @@ async function metrics(app: FastifyInstance, opts: MetricsPluginOptions) {
     },
   });
 
+  new Gauge({
+    name: 'smartspace_payments_watcher_active',
+    help: 'Whether this instance is the active deposit watcher (holds its lock): 1 or 0',
+    registers: [m.registry],
+    collect() {
+      this.set(api.paymentWatcher?.active() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'smartspace_payments_watcher_blocks_behind',
+    help: 'Blocks between the chain head and the last block the watcher scanned here',
+    registers: [m.registry],
+    collect() {
+      const behind = api.paymentWatcher?.blocksBehind();
+      if (behind !== null && behind !== undefined) this.set(behind);
+    },
+  });
+
   app.addHook('onRequest', async (req) => {
     started.set(req, process.hrtime.bigint());
   });

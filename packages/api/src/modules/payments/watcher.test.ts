@@ -124,6 +124,8 @@ describe('deposit watcher', () => {
   it('is active in one instance at a time; a restart resumes from its cursor', async () => {
     const standby = newWatcher();
     expect(await standby.tick()).toBeNull(); // the API's watcher holds the lock
+    expect(standby.active()).toBe(false);
+    expect(f.t.api.paymentWatcher?.active()).toBe(true);
     const [cursor] = rowsOf<{ block_number: string }>(
       await f.t.api.database.db.execute(sql`select block_number::text from deposit_cursors`),
     );
@@ -134,7 +136,9 @@ describe('deposit watcher', () => {
     await watcher.stop();
     watcher = standby; // takes over, as another instance would
     const pass = await watcher.tick();
+    expect(watcher.active()).toBe(true);
     expect(pass?.scannedFrom).toBe(Number(cursor?.block_number) + 1);
+    expect(watcher.blocksBehind()).toBe((pass?.head ?? 0) - (pass?.scannedTo ?? 0));
     expect(await paymentOf(txHash)).toMatchObject({ status: 'credited' });
     // Passes again, with nothing new, credit nothing twice.
     await watcher.tick();

@@ -14,6 +14,10 @@ export interface DepositWatcher {
   start(intervalMs: number): void;
   /** Stops the timer, waits for a pass in flight and gives up the leadership. */
   stop(): Promise<void>;
+  /** Whether this instance holds the watcher's lock (it is the active watcher). */
+  active(): boolean;
+  /** Blocks between the chain's head and the last block scanned, at the last pass here. */
+  blocksBehind(): number | null;
 }
 
 /**
@@ -42,9 +46,11 @@ export function createDepositWatcher(deps: {
     return lock !== null;
   }
 
+  let last: ScanResult | null = null;
   async function pass(): Promise<ScanResult | null> {
     if (stopped || !(await lead())) return null;
-    return scanDeposits({ db: deps.database.db, chain: deps.chain, log: deps.log });
+    last = await scanDeposits({ db: deps.database.db, chain: deps.chain, log: deps.log });
+    return last;
   }
 
   function tick(): Promise<ScanResult | null> {
@@ -76,5 +82,7 @@ export function createDepositWatcher(deps: {
       await lock?.release();
       lock = null;
     },
+    active: () => lock !== null,
+    blocksBehind: () => (last ? Math.max(0, last.head - last.scannedTo) : null),
   };
 }
