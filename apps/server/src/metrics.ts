@@ -16,8 +16,12 @@ export interface Metrics {
   gatewayTokens: Counter<'model' | 'direction'>;
   gatewayCost: Counter<'model'>;
   gatewayDuration: Histogram<'model' | 'outcome'>;
-  /** The hook createApi takes (`observe.gatewayCall`). */
+  runsFinished: Counter<'status'>;
+  runStepDuration: Histogram<'kind'>;
+  /** The hooks createApi takes (`observe`). */
   observeGatewayCall(call: GatewayCallSummary): void;
+  observeRunStep(kind: 'model' | 'tool', seconds: number): void;
+  observeRunFinished(status: 'succeeded' | 'failed' | 'cancelled'): void;
 }
 
 const SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -51,8 +55,25 @@ export function createMetrics(): Metrics {
     buckets: SECONDS,
     registers,
   });
+  const runsFinished = new Counter({
+    name: 'smartspace_runs_finished_total',
+    help: 'Agent runs finished on this instance, by status',
+    labelNames: ['status'] as const,
+    registers,
+  });
+  const runStepDuration = new Histogram({
+    name: 'smartspace_run_step_duration_seconds',
+    help: 'Agent run steps by kind (model, tool)',
+    labelNames: ['kind'] as const,
+    buckets: SECONDS,
+    registers,
+  });
   return {
     registry,
+    runsFinished,
+    runStepDuration,
+    observeRunStep: (kind, seconds) => runStepDuration.observe({ kind }, seconds),
+    observeRunFinished: (status) => runsFinished.inc({ status }),
     httpRequests: new Counter({
       name: 'smartspace_http_requests_total',
       help: 'HTTP requests by method, route pattern and status code',

@@ -27,7 +27,11 @@ async function main() {
   const api = await createApi({
     config,
     log: logger,
-    observe: { gatewayCall: metrics.observeGatewayCall },
+    observe: {
+      gatewayCall: metrics.observeGatewayCall,
+      runStep: metrics.observeRunStep,
+      runFinished: metrics.observeRunFinished,
+    },
   });
   const app = await buildApp({ api, logger, metrics });
 

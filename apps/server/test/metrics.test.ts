@@ -34,7 +34,11 @@ async function start(env: Record<string, string> = {}) {
     database,
     migrate: false,
     mockChunkDelayMs: 0,
-    observe: { gatewayCall: metrics.observeGatewayCall },
+    observe: {
+      gatewayCall: metrics.observeGatewayCall,
+      runStep: metrics.observeRunStep,
+      runFinished: metrics.observeRunFinished,
+    },
   });
   const app = await buildApp({ api, logger: createLogger('silent'), metrics });
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -161,6 +165,49 @@ describe('GET /metrics', () => {
     expect(sample(text, 'smartspace_gateway_in_flight', {})).toBe(0);
     for (const id of [projectId, owner.user.id]) expect(text).not.toContain(id);
   });
+});
+
+describe('GET /metrics: runs and subscriptions', () => {
+  it('counts finished runs by status and times their steps by kind', async () => {
+    const s = await start();
+    try {
+      const anonymous = createCaller(
+        s.api.createContext({ token: null, ip: '127.0.0.1', requestId: randomUUID() }),
+      );
+      const owner = await anonymous.auth.register({
+        email: `metrics-runs-${randomUUID().slice(0, 8)}@example.com`,
+        password: 'correct horse battery staple',
+        name: 'Runs',
+      });
+      const c = createCaller(
+        s.api.createContext({ token: owner.accessToken, ip: '127.0.0.1', requestId: randomUUID() }),
+      );
+      const { id: projectId } = await c.projects.create({ name: 'Runs' });
+      const agent = await c.agents.create({
+        projectId,
+        name: 'Calculator',
+        instructions: 'Be helpful.',
+        model: 'mock-echo',
+        tools: ['calculator'],
+      });
+      const run = await c.runs.start({
+        agentId: agent.id,
+        input: 'Add: [[tool:calculator {"expression":"2+2"}]]',
+      });
+      await expect
+        .poll(async () => (await c.runs.get({ runId: run.id })).status, { timeout: 20_000 })
+        .toBe('succeeded');
+      const text = await (await fetch(`${s.origin}/metrics`)).text();
+      expect(sample(text, 'smartspace_runs_finished_total', { status: 'succeeded' })).toBe(1);
+      expect(sample(text, 'smartspace_run_step_duration_seconds_count', { kind: 'model' })).toBe(2);
+      expect(sample(text, 'smartspace_run_step_duration_seconds_count', { kind: 'tool' })).toBe(1);
+      expect(sample(text, 'smartspace_subscriptions_open', {})).toBe(0);
+    } finally {
+      await s.app.close();
+      await s.api.close();
+      await s.database.close();
+    }
+  }, 60_000);
 });
 
 describe('GET /metrics with METRICS_TOKEN', () => {

@@ -23,6 +23,7 @@ import {
   type GatewayDeps,
 } from './modules/gateway/gateway';
 import { createPolicyCache } from './modules/policies/policies.cache';
+import type { RunObservers } from './modules/runs/run-context';
 import { createRunner } from './modules/runs/runner';
 import { type ConnectionRegistry, createConnectionRegistry } from './realtime/connections';
 import { type BlobStorage, createStorage } from './storage/storage';
@@ -82,7 +83,7 @@ async function startRunners(
   config: Config,
   database: DatabaseHandle,
   life: Lifecycle,
-  shared: Pick<Deps, 'bus' | 'models' | 'gateway' | 'log'>,
+  shared: Pick<Deps, 'bus' | 'models' | 'gateway' | 'log'> & { observe?: RunObservers | undefined },
 ) {
   const runner = await createRunner(database, {
     ...shared,
@@ -102,7 +103,7 @@ async function startRunners(
 }
 
 /** Hooks for metrics: told what happened, never able to change it. */
-export interface Observers {
+export interface Observers extends RunObservers {
   gatewayCall?: ((call: GatewayCallSummary) => void) | undefined;
 }
 
@@ -157,6 +158,7 @@ export async function buildDeps(opts: {
     models,
     gateway,
     log,
+    observe: opts.observe,
   });
   const chain = createChainClient(config.chain);
   const storage = opts.storage ?? createStorage(config.files);

@@ -64,6 +64,14 @@ async function metrics(app: FastifyInstance, opts: MetricsPluginOptions) {
   });
 
   new Gauge({
+    name: 'smartspace_subscriptions_open',
+    help: 'Open tRPC subscriptions on this instance',
+    registers: [m.registry],
+    collect() {
+      this.set(api.connections.subscriptionCount());
+    },
+  });
+  new Gauge({
     name: 'smartspace_payments_watcher_active',
     help: 'Whether this instance is the active deposit watcher (holds its lock): 1 or 0',
     registers: [m.registry],

@@ -208,6 +208,13 @@ export async function createConnectionRegistry(handle: DatabaseHandle, limits: C
       return bySocket.size;
     },
 
+    /** Open subscriptions across this instance's sockets (metrics read it). */
+    subscriptionCount() {
+      let n = 0;
+      for (const c of bySocket.values()) n += c.subscriptions;
+      return n;
+    },
+
     /** Asks every client to reconnect (elsewhere) using tRPC's reconnect notification. */
     announceRestart() {
       const msg = JSON.stringify({ id: null, method: 'reconnect' });

@@ -7,6 +7,12 @@ import { createRunEvents, type RunEvents } from './run-events';
 import type { ClaimedRun, RunProgress, StepRow } from './run-store';
 
 /** What executing a run needs from outside: passed in, never reached for. */
+/** Hooks for metrics: told what happened, never able to change it. */
+export interface RunObservers {
+  runStep?: ((kind: 'model' | 'tool', seconds: number) => void) | undefined;
+  runFinished?: ((status: 'succeeded' | 'failed' | 'cancelled') => void) | undefined;
+}
+
 export interface RunLoopDeps {
   db: Db;
   bus: EventBus;
@@ -14,6 +20,7 @@ export interface RunLoopDeps {
   models: ModelRegistry;
   log: Logger;
   maxOutputTokens: number;
+  observe?: RunObservers | undefined;
 }
 
 export type StepRecord = Omit<StepRow, 'runId' | 'index'>;

@@ -51,6 +51,21 @@ export function executeRun(deps: RunLoopDeps, run: ClaimedRun, signal: AbortSign
   );
 }
 
+/** A step in its span, its duration told to the metrics. */
+async function observedStep<T>(
+  ctx: RunContext,
+  kind: 'model' | 'tool',
+  attributes: Record<string, string>,
+  run: () => Promise<T>,
+): Promise<T> {
+  const started = performance.now();
+  try {
+    return await inSpan('run.step', attributes, run);
+  } finally {
+    ctx.deps.observe?.runStep?.(kind, (performance.now() - started) / 1000);
+  }
+}
+
 /** Model steps until a final answer that fits the output schema; throws RunFailure otherwise. */
 async function driveRun(ctx: RunContext) {
   const { deps, run, signal, progress } = ctx;
@@ -71,8 +86,9 @@ async function driveRun(ctx: RunContext) {
     }
     modelSteps++;
     const { agent, targets } = agents;
-    const outcome = await inSpan(
-      'run.step',
+    const outcome = await observedStep(
+      ctx,
+      'model',
       { 'smartspace.step_kind': 'model', 'smartspace.agent_id': agent.id },
       () => modelStep(ctx, agent, targets),
     );
@@ -96,6 +112,7 @@ async function driveRun(ctx: RunContext) {
         { type: 'run.completed', output },
         pendingWrites(ctx),
       );
+      deps.observe?.runFinished?.('succeeded');
       return;
     }
     if (corrected) {
@@ -155,8 +172,9 @@ async function toolRound(
   });
   const results: ContentBlock[] = [];
   for (const use of outcome.toolUses) {
-    const result = await inSpan(
-      'run.step',
+    const result = await observedStep(
+      ctx,
+      'tool',
       {
         'smartspace.step_kind': 'tool',
         'smartspace.tool': use.name,
@@ -204,6 +222,7 @@ async function settleFailure(ctx: RunContext, err: unknown) {
       { type: 'run.cancelled' },
       ending,
     );
+    deps.observe?.runFinished?.('cancelled');
     return;
   }
   const { appCode, message } = failure;
@@ -215,4 +234,5 @@ async function settleFailure(ctx: RunContext, err: unknown) {
     { type: 'run.failed', appCode, message },
     ending,
   );
+  deps.observe?.runFinished?.('failed');
 }
