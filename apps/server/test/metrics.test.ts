@@ -74,6 +74,10 @@ describe('GET /metrics', () => {
     const text = await res.text();
     expect(text).toContain('# TYPE smartspace_process_cpu_user_seconds_total counter');
     expect(text).toContain('smartspace_nodejs_eventloop_lag_seconds');
+    if (process.env.TEST_DATABASE_URL) {
+      expect(sample(text, 'smartspace_db_pool_size', {})).toBe(20);
+      expect(sample(text, 'smartspace_db_pool_waiting', {})).toBe(0);
+    }
     // Behind a proxy on this machine, a request may come from anywhere.
     const relayed = await fetch(`${origin}/metrics`, { headers: { 'x-forwarded-for': '1.2.3.4' } });
     expect(relayed.status).toBe(403);

@@ -63,6 +63,21 @@ async function metrics(app: FastifyInstance, opts: MetricsPluginOptions) {
     },
   });
 
+  const pool = (key: 'inUse' | 'waiting' | 'size') => () => api.database.poolStats?.()[key] ?? 0;
+  for (const [name, help, read] of [
+    ['smartspace_db_pool_in_use', 'Database connections in use (PostgreSQL)', pool('inUse')],
+    ['smartspace_db_pool_waiting', 'Callers waiting for a database connection', pool('waiting')],
+    ['smartspace_db_pool_size', 'Database connections in the pool', pool('size')],
+  ] as const) {
+    new Gauge({
+      name,
+      help,
+      registers: [m.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
   new Gauge({
     name: 'smartspace_subscriptions_open',
     help: 'Open tRPC subscriptions on this instance',

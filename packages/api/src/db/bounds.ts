@@ -88,6 +88,8 @@ function createGate(size: number) {
     release,
     tryTake,
     wait,
+    /** Permits taken and callers waiting for one, now. */
+    stats: () => ({ size, inUse: size - free, waiting: waiting.size }),
     acquire(ms: number): Promise<Release> {
       if (tryTake()) return Promise.resolve(permit());
       return wait(ms).then(permit);
@@ -317,7 +319,29 @@ export function withBounds(sql: Sql, bounds: Bounds): Sql {
     get(target, prop, receiver) {
       if (prop === 'unsafe') return unsafe;
       if (prop === 'begin') return begin;
+      if (prop === POOL_STATS) return gate.stats;
       return Reflect.get(target, prop, receiver);
     },
   });
+}
+
+export interface PoolStats {
+  size: number;
+  /** Permits held: statements and transactions running. */
+  inUse: number;
+  /** Callers waiting for a permit. */
+  waiting: number;
+}
+
+const POOL_STATS = Symbol('smartspace.poolStats');
+
+/** The permit gate's counters of a `withBounds` client (metrics read them). */
+export function poolStatsOf(sql: Sql): PoolStats {
+  return (
+    (sql as unknown as Record<symbol, () => PoolStats>)[POOL_STATS]?.() ?? {
+      size: 0,
+      inUse: 0,
+      waiting: 0,
+    }
+  );
 }

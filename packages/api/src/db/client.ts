@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import { withBounds, within } from './bounds';
+import { type PoolStats, poolStatsOf, withBounds, within } from './bounds';
 import * as schema from './schema';
 
 export type Schema = typeof schema;
@@ -27,6 +27,8 @@ export interface DatabaseHandle {
    * in-process lock.
    */
   tryAdvisoryLock(key: number): Promise<AdvisoryLock | null>;
+  /** PostgreSQL: the connection permits in use and the callers waiting (metrics). */
+  poolStats?(): PoolStats;
   close(): Promise<void>;
 }
 
@@ -123,6 +125,7 @@ async function openPostgres(url: string, limits: PostgresLimits): Promise<Databa
   return {
     db,
     kind: 'postgres',
+    poolStats: () => poolStatsOf(bounded),
     async migrate() {
       // A session-level advisory lock needs one connection for lock, migrate and unlock.
       // No statement_timeout: a migration may rightly take long, or wait for the lock.
