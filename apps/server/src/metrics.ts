@@ -17,11 +17,13 @@ export interface Metrics {
   gatewayCost: Counter<'model'>;
   gatewayDuration: Histogram<'model' | 'outcome'>;
   runsFinished: Counter<'status'>;
+  eventLag: Histogram;
   runStepDuration: Histogram<'kind'>;
   /** The hooks createApi takes (`observe`). */
   observeGatewayCall(call: GatewayCallSummary): void;
   observeRunStep(kind: 'model' | 'tool', seconds: number): void;
   observeRunFinished(status: 'succeeded' | 'failed' | 'cancelled'): void;
+  observeEventDelivered(lagSeconds: number): void;
 }
 
 const SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -68,8 +70,16 @@ export function createMetrics(): Metrics {
     buckets: SECONDS,
     registers,
   });
+  const eventLag = new Histogram({
+    name: 'smartspace_event_delivery_lag_seconds',
+    help: "Event publication (its row's created_at) to its hand-over to this instance's subscribers",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
   return {
     registry,
+    eventLag,
+    observeEventDelivered: (lag) => eventLag.observe(Math.max(0, lag)),
     runsFinished,
     runStepDuration,
     observeRunStep: (kind, seconds) => runStepDuration.observe({ kind }, seconds),

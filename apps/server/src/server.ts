@@ -31,6 +31,7 @@ async function main() {
       gatewayCall: metrics.observeGatewayCall,
       runStep: metrics.observeRunStep,
       runFinished: metrics.observeRunFinished,
+      eventDelivered: metrics.observeEventDelivered,
     },
   });
   const app = await buildApp({ api, logger, metrics });

@@ -38,6 +38,7 @@ async function start(env: Record<string, string> = {}) {
       gatewayCall: metrics.observeGatewayCall,
       runStep: metrics.observeRunStep,
       runFinished: metrics.observeRunFinished,
+      eventDelivered: metrics.observeEventDelivered,
     },
   });
   const app = await buildApp({ api, logger: createLogger('silent'), metrics });
@@ -206,6 +207,14 @@ describe('GET /metrics: runs and subscriptions', () => {
       expect(sample(text, 'smartspace_run_step_duration_seconds_count', { kind: 'model' })).toBe(2);
       expect(sample(text, 'smartspace_run_step_duration_seconds_count', { kind: 'tool' })).toBe(1);
       expect(sample(text, 'smartspace_subscriptions_open', {})).toBe(0);
+      // An event handed to a listener here is timed from its publication.
+      const seen: number[] = [];
+      const off = s.api.deps.bus.listen('metrics-test', (e) => seen.push(e.id));
+      await s.api.deps.bus.publish({ topic: 'metrics-test', type: 'probe', payload: {} });
+      await expect.poll(() => seen.length, { timeout: 10_000 }).toBe(1);
+      off();
+      const after = await (await fetch(`${s.origin}/metrics`)).text();
+      expect(sample(after, 'smartspace_event_delivery_lag_seconds_count', {})).toBe(1);
     } finally {
       await s.app.close();
       await s.api.close();

@@ -105,6 +105,8 @@ async function startRunners(
 /** Hooks for metrics: told what happened, never able to change it. */
 export interface Observers extends RunObservers {
   gatewayCall?: ((call: GatewayCallSummary) => void) | undefined;
+  /** Seconds from an event's publication to its hand-over to this instance's subscribers. */
+  eventDelivered?: ((lagSeconds: number) => void) | undefined;
 }
 
 export interface BuiltDeps {
@@ -130,7 +132,7 @@ export async function buildDeps(opts: {
   const { config, database, life, log } = opts;
   const db = database.db;
   const { redis, limiter, sharedLimiter } = openLimiters(config, database, life);
-  const bus = await createEventBus(database);
+  const bus = await createEventBus(database, { onDelivered: opts.observe?.eventDelivered });
   life.defer('event bus', () => bus.close());
   const connections = await createConnectionRegistry(database, {
     perUser: config.realtime.maxConnectionsPerUser,

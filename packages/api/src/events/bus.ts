@@ -47,7 +47,16 @@ interface TopicState {
  * process reads the row once and hands it to its local subscribers). PGlite delivers
  * notifications within its one process, so the same code serves both.
  */
-export async function createEventBus(handle: DatabaseHandle): Promise<EventBus> {
+export async function createEventBus(
+  handle: DatabaseHandle,
+  opts: {
+    /**
+     * Told, per event handed to this instance's listeners, the seconds since it was published
+     * (its row's created_at, the publishing transaction's start): publish → delivery lag.
+     */
+    onDelivered?: ((lagSeconds: number) => void) | undefined;
+  } = {},
+): Promise<EventBus> {
   const { db } = handle;
   const topics = new Map<string, TopicState>();
 
@@ -85,6 +94,7 @@ export async function createEventBus(handle: DatabaseHandle): Promise<EventBus> 
           state.lastId = row.id;
           const event = toStored(row);
           for (const l of state.listeners) l(event);
+          opts.onDelivered?.((Date.now() - row.createdAt.getTime()) / 1000);
         }
       })
       .catch(() => {
