@@ -23,6 +23,15 @@ export interface EventBus {
     payload: T;
     db?: Db;
   }): Promise<StoredEvent<T>>;
+  /**
+   * Several events of one topic, in order, as one write: one lock, one INSERT, one statement
+   * of NOTIFYs. Same guarantees as publishing them one by one in the same transaction.
+   */
+  publishMany(opts: {
+    topic: string;
+    events: ReadonlyArray<{ type: string; payload: Record<string, unknown> }>;
+    db?: Db;
+  }): Promise<StoredEvent[]>;
   /** Calls `listener` for each event of `topic` published from now on, in id order. */
   listen(topic: string, listener: Listener): () => void;
   /** Stored events of `topic` after `afterId`, oldest first. */
@@ -117,6 +126,26 @@ export async function createEventBus(
       };
       const row = outer ? await write(outer) : await db.transaction(write);
       return toStored(row) as StoredEvent<typeof payload>;
+    },
+
+    async publishMany({ topic, events: list, db: outer }) {
+      if (list.length === 0) return [];
+      const write = async (tx: Db) => {
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${topic}))`);
+        // Ids are drawn in the order of the rows given, so the events keep their order.
+        const rows = await tx
+          .insert(events)
+          .values(list.map((e) => ({ topic, type: e.type, payload: e.payload })))
+          .returning();
+        rows.sort((a, b) => a.id - b.id);
+        const payloads = rows.map((r) => `${r.id}:${topic}`);
+        await tx.execute(
+          sql`select pg_notify(${EVENTS_CHANNEL}, p) from unnest(${sql.param(payloads)}::text[]) with ordinality as n(p, i) order by i`,
+        );
+        return rows;
+      };
+      const rows = outer ? await write(outer) : await db.transaction(write);
+      return rows.map(toStored);
     },
 
     listen(topic, listener) {

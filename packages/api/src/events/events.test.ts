@@ -29,6 +29,27 @@ const ids = (xs: unknown[]) => xs.map((x) => (x as [string, unknown])[0]);
 const datas = (xs: unknown[]) => xs.map((x) => (x as [string, { n: number }])[1].n);
 
 describe('event bus', () => {
+  it('publishes many events of a topic as one write, in order, each delivered once', async () => {
+    const seen: number[] = [];
+    const off = bus.listen('t-many', (e) => seen.push(e.payload.n as number));
+    await bus.publish({ topic: 't-many', type: 'x', payload: { n: 0 } });
+    const many = await bus.publishMany({
+      topic: 't-many',
+      events: Array.from({ length: 30 }, (_, i) => ({ type: 'x', payload: { n: i + 1 } })),
+    });
+    await bus.publish({ topic: 't-many', type: 'x', payload: { n: 31 } });
+    expect(many.map((e) => e.payload.n)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    for (let i = 1; i < many.length; i++) {
+      expect(many[i]?.id).toBeGreaterThan(many[i - 1]?.id ?? Number.POSITIVE_INFINITY);
+    }
+    await expect.poll(() => seen.length).toBe(32);
+    expect(seen).toEqual([...Array(32).keys()]);
+    off();
+    const stored = await bus.readAfter('t-many', 0, 100);
+    expect(stored.map((e) => e.payload.n)).toEqual([...Array(32).keys()]);
+    expect(await bus.publishMany({ topic: 't-many', events: [] })).toEqual([]);
+  });
+
   it('stores with increasing ids and delivers live events in order', async () => {
     const seen: number[] = [];
     const off = bus.listen('t-live', (e) => seen.push(e.payload.n as number));

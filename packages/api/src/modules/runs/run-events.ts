@@ -1,6 +1,6 @@
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
-import { publishRunEvent } from './run-store';
+import { publishRunEvents } from './run-store';
 import type { RunEvent } from './runs.dto';
 
 /**
@@ -56,7 +56,7 @@ export function createRunEvents(deps: { db: Db; bus: EventBus }, runId: string):
   };
 
   const publishIn = async (tx: Db, list: RunEvent[]) => {
-    for (const event of list) await publishRunEvent(deps, runId, event, tx);
+    await publishRunEvents(deps, runId, list, tx);
   };
 
   /** Everything up to the last live event: deferred events after it keep waiting. */

@@ -25,6 +25,19 @@ export interface RunProgress {
  * One event, in the caller's transaction when `tx` is given. Without it the bus opens its own:
  * the per-topic lock it takes only orders publishers while that transaction lasts.
  */
+/** Several events of one run, in order, as one write (bus.publishMany). */
+export const publishRunEvents = (
+  deps: { db: Db; bus: EventBus },
+  runId: string,
+  list: readonly RunEvent[],
+  tx?: Db,
+) =>
+  deps.bus.publishMany({
+    topic: runTopic(runId),
+    events: list.map(({ type, ...payload }) => ({ type, payload })),
+    db: tx,
+  });
+
 export const publishRunEvent = (
   deps: { db: Db; bus: EventBus },
   runId: string,
@@ -122,8 +135,7 @@ export async function finishRun(
       .returning({ id: runs.id });
     if (!row) return;
     if (ending.steps?.length) await tx.insert(runSteps).values(ending.steps);
-    for (const e of ending.events ?? []) await publishRunEvent(deps, runId, e, tx);
-    await publishRunEvent(deps, runId, event, tx);
+    await publishRunEvents(deps, runId, [...(ending.events ?? []), event], tx);
   });
 }
 
@@ -153,7 +165,7 @@ export async function commitRound(
       .returning({ stamp: agentsStampSql(round.watch) });
     if (!row) throw new RunLost('the run is no longer running here');
     if (round.steps.length > 0) await tx.insert(runSteps).values(round.steps);
-    for (const e of round.events) await publishRunEvent(deps, runId, e, tx);
+    await publishRunEvents(deps, runId, round.events, tx);
     return row.stamp;
   });
 }
