@@ -1,26 +1,19 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase, TEST_JWT_SECRET, type TestDatabase } from '@smartspace/api/testing';
+import {
+  createTestDatabase,
+  freePort,
+  TEST_JWT_SECRET,
+  type TestDatabase,
+} from '@smartspace/api/testing';
 import { closeClient, createClient } from '@smartspace/client';
 
 export const CLI = join(import.meta.dirname, '../dist/cli.js');
 export const SERVER_DIR = join(import.meta.dirname, '../../server');
 export const PASSWORD = 'correct horse battery staple';
 export const ADMIN_EMAIL = 'admin@example.com';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 export interface Server {
   url: string;
@@ -141,3 +134,5 @@ export function tempConfigHome(): string {
 
 /** A stack trace line, which output must never carry without --debug. */
 export const STACK_LINE = /^\s+at .+\(?.+:\d+:\d+\)?$/m;
+
+export { freePort };

@@ -8,28 +8,17 @@
  *
  * BENCH_START_RUNS (default 5) starts of each; the median is reported.
  */
+
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase } from '@smartspace/api/testing';
+import { createTestDatabase, freePort } from '@smartspace/api/testing';
 import { record } from './goals';
 import { markdownTable } from './report';
 
 const RUNS = Number(process.env.BENCH_START_RUNS ?? 5);
 const serverDir = join(import.meta.dirname, '..');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;

@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase, type TestDatabase } from '@smartspace/api/testing';
+import { createTestDatabase, freePort, type TestDatabase } from '@smartspace/api/testing';
 
 /**
  * The deployment of deploy/: N compiled server processes (`node dist/server.js`, as
@@ -14,17 +13,6 @@ import { createTestDatabase, type TestDatabase } from '@smartspace/api/testing';
 const serverDir = join(import.meta.dirname, '..');
 const haproxyConfig = join(serverDir, '..', '..', 'deploy', 'haproxy.cfg');
 export const JWT_SECRET = 'cluster-test-secret-that-is-long-enough-0123456789';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 async function waitFor(
   what: string,
@@ -172,3 +160,5 @@ export async function startDeployment(opts: DeploymentOptions): Promise<Deployme
     },
   };
 }
+
+export { freePort };

@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase, TEST_JWT_SECRET } from '@smartspace/api/testing';
+import { createTestDatabase, freePort, TEST_JWT_SECRET } from '@smartspace/api/testing';
 import { createClient, type SmartSpaceClient } from '@smartspace/client';
 import postgres from 'postgres';
 import { WebSocketImpl } from './sockets';
@@ -15,17 +14,6 @@ import { WebSocketImpl } from './sockets';
 export const multiInstanceEnabled = Boolean(process.env.TEST_DATABASE_URL);
 
 export const PASSWORD = 'correct horse battery staple';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 export interface Instance {
   origin: string;

@@ -1,25 +1,18 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase, TEST_JWT_SECRET, type TestDatabase } from '@smartspace/api/testing';
+import {
+  createTestDatabase,
+  freePort,
+  TEST_JWT_SECRET,
+  type TestDatabase,
+} from '@smartspace/api/testing';
 import { type Browser, chromium, type Page } from 'playwright-core';
 
 const web = join(import.meta.dirname, '..');
 const serverDir = join(web, '..', 'server');
 export const RESULTS = join(web, 'test-results');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /** Chromium from CHROMIUM_PATH, else the first of the usual names on PATH. */
 export function chromiumPath(): string {

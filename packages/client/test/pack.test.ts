@@ -3,12 +3,17 @@
  * into a scratch project in the temp directory, type-check a consumer under NodeNext and
  * bundler resolution, then run it against a real server process.
  */
+
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createTestDatabase, TEST_JWT_SECRET, type TestDatabase } from '@smartspace/api/testing';
+import {
+  createTestDatabase,
+  freePort,
+  TEST_JWT_SECRET,
+  type TestDatabase,
+} from '@smartspace/api/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const clientDir = resolve(import.meta.dirname, '..');
@@ -53,17 +58,6 @@ async function mustRun(cmd: string, args: string[], cwd: string): Promise<string
     throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
   }
   return r.stdout;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const srv = createServer();
-    srv.once('error', fail);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => done(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 interface Server {

@@ -15,6 +15,7 @@ export {
 export { FAKE_OPENAI_API_KEY, type FakeOpenAI, startFakeOpenAI } from '../ai/testing/fake-openai';
 export { createTestDatabase, type TestDatabase, withDatabase } from './database';
 export { failure } from './errors';
+export { freePort } from './ports';
 export { queryRows, sql } from './rows';
 export { proxyDatabaseUrl, startTcpProxy, type TcpProxy } from './tcp-proxy';
 
