@@ -111,6 +111,16 @@ describe.runIf(postgresEnabled)('a database outage while the server runs', () =>
     return body.result.data;
   }
 
+  async function query<T>(path: string, input: unknown): Promise<T> {
+    const res = await fetch(
+      `${origin}/trpc/${path}?input=${encodeURIComponent(JSON.stringify(input))}`,
+      { headers: { authorization: `Bearer ${token}` } },
+    );
+    const body = (await res.json()) as { result?: { data: T } };
+    if (!body.result) throw new Error(`${path}: HTTP ${res.status} ${JSON.stringify(body)}`);
+    return body.result.data;
+  }
+
   /** The four calls the attack used, each needing the database. */
   const calls: Record<string, () => Promise<Response>> = {
     'users.me': () =>
@@ -178,24 +188,43 @@ describe.runIf(postgresEnabled)('a database outage while the server runs', () =>
     expect(performance.now() - started).toBeLessThan(FAIL_FAST_MS);
   }
 
+  /** Waits until no reply of the conversation is streaming. */
+  async function settleReplies() {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const page = await query<{ items: { status: string }[] }>('chat.messages.list', {
+        conversationId,
+        limit: 5,
+      }).catch(() => null);
+      if (page && !page.items.some((m) => m.status === 'streaming')) return;
+      if (Date.now() > deadline) throw new Error('a reply is still streaming after 10 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   async function expectRecovered() {
     // The pool reconnects on demand, without a restart: soon every call succeeds again.
     const deadline = Date.now() + 20_000;
-    const statuses = async () => {
-      const all: Record<string, number> = {};
+    // Each call until it answers 200 once (a second chat.send right after a first that
+    // succeeded would meet its reply still streaming).
+    const statuses = async (before: Record<string, number>) => {
+      const all: Record<string, number> = { ...before };
       for (const [name, call] of Object.entries({
         ...calls,
         ready: () => fetch(`${origin}/ready`),
       })) {
-        all[name] = (await call()).status;
+        if (all[name] !== 200) all[name] = (await call()).status;
       }
       return all;
     };
-    let last = await statuses();
+    let last = await statuses({});
     while (Object.values(last).some((status) => status !== 200) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 250));
-      last = await statuses();
+      last = await statuses(last);
     }
+    // Let the reply chat.send started finish, so the next chat.send is not refused
+    // chat.reply_in_progress.
+    await settleReplies();
     expect(last).toEqual({
       'users.me': 200,
       'projects.list': 200,
@@ -208,6 +237,38 @@ describe.runIf(postgresEnabled)('a database outage while the server runs', () =>
   it('answers normally while the database is there', async () => {
     await expectRecovered();
   });
+
+  it('a reply written while the database is away stores its outcome once it is back', async () => {
+    // Long enough (mock-echo streams a word per 5 ms) that the outage starts mid-reply.
+    const words = Array.from({ length: 400 }, (_, i) => `w${i}`).join(' ');
+    const { replyId } = await trpc<{ replyId: string }>('chat.send', {
+      conversationId,
+      content: words,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    await proxy.down();
+    // The model finishes meanwhile; the reply's last writes fail and are retried.
+    await new Promise((r) => setTimeout(r, 2_500));
+    const upAt = Date.now();
+    await proxy.up();
+    type Listed = { items: { id: string; status: string; content: string }[] };
+    let reply: Listed['items'][number] | undefined;
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const page = await query<Listed>('chat.messages.list', { conversationId, limit: 10 }).catch(
+        () => null,
+      );
+      reply = page?.items.find((m) => m.id === replyId);
+      if ((reply && reply.status !== 'streaming') || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // Stored by the reply itself, soon after the database came back: not left streaming for
+    // the sweeper (30 s), and the conversation takes the next message.
+    expect(reply?.status).toMatch(/^(complete|failed)$/);
+    expect(Date.now() - upAt).toBeLessThan(15_000);
+    expect(reply?.content.length).toBeGreaterThan(0);
+    await expectRecovered();
+  }, 60_000);
 
   it('down (connections cut, new ones refused): 503 fast, then recovers', async () => {
     await proxy.down();

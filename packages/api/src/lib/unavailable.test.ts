@@ -3,7 +3,7 @@ import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { DatabaseTimeoutError } from '../db/bounds';
 import { AppError } from './errors';
-import { isServiceUnavailable, serviceUnavailable } from './unavailable';
+import { isServiceUnavailable, retryWhileUnavailable, serviceUnavailable } from './unavailable';
 
 /**
  * The one classification of outages. The driver's real failures are
@@ -78,5 +78,54 @@ describe('isServiceUnavailable', () => {
     const error = serviceUnavailable(original);
     expect(error).toMatchObject({ code: 'service.unavailable', cause: original });
     expect(error.message).not.toMatch(/57P01|select/);
+  });
+});
+
+describe('retryWhileUnavailable', () => {
+  it('retries through an outage and returns what the work returns once it succeeds', async () => {
+    let calls = 0;
+    const retries: number[] = [];
+    const result = await retryWhileUnavailable(
+      async () => {
+        calls++;
+        if (calls < 3) throw socketError('ECONNREFUSED');
+        return 'stored';
+      },
+      { withinMs: 5_000, onRetry: (_e, attempt) => retries.push(attempt) },
+    );
+    expect({ result, calls, retries }).toEqual({ result: 'stored', calls: 3, retries: [1, 2] });
+  });
+
+  it('does not retry a failure that is not an outage', async () => {
+    let calls = 0;
+    const bug = new Error('boom');
+    await expect(
+      retryWhileUnavailable(
+        async () => {
+          calls++;
+          throw bug;
+        },
+        { withinMs: 5_000 },
+      ),
+    ).rejects.toBe(bug);
+    expect(calls).toBe(1);
+  });
+
+  it('gives up when the time is spent, throwing the last failure', async () => {
+    let calls = 0;
+    const started = Date.now();
+    const outage = serverError('57P03');
+    await expect(
+      retryWhileUnavailable(
+        async () => {
+          calls++;
+          throw outage;
+        },
+        { withinMs: 600 },
+      ),
+    ).rejects.toBe(outage);
+    // 250 ms, then 500 ms would pass the deadline: two tries, well before a third pause.
+    expect(calls).toBe(2);
+    expect(Date.now() - started).toBeLessThan(1_000);
   });
 });

@@ -81,3 +81,28 @@ export function serviceUnavailable(cause: unknown): AppError {
   error.cause = cause;
   return error;
 }
+
+/**
+ * Runs `work`, and while it fails because the database is not serving (isServiceUnavailable),
+ * runs it again after a growing pause (250 ms doubling to 2 s), for at most `withinMs`. For a
+ * background job's last write (a reply's outcome): without it, a short outage would lose what
+ * the job produced and leave its row to a sweeper. Any other failure, or the last one when
+ * time runs out, is thrown.
+ */
+export async function retryWhileUnavailable<T>(
+  work: () => Promise<T>,
+  opts: { withinMs: number; onRetry?: (error: unknown, attempt: number) => void },
+): Promise<T> {
+  const deadline = Date.now() + opts.withinMs;
+  let pause = 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!isServiceUnavailable(error) || Date.now() + pause > deadline) throw error;
+      opts.onRetry?.(error, attempt);
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 2_000);
+    }
+  }
+}

@@ -4,6 +4,7 @@ import type { DatabaseHandle, Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
 import { classifyFailure } from '../../lib/failure';
 import type { Logger } from '../../lib/logger';
+import { retryWhileUnavailable } from '../../lib/unavailable';
 import { createWorker } from '../../lib/worker';
 import type { Gateway } from '../gateway/gateway';
 import { conversationTopic } from './chat.dto';
@@ -218,13 +219,15 @@ async function streamReply(
     }
     await deltas.flush();
     await progress.stop();
-    await completeReply(deps.db, publish, {
-      conversationId: conversation.id,
-      replyId,
-      text,
-      usage,
-      citations,
-    });
+    await lastWrite(deps, replyId, () =>
+      completeReply(deps.db, publish, {
+        conversationId: conversation.id,
+        replyId,
+        text,
+        usage,
+        citations,
+      }),
+    );
   } catch (err) {
     await deltas.flush().catch(() => {});
     await progress.stop();
@@ -256,10 +259,27 @@ async function failReply(
       : failure.kind === 'cancelled'
         ? { appCode: 'reply.cancelled' as const, message: 'The reply was cancelled' }
         : failure;
-  await finishFailed(deps.db, publish, {
-    ...reply,
-    appCode: outcome.appCode,
-    message: outcome.message,
-    cancelled: failure.kind === 'cancelled',
+  await lastWrite(deps, reply.replyId, () =>
+    finishFailed(deps.db, publish, {
+      ...reply,
+      appCode: outcome.appCode,
+      message: outcome.message,
+      cancelled: failure.kind === 'cancelled',
+    }),
+  );
+}
+
+/**
+ * A reply's outcome, written through a database outage: retried until the database answers
+ * again, for as long as the reply would take to look stale to a sweeper. Without it, a
+ * reply finished during a short outage would lose its text and keep its conversation busy
+ * (chat.reply_in_progress) until swept.
+ */
+function lastWrite(deps: ReplyRunnerDeps, replyId: string, write: () => Promise<unknown>) {
+  return retryWhileUnavailable(write, {
+    withinMs: STALE_REPLY_MS,
+    onRetry: (err, attempt) =>
+      attempt === 1 &&
+      deps.log.warn({ err, replyId }, "database unavailable; retrying the reply's outcome"),
   });
 }
