@@ -8,6 +8,8 @@ export interface Agent {
   instructions: string;
   model: string;
   tools: string[];
+  /** Tools (of `tools`) whose every call waits for a person's approval. */
+  requiresApproval: string[];
   handoffs: string[];
   outputSchema: Record<string, unknown> | null;
   maxSteps: number;
@@ -25,6 +27,7 @@ export function toAgent(r: AgentRow): Agent {
     instructions: r.instructions,
     model: r.model,
     tools: r.tools,
+    requiresApproval: r.requiresApproval,
     handoffs: r.handoffs,
     outputSchema: r.outputSchema ?? null,
     maxSteps: r.maxSteps,
@@ -40,6 +43,7 @@ export interface AgentFields {
   instructions: string;
   model: string;
   tools?: string[] | undefined;
+  requiresApproval?: string[] | undefined;
   handoffs?: string[] | undefined;
   outputSchema?: Record<string, unknown> | null | undefined;
   maxSteps?: number | undefined;

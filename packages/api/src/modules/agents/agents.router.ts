@@ -9,6 +9,11 @@ const fields = {
   instructions: z.string().min(1).max(50_000),
   model: z.string().min(1).max(100),
   tools: z.array(z.string().min(1).max(64)).max(50).optional(),
+  requiresApproval: z
+    .array(z.string().min(1).max(64))
+    .max(50)
+    .optional()
+    .describe("Tools (of the agent's tools) whose every call waits for a person's approval"),
   handoffs: z.array(z.uuid()).max(20).optional(),
   outputSchema: z.record(z.string(), z.unknown()).nullable().optional(),
   maxSteps: z.number().int().min(1).max(100).optional(),

@@ -24,6 +24,25 @@ async function validate(opts: {
     if (!builtinTool(name))
       throw new AppError('agents.invalid', `Unknown tool "${name}"; see agents.tools`);
   }
+  if (fields.requiresApproval !== undefined || fields.tools !== undefined) {
+    // What the agent will have after this change: a field left out keeps its stored value.
+    const stored = opts.selfId
+      ? (
+          await opts.db
+            .select({ tools: agents.tools, requiresApproval: agents.requiresApproval })
+            .from(agents)
+            .where(eq(agents.id, opts.selfId))
+        )[0]
+      : undefined;
+    const tools = fields.tools ?? stored?.tools ?? [];
+    for (const name of fields.requiresApproval ?? stored?.requiresApproval ?? []) {
+      if (!tools.includes(name))
+        throw new AppError(
+          'agents.invalid',
+          `requiresApproval names "${name}", which is not one of the agent's tools`,
+        );
+    }
+  }
   if (fields.outputSchema) {
     const problem = schemaProblem(fields.outputSchema);
     if (problem) throw new AppError('agents.invalid', `Invalid outputSchema: ${problem}`);
@@ -72,6 +91,7 @@ export async function createAgent(opts: {
         instructions: f.instructions,
         model: f.model,
         tools: [...new Set(f.tools ?? [])],
+        requiresApproval: [...new Set(f.requiresApproval ?? [])],
         handoffs: [...new Set(f.handoffs ?? [])],
         outputSchema: f.outputSchema ?? null,
         maxSteps: f.maxSteps ?? 10,
@@ -96,6 +116,9 @@ export async function updateAgent(opts: {
   await validate({ ...opts, selfId: opts.agentId });
   const patch = Object.fromEntries(Object.entries(opts.fields).filter(([, v]) => v !== undefined));
   if (patch.tools) patch.tools = [...new Set(patch.tools as string[])];
+  if (patch.requiresApproval) {
+    patch.requiresApproval = [...new Set(patch.requiresApproval as string[])];
+  }
   if (patch.handoffs) patch.handoffs = [...new Set(patch.handoffs as string[])];
   try {
     const [row] = await opts.db

@@ -16,6 +16,8 @@ export const agents = pgTable(
     instructions: text('instructions').notNull(),
     model: text('model').notNull(),
     tools: jsonb('tools').$type<string[]>().notNull().default([]),
+    // Of `tools`, those a person must approve before each call (runs pause for it).
+    requiresApproval: jsonb('requires_approval').$type<string[]>().notNull().default([]),
     handoffs: jsonb('handoffs').$type<string[]>().notNull().default([]),
     outputSchema: jsonb('output_schema').$type<Record<string, unknown> | null>(),
     maxSteps: integer('max_steps').notNull().default(10),

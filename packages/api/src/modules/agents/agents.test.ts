@@ -44,6 +44,48 @@ describe('agents', () => {
     });
   });
 
+  it("requiresApproval: a subset of the agent's tools, kept consistent through updates", async () => {
+    const { c, projectId } = await project('Agents Approval');
+    const agent = await c.agents.create({
+      projectId,
+      name: 'Careful',
+      ...base,
+      tools: ['calculator', 'current_time'],
+      requiresApproval: ['calculator', 'calculator'],
+    });
+    expect(agent).toMatchObject({ requiresApproval: ['calculator'] });
+    expect(await c.agents.get({ agentId: agent.id })).toMatchObject({
+      requiresApproval: ['calculator'],
+    });
+    // Naming a tool the agent does not have: refused, on create and on update.
+    expect(
+      await failure(
+        c.agents.create({ projectId, name: 'Bad', ...base, requiresApproval: ['calculator'] }),
+      ),
+    ).toEqual(invalid);
+    expect(
+      await failure(c.agents.update({ agentId: agent.id, requiresApproval: ['read_document'] })),
+    ).toEqual(invalid);
+    // Dropping a tool that still requires approval is refused until both change together.
+    await expect(c.agents.update({ agentId: agent.id, tools: ['current_time'] })).rejects.toThrow(
+      /requiresApproval names "calculator"/,
+    );
+    const both = await c.agents.update({
+      agentId: agent.id,
+      tools: ['current_time'],
+      requiresApproval: [],
+    });
+    expect(both).toMatchObject({ tools: ['current_time'], requiresApproval: [] });
+    // A member (not admin) cannot change it.
+    const member = await t.signUp('Agents Approval Member');
+    await c.projects.members.add({ projectId, email: member.user.email, role: 'member' });
+    expect(
+      await failure(
+        t.caller(member.accessToken).agents.update({ agentId: agent.id, requiresApproval: [] }),
+      ),
+    ).toMatchObject({ code: 'FORBIDDEN' });
+  });
+
   it('refuses unknown tools and models, bad schemas, foreign, inactive and self handoffs', async () => {
     const { c, projectId } = await project('Agents Validation');
     const other = await project('Other Tenant');

@@ -12,5 +12,8 @@ export const policies = pgTable('policies', {
   // Applied to the project as a whole and, separately, to each member.
   requestsPerMinute: integer('requests_per_minute'),
   tokensPerMinute: integer('tokens_per_minute'),
+  // A run's model step that could cost more than this (its worst case) waits for a person's
+  // approval first.
+  approvalCostThreshold: bigint('approval_cost_threshold', { mode: 'bigint' }),
   updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 });

@@ -1,13 +1,13 @@
 import { formatUsdc } from '../../lib/money';
 import type { RunErrorCode } from './runs.errors';
-import type { RunRow, RunStepRow } from './runs.table';
+import type { RunApprovalRow, RunRow, RunStepRow } from './runs.table';
 
 export interface Run {
   id: string;
   projectId: string;
   agentId: string;
   activeAgentId: string;
-  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  status: 'queued' | 'running' | 'awaiting_approval' | 'succeeded' | 'failed' | 'cancelled';
   input: string;
   output: unknown;
   error: { appCode: RunErrorCode; message: string } | null;
@@ -37,6 +37,43 @@ export interface RunStep {
   durationMs: number;
 }
 
+/** A step waiting for (or given) a person's decision. */
+export interface RunApproval {
+  id: string;
+  runId: string;
+  /** 'tool': a call of a tool the agent marks requiresApproval; 'model': a costly model step. */
+  kind: 'tool' | 'model';
+  agentId: string;
+  tool: string | null;
+  input: unknown;
+  /** The step's worst-case cost in USDC (model steps), or null. */
+  cost: string | null;
+  status: 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled';
+  requestedAt: string;
+  expiresAt: string;
+  decidedBy: string | null;
+  decidedAt: string | null;
+  note: string | null;
+}
+
+export function toApproval(r: RunApprovalRow): RunApproval {
+  return {
+    id: r.id,
+    runId: r.runId,
+    kind: r.kind,
+    agentId: r.agentId,
+    tool: r.tool,
+    input: r.input ?? null,
+    cost: r.cost === null ? null : formatUsdc(r.cost),
+    status: r.status,
+    requestedAt: r.requestedAt.toISOString(),
+    expiresAt: r.expiresAt.toISOString(),
+    decidedBy: r.decidedBy,
+    decidedAt: r.decidedAt?.toISOString() ?? null,
+    note: r.note,
+  };
+}
+
 export type RunEvent =
   | { type: 'run.started' }
   | { type: 'step.started'; step: number; agentId: string }
@@ -45,6 +82,23 @@ export type RunEvent =
   | { type: 'tool.result'; tool: string; output: unknown; isError?: boolean }
   | { type: 'handoff'; fromAgentId: string; toAgentId: string }
   | { type: 'usage'; inputTokens: number; outputTokens: number; cost: string }
+  | {
+      type: 'approval.requested';
+      approvalId: string;
+      kind: 'tool' | 'model';
+      agentId: string;
+      tool: string | null;
+      input: unknown;
+      cost: string | null;
+      expiresAt: string;
+    }
+  | {
+      type: 'approval.decided';
+      approvalId: string;
+      decision: 'approved' | 'rejected';
+      by: string;
+      note: string | null;
+    }
   | { type: 'run.completed'; output: unknown }
   | { type: 'run.failed'; appCode: RunErrorCode; message: string }
   | { type: 'run.cancelled' };

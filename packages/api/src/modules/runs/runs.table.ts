@@ -19,6 +19,8 @@ import type { RunErrorCode } from './runs.errors';
 export const runStatus = pgEnum('run_status', [
   'queued',
   'running',
+  // Paused until a person approves or rejects a step (run_approvals); holds no worker.
+  'awaiting_approval',
   'succeeded',
   'failed',
   'cancelled',
@@ -87,5 +89,49 @@ export const runSteps = pgTable(
   (t) => [uniqueIndex('run_steps_run_index').on(t.runId, t.index)],
 );
 
+export const approvalStatus = pgEnum('run_approval_status', [
+  'pending',
+  'approved',
+  'rejected',
+  'expired',
+  'cancelled',
+]);
+
+export const approvalKind = pgEnum('run_approval_kind', ['tool', 'model']);
+
+/**
+ * A step of a run that waits for a person: a call of a tool the agent marks requiresApproval,
+ * or a model step whose worst case passes the policy's approvalCostThreshold. `stepKey` names
+ * the step within the run (the tool call's id, or `model:<transcript length>`), so a resumed
+ * run finds the decision for the step it is about to take.
+ */
+export const runApprovals = pgTable(
+  'run_approvals',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    projectId: uuid('project_id').notNull(),
+    stepKey: text('step_key').notNull(),
+    kind: approvalKind('kind').notNull(),
+    agentId: uuid('agent_id').notNull(),
+    tool: text('tool'),
+    input: jsonb('input').$type<unknown>(),
+    cost: bigint('cost', { mode: 'bigint' }),
+    status: approvalStatus('status').notNull().default('pending'),
+    requestedAt: ts('requested_at').notNull().defaultNow(),
+    expiresAt: ts('expires_at').notNull(),
+    decidedBy: uuid('decided_by'),
+    decidedAt: ts('decided_at'),
+    note: text('note'),
+  },
+  (t) => [
+    uniqueIndex('run_approvals_step').on(t.runId, t.stepKey),
+    index('run_approvals_pending').on(t.status, t.expiresAt),
+  ],
+);
+
 export type RunRow = typeof runs.$inferSelect;
+export type RunApprovalRow = typeof runApprovals.$inferSelect;
 export type RunStepRow = typeof runSteps.$inferSelect;
