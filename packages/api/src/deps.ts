@@ -89,6 +89,7 @@ async function startRunners(
     ...shared,
     db: database.db,
     maxConcurrentPerProject: config.runs.maxConcurrentPerProject,
+    approvals: { ttlMs: config.runs.approvalTimeoutMinutes * 60_000 },
     maxOutputTokens: config.runs.maxOutputTokens,
   });
   life.defer('run runner', () => runner.close());

@@ -1,9 +1,15 @@
-import type { ContentBlock } from '../../ai/provider';
+import type { ChatTurn, ContentBlock } from '../../ai/provider';
 import { classifyFailure } from '../../lib/failure';
 import { inSpan } from '../../lib/tracing';
 import { startHeartbeat } from '../../lib/worker';
 import type { AgentRow } from '../agents/agents.service';
-import { type ModelOutcome, modelStep } from './model-step';
+import {
+  type ApprovalRequest,
+  AwaitingApproval,
+  decisionsFor,
+  pauseForApproval,
+} from './approvals';
+import { modelStep, type ToolUse } from './model-step';
 import { loadRunAgents, type RunAgents } from './run-agents';
 import { openRunContext, type RunContext, type RunLoopDeps } from './run-context';
 import { RUN_FAILED, RunFailure } from './run-failure';
@@ -24,13 +30,24 @@ import { toolStep } from './tool-step';
 const HEARTBEAT_MS = 5_000;
 const DEFAULT_MAX_STEPS = 10;
 
+/** How a run treats steps that wait for a person (approvals.ts). */
+export interface ApprovalSettings {
+  /** How long an approval waits before it expires and fails its run. */
+  ttlMs: number;
+}
+
 /**
  * Executes a claimed run: the tool-use loop through the gateway, every step persisted and
  * every progress event published to the run's topic. Each round (a model step and the tool
  * steps it asked for) is committed in one transaction with the transcript, so a run whose
  * process died is resumed from its last completed round.
  */
-export function executeRun(deps: RunLoopDeps, run: ClaimedRun, signal: AbortSignal) {
+export function executeRun(
+  deps: RunLoopDeps,
+  run: ClaimedRun,
+  signal: AbortSignal,
+  approvals: ApprovalSettings,
+) {
   // A span per execution (a resumed run has one per process that ran it), parent of its steps.
   return inSpan(
     'run',
@@ -43,7 +60,11 @@ export function executeRun(deps: RunLoopDeps, run: ClaimedRun, signal: AbortSign
         ctx.events.push({ type: 'run.started' }, 'deferred');
         await driveRun(ctx);
       } catch (err) {
-        await settleFailure(ctx, err);
+        if (err instanceof AwaitingApproval) {
+          await pause(ctx, err.requests, approvals).catch((e: unknown) => settleFailure(ctx, e));
+        } else {
+          await settleFailure(ctx, err);
+        }
       } finally {
         stopHeartbeat();
       }
@@ -76,6 +97,12 @@ async function driveRun(ctx: RunContext) {
   let current = true;
   let modelSteps = 0;
   let corrected = false;
+  // A round stored while it waited for approval: its tool calls are answered first.
+  const waiting = pendingRound(progress.transcript);
+  if (waiting) {
+    await answerTools(ctx, agents.agent, agents.targets, waiting);
+    current = await commit(ctx, agents);
+  }
   for (;;) {
     if (signal.aborted) throw new RunFailure('run.cancelled', 'cancelled');
     if (!current || agents.agent.id !== progress.activeAgentId) {
@@ -96,7 +123,22 @@ async function driveRun(ctx: RunContext) {
     progress.outputTokens += outcome.usage.outputTokens;
     progress.cost += outcome.cost;
     if (outcome.toolUses.length > 0) {
-      await toolRound(ctx, agent, targets, outcome);
+      progress.transcript.push({
+        role: 'assistant',
+        content: [
+          ...(outcome.text ? [{ type: 'text' as const, text: outcome.text }] : []),
+          ...outcome.toolUses.map((t) => ({
+            type: 'tool_use' as const,
+            id: t.id,
+            name: t.name,
+            input: t.input,
+          })),
+        ],
+      });
+      await answerTools(ctx, agent, targets, {
+        turn: progress.transcript.length - 1,
+        uses: outcome.toolUses,
+      });
       current = await commit(ctx, agents);
       continue;
     }
@@ -150,38 +192,75 @@ async function commit(ctx: RunContext, agents: RunAgents): Promise<boolean> {
   return stamp === agents.stamp;
 }
 
-/** Records the model's tool calls, answers each, and hands the results back as one turn. */
-async function toolRound(
+/** Tool calls of one assistant turn (its index in the transcript) not yet answered. */
+interface ToolRound {
+  turn: number;
+  uses: ToolUse[];
+}
+
+/**
+ * The round a run paused in: the transcript ends with the assistant's tool calls, not yet
+ * answered (a finished round ends with their results, a finished run with text).
+ */
+function pendingRound(transcript: ChatTurn[]): ToolRound | null {
+  const turn = transcript.length - 1;
+  const last = transcript[turn];
+  if (last?.role !== 'assistant' || typeof last.content === 'string') return null;
+  const uses = last.content.flatMap((b) =>
+    b.type === 'tool_use' ? [{ id: b.id, name: b.name, input: b.input }] : [],
+  );
+  return uses.length > 0 ? { turn, uses } : null;
+}
+
+/** Names a tool call within its run: model ids need not be unique across turns. */
+const toolStepKey = (round: ToolRound, use: ToolUse) => `tool:${round.turn}:${use.id}`;
+
+/**
+ * Answers the round's tool calls and hands the results back as one turn. Calls of tools the
+ * agent marks requiresApproval wait for a decision: while any is undecided, nothing of the
+ * round runs and AwaitingApproval is thrown (the run pauses); a rejected call goes back to the
+ * model as a tool error, so it can choose another way.
+ */
+async function answerTools(
   ctx: RunContext,
   agent: AgentRow,
   targets: AgentRow[],
-  outcome: ModelOutcome,
+  round: ToolRound,
 ) {
   const { progress } = ctx;
-  progress.transcript.push({
-    role: 'assistant',
-    content: [
-      ...(outcome.text ? [{ type: 'text' as const, text: outcome.text }] : []),
-      ...outcome.toolUses.map((t) => ({
-        type: 'tool_use' as const,
-        id: t.id,
-        name: t.name,
-        input: t.input,
-      })),
-    ],
-  });
+  const gated = round.uses.filter((u) => agent.requiresApproval.includes(u.name));
+  const decisions = await decisionsFor(
+    ctx.deps.db,
+    ctx.run.id,
+    gated.map((u) => toolStepKey(round, u)),
+  );
+  const undecided: ApprovalRequest[] = gated
+    .filter((u) => (decisions.get(toolStepKey(round, u))?.status ?? 'pending') === 'pending')
+    .map((u) => ({
+      stepKey: toolStepKey(round, u),
+      kind: 'tool',
+      agentId: agent.id,
+      tool: u.name,
+      input: u.input,
+      cost: null,
+    }));
+  if (undecided.length > 0) throw new AwaitingApproval(undecided);
   const results: ContentBlock[] = [];
-  for (const use of outcome.toolUses) {
-    const result = await observedStep(
-      ctx,
-      'tool',
-      {
-        'smartspace.step_kind': 'tool',
-        'smartspace.tool': use.name,
-        'smartspace.agent_id': agent.id,
-      },
-      () => toolStep(ctx, agent, targets, use),
-    );
+  for (const use of round.uses) {
+    const decision = decisions.get(toolStepKey(round, use));
+    const result =
+      decision && decision.status !== 'approved'
+        ? rejected(ctx, agent, use, decision.note)
+        : await observedStep(
+            ctx,
+            'tool',
+            {
+              'smartspace.step_kind': 'tool',
+              'smartspace.tool': use.name,
+              'smartspace.agent_id': agent.id,
+            },
+            () => toolStep(ctx, agent, targets, use),
+          );
     if (result.handoffTo) progress.activeAgentId = result.handoffTo;
     results.push({
       type: 'tool_result',
@@ -191,6 +270,44 @@ async function toolRound(
     });
   }
   progress.transcript.push({ role: 'user', content: results });
+}
+
+/** A call a person rejected: recorded as a failed tool step, told to the model as an error. */
+function rejected(ctx: RunContext, agent: AgentRow, use: ToolUse, note: string | null) {
+  const error = `A person rejected this call of ${use.name}${note ? `: ${note}` : ''}. Do not retry it; choose another way.`;
+  const at = new Date();
+  ctx.events.push(
+    { type: 'tool.result', tool: use.name, output: error, isError: true },
+    'deferred',
+  );
+  ctx.recordStep({
+    agentId: agent.id,
+    kind: 'tool',
+    input: use.input,
+    output: null,
+    error,
+    startedAt: at,
+    finishedAt: at,
+  });
+  return { content: error, isError: true, handoffTo: undefined };
+}
+
+/**
+ * Stores the round so far (the model step and the assistant's calls) with the approvals it
+ * waits for, and leaves the run 'awaiting_approval': this execution ends, holding nothing.
+ */
+async function pause(ctx: RunContext, requests: ApprovalRequest[], settings: ApprovalSettings) {
+  const { deps, run } = ctx;
+  await ctx.events.settle();
+  const stored = await pauseForApproval(deps, {
+    runId: run.id,
+    projectId: run.projectId,
+    progress: ctx.progress,
+    ...pendingWrites(ctx),
+    requests,
+    ttlMs: settings.ttlMs,
+  });
+  if (!stored) deps.log.warn({ runId: run.id }, 'run taken over elsewhere; this execution stops');
 }
 
 async function settleFailure(ctx: RunContext, err: unknown) {

@@ -1,7 +1,8 @@
 import type { DatabaseHandle } from '../../db/client';
 import { createWorker } from '../../lib/worker';
+import { expireApprovals } from './approvals';
 import type { RunLoopDeps } from './run-context';
-import { executeRun } from './run-loop';
+import { type ApprovalSettings, executeRun } from './run-loop';
 import { claimRuns, finishRun, requeueRun, staleRuns } from './run-store';
 import type { RunFailureCode } from './runs.errors';
 
@@ -12,6 +13,7 @@ const POLL_MS = 2_000;
 
 export interface RunnerDeps extends RunLoopDeps {
   maxConcurrentPerProject: number;
+  approvals: ApprovalSettings;
 }
 
 /**
@@ -37,7 +39,7 @@ export async function createRunner(handle: DatabaseHandle, deps: RunnerDeps) {
         for (const run of rows) {
           worker.start(
             run.id,
-            (signal) => executeRun(deps, run, signal),
+            (signal) => executeRun(deps, run, signal, deps.approvals),
             () => kick(run.projectId),
           );
         }
@@ -57,12 +59,13 @@ export async function createRunner(handle: DatabaseHandle, deps: RunnerDeps) {
 
     /**
      * Runs left 'running' by a dead process (stale heartbeat) go back to the queue to resume
-     * from their last completed step, or fail once they have been resumed too often.
+     * from their last completed step, or fail once they have been resumed too often; runs
+     * whose approval nobody decided in time fail run.approval_expired.
      */
     async sweep(staleMs = STALE_RUN_MS): Promise<number> {
       const n = await worker.sweep(await staleRuns(db, staleMs), (r) => recover(deps, r));
       if (n > 0) kick();
-      return n;
+      return n + (await expireApprovals(deps));
     },
 
     get running() {

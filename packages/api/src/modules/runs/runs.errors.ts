@@ -5,6 +5,9 @@ import type { AppErrorCode } from '../../lib/errors';
 /** Agent runs. */
 export const runsErrors = {
   'runs.not_found': { transport: 'NOT_FOUND' },
+  'runs.approval_not_found': { transport: 'NOT_FOUND' },
+  /** Already approved, rejected, expired or cancelled: a decision is made once. */
+  'runs.approval_closed': { transport: 'CONFLICT' },
 } as const satisfies ErrorTable<`runs.${string}`>;
 
 /**
@@ -17,6 +20,7 @@ export const runFailureCodes = [
   'run.max_steps',
   'run.output_invalid',
   'run.interrupted',
+  'run.approval_expired',
   'run.failed',
 ] as const;
 

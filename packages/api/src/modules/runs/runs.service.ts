@@ -1,11 +1,12 @@
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
 import { type Actor, actorKeyId } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import { findAgentRow } from '../agents/agents.service';
-import { type Run, type RunStep, runTopic, toRun, toStep } from './runs.dto';
+import { cancelApprovals, listApprovals } from './approvals';
+import { type Run, type RunApproval, type RunStep, runTopic, toRun, toStep } from './runs.dto';
 import { runSteps, runs } from './runs.table';
 
 export async function projectOfRun(db: Db, runId: string): Promise<string | null> {
@@ -62,15 +63,17 @@ export async function startRun(opts: {
   return { run: toRun(winner), created: false };
 }
 
-export async function getRun(db: Db, runId: string): Promise<Run & { steps: RunStep[] }> {
+export async function getRun(
+  db: Db,
+  runId: string,
+): Promise<Run & { steps: RunStep[]; approvals: RunApproval[] }> {
   const [row] = await db.select().from(runs).where(eq(runs.id, runId));
   if (!row) throw new AppError('runs.not_found', 'Not found');
-  const steps = await db
-    .select()
-    .from(runSteps)
-    .where(eq(runSteps.runId, runId))
-    .orderBy(asc(runSteps.index));
-  return { ...toRun(row), steps: steps.map(toStep) };
+  const [steps, approvals] = await Promise.all([
+    db.select().from(runSteps).where(eq(runSteps.runId, runId)).orderBy(asc(runSteps.index)),
+    listApprovals(db, runId),
+  ]);
+  return { ...toRun(row), steps: steps.map(toStep), approvals };
 }
 
 export async function listRuns(opts: {
@@ -96,7 +99,10 @@ export async function listRuns(opts: {
   return toPage(rows, opts.limit, (r) => ({ at: r.createdAt, id: r.id }), toRun);
 }
 
-/** Cancels a queued run at once; a running one is stopped by its worker (see runner). */
+/**
+ * Cancels a run that no worker holds (queued, or waiting for approval: its pending approvals
+ * close with it) at once; a running one is stopped by its worker (see runner).
+ */
 export async function cancelQueued(opts: {
   db: Db;
   bus: EventBus;
@@ -106,9 +112,10 @@ export async function cancelQueued(opts: {
     const [row] = await tx
       .update(runs)
       .set({ status: 'cancelled', finishedAt: new Date() })
-      .where(and(eq(runs.id, opts.runId), eq(runs.status, 'queued')))
+      .where(and(eq(runs.id, opts.runId), inArray(runs.status, ['queued', 'awaiting_approval'])))
       .returning({ id: runs.id });
     if (!row) return false;
+    await cancelApprovals(tx, opts.runId);
     await opts.bus.publish({
       topic: runTopic(opts.runId),
       type: 'run.cancelled',
