@@ -8,6 +8,7 @@ import {
   TEST_JWT_SECRET,
   type TestDatabase,
 } from '@smartspace/api/testing';
+import type { BrowserContext } from 'playwright-core';
 import { type Browser, chromium, type Page } from 'playwright-core';
 
 const web = join(import.meta.dirname, '..');
@@ -113,8 +114,79 @@ export function resetResults(): void {
 
 let step = 0;
 /** A full-page screenshot per step, numbered in order, under test-results/. */
-export async function snap(page: Page, name: string): Promise<void> {
+export async function snap(
+  page: Page,
+  name: string,
+  opts: { fullPage?: boolean } = {},
+): Promise<void> {
   mkdirSync(RESULTS, { recursive: true });
   step += 1;
-  await page.screenshot({ path: join(RESULTS, `${String(step).padStart(2, '0')}-${name}.png`) });
+  await page.screenshot({
+    path: join(RESULTS, `${String(step).padStart(2, '0')}-${name}.png`),
+    // The whole scrollable page, not only the viewport: long pages such as billing.
+    ...(opts.fullPage ? { fullPage: true } : {}),
+  });
+}
+
+/**
+ * Screenshots of one test file under test-results/<folder>/ (emptied first), numbered in
+ * order, so files running one after another keep their own.
+ */
+export function snapsIn(folder: string): (page: Page, name: string) => Promise<void> {
+  const dir = join(RESULTS, folder);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  let n = 0;
+  return async (page, name) => {
+    mkdirSync(dir, { recursive: true });
+    n += 1;
+    await page.screenshot({ path: join(dir, `${String(n).padStart(2, '0')}-${name}.png`) });
+  };
+}
+
+/** Registers an account through the API (the register page has its own test). */
+export async function registerUser(
+  origin: string,
+  user: { email: string; name: string; password: string },
+): Promise<void> {
+  const res = await fetch(`${origin}/trpc/auth.register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(user),
+  });
+  if (res.status !== 200) throw new Error(`register ${user.email}: ${res.status}`);
+}
+
+/** Signs in on the sign-in page of a new tab of `context`; resolves on the projects page. */
+export async function signInTab(
+  context: BrowserContext,
+  email: string,
+  password: string,
+): Promise<Page> {
+  const p = await context.newPage();
+  await p.goto('/sign-in');
+  await p.getByLabel('Email').fill(email);
+  await p.getByLabel('Password').fill(password);
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  await p.waitForURL('**/projects');
+  return p;
+}
+
+/**
+ * Controls on the page without an accessible name, as Chromium's accessibility tree computes
+ * it (the same check as e2e.test.ts's, for the other test files).
+ */
+export async function unnamedControlsOn(page: Page): Promise<string[]> {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as {
+      nodes: { ignored: boolean; role?: { value: string }; name?: { value: string } }[];
+    };
+    const controls = new Set(['button', 'textbox', 'combobox', 'checkbox', 'link', 'searchbox']);
+    return nodes
+      .filter((n) => !n.ignored && controls.has(n.role?.value ?? '') && !n.name?.value?.trim())
+      .map((n) => n.role?.value ?? '?');
+  } finally {
+    await cdp.detach();
+  }
 }

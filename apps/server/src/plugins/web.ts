@@ -33,6 +33,8 @@ export const APP_ROUTES = [
   '/account',
   '/help',
   '/help/*',
+  '/admin',
+  '/admin/*',
   '/projects',
   '/projects/*',
 ];

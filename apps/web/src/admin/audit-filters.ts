@@ -15,7 +15,13 @@ export interface AuditFilter {
   to?: string;
 }
 
-export const EMPTY_FILTER: AuditFilterText = { actor: '', action: '', project: '', from: '', to: '' };
+export const EMPTY_FILTER: AuditFilterText = {
+  actor: '',
+  action: '',
+  project: '',
+  from: '',
+  to: '',
+};
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -34,6 +34,12 @@ export function AdminAuditPage() {
   const projectName = (id: string | null) =>
     id === null ? '—' : (projects.data?.items.find((p) => p.id === id)?.name ?? id);
 
+  // A target is a user or a project.
+  const nameOf = (id: string) =>
+    users.data?.items.find((u) => u.id === id)?.email ??
+    projects.data?.items.find((p) => p.id === id)?.name ??
+    id;
+
   /** Emails and project names are looked up: the API filters by id. */
   const apply = async () => {
     setFormError(null);
@@ -169,7 +175,7 @@ export function AdminAuditPage() {
                 </td>
                 <td>{userName(e.actorId)}</td>
                 <td>{projectName(e.projectId)}</td>
-                <td>{e.target ? userName(e.target) : '—'}</td>
+                <td>{e.target ? nameOf(e.target) : '—'}</td>
                 <td>{e.ip ?? '—'}</td>
                 <td>
                   <code className="metadata">

@@ -26,7 +26,6 @@ export function AdminUsersPage() {
       <h1>Users</h1>
       <form
         className="row"
-        role="search"
         onSubmit={(e) => {
           e.preventDefault();
           setQuery(draft.trim());

@@ -249,10 +249,7 @@ function AgentForm({ agent, initial }: { agent: Agent | undefined; initial: Draf
           {!schemaServerError && <ErrorText error={saveError} />}
           {canEdit && (
             <div className="row">
-              <button
-                type="submit"
-                disabled={!schema.ok || create.isPending || update.isPending}
-              >
+              <button type="submit" disabled={!schema.ok || create.isPending || update.isPending}>
                 {agent ? 'Save agent' : 'Create agent'}
               </button>
               {saved && <span className="muted">Saved.</span>}

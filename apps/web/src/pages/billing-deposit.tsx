@@ -32,8 +32,8 @@ export function DepositSection({
       <section aria-labelledby="deposit-heading">
         <h2 id="deposit-heading">Deposit USDC</h2>
         <p className="notice">
-          Deposits are off: this server accepts no USDC (it has no deposit address configured).
-          Ask a platform admin for a manual credit.
+          Deposits are off: this server accepts no USDC (it has no deposit address configured). Ask
+          a platform admin for a manual credit.
         </p>
       </section>
     );
@@ -68,7 +68,12 @@ function DepositForm({
   const [txHash, setTxHash] = useState('');
   const [qr, setQr] = useState<string | null>(null);
   const units = usdcUnits(amount);
-  const uri = depositUri({ chainId: config.chainId, usdc: config.usdcAddress, depositAddress, units });
+  const uri = depositUri({
+    chainId: config.chainId,
+    usdc: config.usdcAddress,
+    depositAddress,
+    units,
+  });
   useEffect(() => {
     let live = true;
     QRCode.toDataURL(uri, { margin: 1, width: 200 }).then(
@@ -125,7 +130,7 @@ function DepositForm({
           </dd>
           <dt>Deposit address</dt>
           <dd>
-            <code aria-label="Deposit address">{depositAddress}</code>{' '}
+            <code>{depositAddress}</code>{' '}
             <button
               type="button"
               className="link"

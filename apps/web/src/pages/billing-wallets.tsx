@@ -3,8 +3,8 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useProjects } from '../hooks';
 import { client, useTRPC } from '../trpc';
-import { injectedProvider, requestAccount, signText } from '../wallet/injected';
 import { walletErrorMessage } from '../wallet/errors';
+import { injectedProvider, requestAccount, signText } from '../wallet/injected';
 import { ErrorText } from './auth';
 
 /**

@@ -49,7 +49,8 @@ export function BillingPage() {
       <h1>Billing</h1>
       <ErrorText error={budget.error ?? config.error} />
       <p className="balance">
-        Balance: <strong aria-label="Balance">{budget.data ? `${budget.data.balance} USDC` : '…'}</strong>
+        Balance:{' '}
+        <output aria-label="Balance">{budget.data ? `${budget.data.balance} USDC` : '…'}</output>
         {budget.data && budget.data.reserved !== '0.000000' && (
           <span className="muted"> ({budget.data.reserved} USDC held for calls in flight)</span>
         )}

@@ -3,11 +3,19 @@ import { useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
 import { errorMessage } from '../errors';
 import { roleAtLeast, useCurrentProject } from '../hooks';
-import type { RunStatus } from '../runs/timeline';
+import { isFinished, type RunStatus } from '../runs/timeline';
 import { useTRPC } from '../trpc';
+import { usdc } from '../usage/money';
 import { ErrorText } from './auth';
 
-const STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+const STATUSES: RunStatus[] = [
+  'queued',
+  'running',
+  'awaiting_approval',
+  'succeeded',
+  'failed',
+  'cancelled',
+];
 
 /** /projects/:projectId/runs: the project's runs, newest first, and a form to start one. */
 export function RunsPage() {
@@ -25,9 +33,7 @@ export function RunsPage() {
         getNextPageParam: (page) => page.nextCursor ?? undefined,
         // Statuses move while runs go: keep the list fresh while any is unfinished.
         refetchInterval: (q) =>
-          q.state.data?.pages.some((p) =>
-            p.items.some((r) => r.status === 'queued' || r.status === 'running'),
-          )
+          q.state.data?.pages.some((p) => p.items.some((r) => !isFinished(r.status)))
             ? 2000
             : false,
       },
@@ -51,7 +57,8 @@ export function RunsPage() {
         <Link to={`/projects/${projectId}/agents`}>Agents</Link>
       </div>
       {roleAtLeast(role, 'member') && <StartRunForm agents={agents.data ?? []} />}
-      <div className="row" role="group" aria-label="Filters">
+      <fieldset className="row">
+        <legend className="sr-only">Filters</legend>
         <label className="field inline">
           <span>Status</span>
           <select value={status} onChange={(e) => setFilter('status', e.target.value)}>
@@ -74,7 +81,7 @@ export function RunsPage() {
             ))}
           </select>
         </label>
-      </div>
+      </fieldset>
       <ErrorText error={runs.error} />
       <table className="table" aria-label="Runs">
         <thead>
@@ -101,7 +108,7 @@ export function RunsPage() {
                 <span className={`badge ${r.status}`}>{r.status}</span>
               </td>
               <td>{r.usage.inputTokens + r.usage.outputTokens}</td>
-              <td>{r.cost}</td>
+              <td>{usdc(r.cost)}</td>
             </tr>
           ))}
         </tbody>
@@ -117,7 +124,11 @@ export function RunsPage() {
 }
 
 /** Starts a run of one of `agents` (the active ones) and opens its console. */
-export function StartRunForm({ agents }: { agents: { id: string; name: string; status: string }[] }) {
+export function StartRunForm({
+  agents,
+}: {
+  agents: { id: string; name: string; status: string }[];
+}) {
   const { projectId } = useCurrentProject();
   const trpc = useTRPC();
   const navigate = useNavigate();

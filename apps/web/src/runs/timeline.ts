@@ -98,7 +98,14 @@ export function applyRunEvent(state: Timeline, id: string, event: RunEventData):
     case 'step.started': {
       const agentId = str(event.agentId);
       const step = typeof event.step === 'number' ? event.step : null;
-      const entry: Entry = { kind: 'model', step, agentId, text: '', usage: null, durationMs: null };
+      const entry: Entry = {
+        kind: 'model',
+        step,
+        agentId,
+        text: '',
+        usage: null,
+        durationMs: null,
+      };
       return { ...next, status: 'running', activeAgentId: agentId, entries: [...entries, entry] };
     }
     case 'text.delta': {

@@ -9,13 +9,15 @@ import {
   isFinished,
   loadTimeline,
   type RunEventData,
-  type Timeline,
   saveTimeline,
+  type Timeline,
   timelineFromRun,
   withDurations,
 } from './timeline';
 
-type Action = { type: 'reset'; state: Timeline | null } | { type: 'event'; id: string; event: RunEventData };
+type Action =
+  | { type: 'reset'; state: Timeline | null }
+  | { type: 'event'; id: string; event: RunEventData };
 
 function reducer(state: Timeline | null, action: Action): Timeline | null {
   if (action.type === 'reset') return action.state;
@@ -23,7 +25,14 @@ function reducer(state: Timeline | null, action: Action): Timeline | null {
 }
 
 /** Events after which a round is stored: the stored steps (with durations) are worth a look. */
-const STORED_WITH = new Set(['usage', 'tool.result', 'handoff', 'run.completed', 'run.failed', 'run.cancelled']);
+const STORED_WITH = new Set([
+  'usage',
+  'tool.result',
+  'handoff',
+  'run.completed',
+  'run.failed',
+  'run.cancelled',
+]);
 
 function isUnauthorized(err: unknown): boolean {
   return (err as { data?: { code?: string } } | null)?.data?.code === 'UNAUTHORIZED';
@@ -44,7 +53,8 @@ export function useRun(runId: string) {
   const [error, setError] = useState<string | null>(null);
   const [follow, setFollow] = useState<{ runId: string; live: boolean } | null>(null);
   // After events expired: the stored steps, then live events only.
-  const [liveOnly, setLiveOnly] = useState(false);
+  const [liveOnlyFor, setLiveOnlyFor] = useState<string | null>(null);
+  const liveOnly = liveOnlyFor === runId;
   const runRef = useRef(run);
   runRef.current = run;
 
@@ -81,7 +91,7 @@ export function useRun(runId: string) {
         onError: (err: unknown) => {
           if (appCodeOf(err) === 'events.expired' && !liveOnly) {
             clearTimeline(runId);
-            void refresh().then(() => setLiveOnly(true));
+            void refresh().then(() => setLiveOnlyFor(runId));
           } else if (isUnauthorized(err)) {
             endSession();
           } else {

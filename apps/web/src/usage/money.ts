@@ -15,3 +15,8 @@ export function fromMicro(micro: bigint): string {
   const frac = (abs % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
   return `${neg ? '-' : ''}${whole}${frac ? `.${frac}` : ''}`;
 }
+
+/** An amount for reading: "0.100000" as "0.1", "12.000000" as "12". */
+export function usdc(amount: string): string {
+  return /^-?\d+(\.\d{1,6})?$/.test(amount.trim()) ? fromMicro(toMicro(amount)) : amount;
+}
