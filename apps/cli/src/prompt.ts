@@ -66,3 +66,59 @@ export class Prompter {
     this.rl.close();
   }
 }
+
+/**
+ * Questions in a terminal that events may overtake: `close` withdraws the open one (its
+ * answer is null), e.g. when someone else decided meanwhile. Ctrl-C here calls `onInterrupt`,
+ * as Ctrl-C anywhere else would raise SIGINT (readline holds the terminal in raw mode).
+ */
+export class TerminalDialog {
+  private rl: Interface | null = null;
+  private answer: ((line: string | null) => void) | null = null;
+  private closedOnce = false;
+
+  constructor(private readonly onInterrupt: () => void) {}
+
+  ask(question: string): Promise<string | null> {
+    const rl = this.open();
+    if (!rl) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      this.answer = resolve;
+      rl.question(question, (line) => this.settle(line));
+    });
+  }
+
+  close(): void {
+    const rl = this.rl;
+    if (!rl) return;
+    this.rl = null;
+    // A question left open leaves its line unfinished: what follows starts on a new one.
+    if (this.answer) process.stderr.write('\n');
+    rl.close();
+    this.settle(null);
+  }
+
+  private settle(line: string | null): void {
+    const answer = this.answer;
+    this.answer = null;
+    answer?.(line);
+  }
+
+  private open(): Interface | null {
+    if (this.rl) return this.rl;
+    if (this.closedOnce) return null;
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    rl.on('close', () => {
+      // Ctrl-D on an empty line, or the terminal gone: no answer.
+      this.closedOnce = true;
+      if (this.rl === rl) this.rl = null;
+      this.settle(null);
+    });
+    rl.on('SIGINT', () => {
+      this.close();
+      this.onInterrupt();
+    });
+    this.rl = rl;
+    return rl;
+  }
+}

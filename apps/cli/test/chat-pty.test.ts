@@ -1,76 +1,16 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { closeClient, createClient, memorySessionStore } from '@smartspace/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CLI,
   cli,
-  cliEnv,
+  openTerminal,
   PASSWORD,
   register,
   type Server,
   startServer,
   tempConfigHome,
 } from './harness';
-
-/**
- * The interactive chat in a real pseudo-terminal: util-linux `script` (in Debian's essential
- * bsdutils, so on every machine) runs the CLI on a pty and relays our bytes as keystrokes,
- * so Ctrl-C is the terminal's \x03, not a signal we send.
- */
-interface Terminal {
-  output(): string;
-  type(text: string): void;
-  waitFor(pattern: RegExp, ms?: number): Promise<void>;
-  /** The exit code; fails (and kills the process) if it has not exited within `ms`. */
-  exit(ms?: number): Promise<number | null>;
-}
-
-function openTerminal(configHome: string, args: string[]): Terminal {
-  const command = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
-  const child: ChildProcessWithoutNullStreams = spawn('script', ['-qfec', command, '/dev/null'], {
-    env: cliEnv(configHome),
-  });
-  let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    out += d;
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
-  return {
-    output: () => out,
-    type: (text) => child.stdin.write(text),
-    async exit(ms = 30_000) {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          reject(new Error(`the CLI did not exit within ${ms} ms:\n${out}`));
-        }, ms);
-      });
-      try {
-        return await Promise.race([exited, late]);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
-    async waitFor(pattern, ms = 30_000) {
-      const deadline = Date.now() + ms;
-      while (!pattern.test(out)) {
-        if (Date.now() > deadline || child.exitCode !== null) {
-          child.kill('SIGKILL');
-          throw new Error(`no ${pattern} in the terminal:\n${out}`);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-  };
-}
 
 const count = (text: string, pattern: RegExp) => (text.match(pattern) ?? []).length;
 

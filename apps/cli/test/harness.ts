@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,3 +136,83 @@ export function tempConfigHome(): string {
 export const STACK_LINE = /^\s+at .+\(?.+:\d+:\d+\)?$/m;
 
 export { freePort };
+
+/** A CLI process the test talks to while it runs (a terminal, or a follower in the background). */
+export interface Session {
+  /** Everything it wrote, stdout and stderr interleaved (a terminal has only the one stream). */
+  output(): string;
+  stdout(): string;
+  stderr(): string;
+  type(text: string): void;
+  waitFor(pattern: RegExp, ms?: number): Promise<void>;
+  /** The exit code; fails (and kills the process) if it has not exited within `ms`. */
+  exit(ms?: number): Promise<number | null>;
+}
+
+function session(child: ChildProcessWithoutNullStreams): Session {
+  let out = '';
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+    stdout += d;
+  });
+  child.stderr.on('data', (d) => {
+    out += d;
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  return {
+    output: () => out,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    type: (text) => child.stdin.write(text),
+    async exit(ms = 30_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error(`the CLI did not exit within ${ms} ms:\n${out}`));
+        }, ms);
+      });
+      try {
+        return await Promise.race([exited, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async waitFor(pattern, ms = 30_000) {
+      const deadline = Date.now() + ms;
+      while (!pattern.test(out)) {
+        if (Date.now() > deadline || child.exitCode !== null) {
+          child.kill('SIGKILL');
+          throw new Error(`no ${pattern} in the output:\n${out}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
+/**
+ * The CLI in a real pseudo-terminal: util-linux `script` (in Debian's essential bsdutils, so
+ * on every machine) runs it on a pty and relays our bytes as keystrokes, so Ctrl-C is the
+ * terminal's \x03, not a signal we send.
+ */
+export function openTerminal(configHome: string, args: string[]): Session {
+  const command = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
+  return session(spawn('script', ['-qfec', command, '/dev/null'], { env: cliEnv(configHome) }));
+}
+
+/** The CLI without a terminal (stdin a closed pipe), left running while the test goes on. */
+export function startCli(configHome: string, args: string[]): Session {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: tmpdir(),
+    env: cliEnv(configHome),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  child.stdin.end();
+  return session(child);
+}

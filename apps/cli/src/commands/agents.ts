@@ -5,10 +5,30 @@ import pc from 'picocolors';
 import { type Ctx, isUuid, resolveProject, withClient } from '../context';
 import { CliError, describeError, EXIT_INTERRUPTED, UsageError } from '../errors';
 import { note, printJson, printRecord, printTable, shortDate, success } from '../output';
+import {
+  ApprovalDesk,
+  describeApprovalEvent,
+  printApprovals,
+  registerDecisions,
+} from './run-approvals';
 
 type Run = RouterOutputs['runs']['get'];
 
 const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** `a, b ,c` → ['a', 'b', 'c']: the comma-separated lists of tool names. */
+function names(list: string | undefined): string[] | undefined {
+  return list
+    ?.split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+}
+
+function wholeNumber(text: string | undefined, flag: string): number | undefined {
+  const n = text === undefined ? undefined : Number(text);
+  if (n !== undefined && !Number.isInteger(n)) throw new UsageError(`${flag} takes a whole number`);
+  return n;
+}
 
 function show(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
@@ -35,8 +55,15 @@ export function registerAgents(program: Command): void {
         const items = await ctx.client.agents.list.query({ projectId });
         if (ctx.opts.json) return printJson(items);
         printTable(
-          ['id', 'name', 'model', 'tools', 'status'],
-          items.map((a) => [a.id, a.name, a.model, a.tools.join(', '), a.status]),
+          ['id', 'name', 'model', 'tools', 'needs approval', 'status'],
+          items.map((a) => [
+            a.id,
+            a.name,
+            a.model,
+            a.tools.join(', '),
+            a.requiresApproval.join(', '),
+            a.status,
+          ]),
         );
       }),
     );
@@ -46,35 +73,62 @@ export function registerAgents(program: Command): void {
     .requiredOption('-i, --instructions <text>', 'system instructions')
     .requiredOption('--model <model>', 'model id (see the server’s models)')
     .option('-t, --tools <names>', 'comma-separated built-in tools, e.g. calculator,current_time')
+    .option(
+      '--requires-approval <names>',
+      'comma-separated tools (of --tools) whose every call waits for a person’s approval',
+    )
     .option('--max-steps <n>', 'most model steps per run')
-    .action(
-      (
-        name: string,
-        o: { instructions: string; model: string; tools?: string; maxSteps?: string },
-        cmd: Command,
-      ) =>
-        withClient(cmd, async (ctx) => {
-          const projectId = await resolveProject(ctx, ctx.opts.project);
-          const maxSteps = o.maxSteps === undefined ? undefined : Number(o.maxSteps);
-          if (maxSteps !== undefined && !Number.isInteger(maxSteps)) {
-            throw new UsageError('--max-steps takes a whole number');
-          }
-          const agent = await ctx.client.agents.create.mutate({
-            projectId,
-            name,
-            instructions: o.instructions,
-            model: o.model,
-            tools: o.tools
-              ?.split(',')
-              .map((t) => t.trim())
-              .filter(Boolean),
-            maxSteps,
-          });
-          if (ctx.opts.json) return printJson(agent);
-          success(`Created agent ${agent.name}`);
-          process.stdout.write(`${agent.id}\n`);
-        }),
+    .action((name: string, o: AgentOptions & { instructions: string; model: string }, cmd) =>
+      withClient(cmd, async (ctx) => {
+        const projectId = await resolveProject(ctx, ctx.opts.project);
+        const maxSteps = wholeNumber(o.maxSteps, '--max-steps');
+        const agent = await ctx.client.agents.create.mutate({
+          projectId,
+          name,
+          instructions: o.instructions,
+          model: o.model,
+          tools: names(o.tools),
+          requiresApproval: names(o.requiresApproval),
+          maxSteps,
+        });
+        if (ctx.opts.json) return printJson(agent);
+        success(`Created agent ${agent.name}`);
+        process.stdout.write(`${agent.id}\n`);
+      }),
     );
+  agents
+    .command('update <agent>')
+    .description('change an agent (id or name); what is not given stays as it is')
+    .option('-i, --instructions <text>', 'system instructions')
+    .option('--model <model>', 'model id')
+    .option('-t, --tools <names>', 'comma-separated built-in tools (replaces the list)')
+    .option(
+      '--requires-approval <names>',
+      'comma-separated tools whose calls wait for approval (replaces the list; "" for none)',
+    )
+    .option('--max-steps <n>', 'most model steps per run')
+    .action((ref: string, o: AgentOptions & { instructions?: string; model?: string }, cmd) =>
+      withClient(cmd, async (ctx) => {
+        const maxSteps = wholeNumber(o.maxSteps, '--max-steps');
+        const agentId = await resolveAgent(ctx, ref);
+        const agent = await ctx.client.agents.update.mutate({
+          agentId,
+          instructions: o.instructions,
+          model: o.model,
+          tools: names(o.tools),
+          requiresApproval: names(o.requiresApproval),
+          maxSteps,
+        });
+        if (ctx.opts.json) return printJson(agent);
+        success(`Updated agent ${agent.name}`);
+      }),
+    );
+}
+
+interface AgentOptions {
+  tools?: string;
+  requiresApproval?: string;
+  maxSteps?: string;
 }
 
 /** Prints run events as they come; returns the run's final status. */
@@ -115,6 +169,9 @@ class RunPrinter {
       case 'usage':
         this.cost = e.cost;
         return pc.dim(`  tokens ${e.inputTokens} in / ${e.outputTokens} out, cost ${e.cost}`);
+      case 'approval.requested':
+      case 'approval.decided':
+        return describeApprovalEvent(e);
       case 'run.completed':
         return `${pc.green('✔ succeeded')}  output: ${show(e.output)}`;
       case 'run.failed':
@@ -145,24 +202,36 @@ async function follow(ctx: Ctx, runId: string): Promise<Run> {
             if (lastEventId === null) {
               void ctx.client.runs.get.query({ runId }).then((r) => {
                 if (FINISHED.has(r.status)) end();
+                // The requests went out with the history that expired: they still wait.
+                for (const a of r.approvals.filter((x) => x.status === 'pending')) {
+                  const e = {
+                    type: 'approval.requested' as const,
+                    approvalId: a.id,
+                    ...a,
+                    input: a.input,
+                  };
+                  printer.event(e);
+                  desk.requested(e);
+                }
               }, reject);
             }
           },
           onData: (tracked) => {
             const e = tracked.data as RunEvent;
+            const last =
+              e.type === 'run.completed' || e.type === 'run.failed' || e.type === 'run.cancelled';
+            // A question this event answers (or ends) is withdrawn before the event is shown.
+            if (e.type === 'approval.decided') desk.decided(e);
+            if (last) desk.close();
             printer.event(e);
-            if (
-              e.type === 'run.completed' ||
-              e.type === 'run.failed' ||
-              e.type === 'run.cancelled'
-            ) {
-              end();
-            }
+            if (e.type === 'approval.requested') desk.requested(e);
+            if (last) end();
           },
           onError: (err) => {
             if (lastEventId !== null && describeError(err).appCode === 'events.expired') {
               subscribe(null);
             } else {
+              desk.close();
               sub?.unsubscribe();
               reject(err);
             }
@@ -178,7 +247,13 @@ async function follow(ctx: Ctx, runId: string): Promise<Run> {
       if (!ctx.opts.json) note(pc.yellow('Cancelling the run…'));
       void ctx.client.runs.cancel.mutate({ runId }).catch(reject);
     };
+    // In a terminal the person following decides; elsewhere they are told how to.
+    const desk = new ApprovalDesk(ctx, runId, {
+      interactive: Boolean(process.stdin.isTTY),
+      onInterrupt: onSigint,
+    });
     const end = () => {
+      desk.close();
       process.off('SIGINT', onSigint);
       sub?.unsubscribe();
       resolve();
@@ -247,6 +322,10 @@ export function registerRuns(program: Command): void {
             run.steps.map((s) => [s.index, s.kind, show(s.output), s.error, s.durationMs, s.cost]),
           );
         }
+        if (run.approvals.length > 0) printApprovals(run.approvals);
+        if (run.approvals.some((a) => a.status === 'pending')) {
+          note(pc.dim(`Decide with: smartspace runs approve|reject ${run.id} [--note <text>]`));
+        }
       }),
     );
   runs
@@ -270,6 +349,7 @@ export function registerRuns(program: Command): void {
         );
       }),
     );
+  registerDecisions(runs);
   runs
     .command('cancel <runId>')
     .description('cancel a queued or running run')
