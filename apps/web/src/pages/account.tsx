@@ -29,12 +29,43 @@ export function AccountPage() {
     }),
   );
   const logoutAll = useMutation(trpc.auth.logoutAll.mutationOptions());
+  const [name, setName] = useState<string | null>(null);
+  const rename = useMutation(
+    trpc.users.update.mutationOptions({
+      onSuccess: (user) => {
+        setName(null);
+        // The stored session carries the name the header shows.
+        const current = sessionStore.current();
+        if (current) sessionStore.set({ ...current, user: { ...current.user, name: user.name } });
+      },
+    }),
+  );
   return (
     <section className="page">
       <h1>Account</h1>
       <p>
         Signed in as <strong>{session?.user.name}</strong> ({session?.user.email})
       </p>
+      <h2>Your name</h2>
+      <form
+        className="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (name?.trim()) rename.mutate({ name: name.trim() });
+        }}
+      >
+        <input
+          aria-label="Your name"
+          required
+          maxLength={100}
+          value={name ?? session?.user.name ?? ''}
+          onChange={(e) => setName(e.target.value)}
+        />
+        <button type="submit" disabled={rename.isPending || !name?.trim()}>
+          Save name
+        </button>
+      </form>
+      <ErrorText error={rename.error} />
       <h2>Change password</h2>
       <form
         className="narrow"

@@ -3,6 +3,7 @@ import { useState } from 'react';
 import { useNavigate } from 'react-router';
 import { type ProjectRole, roleAtLeast, useCurrentProject, useSession } from '../hooks';
 import { useTRPC } from '../trpc';
+import { ApiKeys } from './api-keys';
 import { ErrorText } from './auth';
 
 const ROLES: ProjectRole[] = ['viewer', 'member', 'admin', 'owner'];
@@ -58,6 +59,7 @@ export function ProjectSettingsPage() {
       )}
       <ErrorText error={rename.error} />
       <Members projectId={projectId} role={role} />
+      {roleAtLeast(role, 'admin') && <ApiKeys projectId={projectId} />}
       {role === 'owner' && (
         <>
           <h2>Danger zone</h2>
