@@ -22,6 +22,7 @@ import {
   type GatewayCallSummary,
   type GatewayDeps,
 } from './modules/gateway/gateway';
+import { mcpRuntime } from './modules/mcp/runtime';
 import { createPolicyCache } from './modules/policies/policies.cache';
 import type { RunObservers } from './modules/runs/run-context';
 import { createRunner } from './modules/runs/runner';
@@ -91,6 +92,7 @@ async function startRunners(
     maxConcurrentPerProject: config.runs.maxConcurrentPerProject,
     approvals: { ttlMs: config.runs.approvalTimeoutMinutes * 60_000 },
     maxOutputTokens: config.runs.maxOutputTokens,
+    mcp: mcpRuntime(config),
   });
   life.defer('run runner', () => runner.close());
   const replies = await createReplyRunner(database, {

@@ -6,6 +6,7 @@ import { budgetsRouter } from './modules/budgets/budgets.router';
 import { chatRouter } from './modules/chat/chat.router';
 import { filesRouter } from './modules/files/files.router';
 import { helpRouter } from './modules/help/help.router';
+import { mcpRouter } from './modules/mcp/mcp.router';
 import { modelsRouter } from './modules/models/models.router';
 import { paymentsRouter } from './modules/payments/payments.router';
 import { walletsRouter } from './modules/payments/wallets.router';
@@ -23,6 +24,7 @@ export const appRouter = router({
   apiKeys: apiKeysRouter,
   chat: chatRouter,
   agents: agentsRouter,
+  mcp: mcpRouter,
   runs: runsRouter,
   models: modelsRouter,
   budgets: budgetsRouter,

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { bool, httpUrl, int, list, setting } from './lib/settings';
+import { mcpConfig } from './modules/mcp/mcp.config';
 
 /** The process and its HTTP surface. */
 export const serverConfig = {
@@ -97,4 +98,6 @@ export const serverConfig = {
     default: 'smartspace',
     doc: 'service.name of the spans',
   }),
+  // MCP tool servers' settings (MCP_*), declared with their module.
+  ...mcpConfig,
 };

@@ -1,6 +1,7 @@
 import type { AnyProcedure } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { mcpServers } from './modules/mcp/mcp.table';
 import { wallets } from './modules/payments/wallets.table';
 import { appRouter } from './router';
 import { createTestApi, failure, type TestApi } from './testing';
@@ -68,6 +69,12 @@ describe('cross-tenant matrix', () => {
       .values({ userId: owner.user.id, address: `0x${'ab'.repeat(20)}`, chainId: 5042002 })
       .returning({ id: wallets.id });
     const walletId = wallet?.id ?? '';
+    // A stored MCP server (no discovery needed to address it).
+    const [server] = await t.api.database.db
+      .insert(mcpServers)
+      .values({ projectId, name: 'victim', url: 'https://mcp.example.com/mcp' })
+      .returning({ id: mcpServers.id });
+    const srv = { serverId: server?.id ?? '' };
     const upload = (pid: string, content: string) => {
       const fd = new FormData();
       fd.set('projectId', pid);
@@ -110,10 +117,29 @@ describe('cross-tenant matrix', () => {
         notFound('agents.not_found'),
       ],
       'agents.delete': [() => c.agents.delete(ag), notFound('agents.not_found')],
+      'mcp.servers.list': [() => c.mcp.servers.list(p), notFound('projects.not_found')],
+      'mcp.servers.create': [
+        () => c.mcp.servers.create({ ...p, name: 'mole', url: 'https://mcp.example.com/mcp' }),
+        notFound('projects.not_found'),
+      ],
+      'mcp.servers.update': [
+        () => c.mcp.servers.update({ ...srv, name: 'pwned' }),
+        notFound('mcp.not_found'),
+      ],
+      'mcp.servers.delete': [() => c.mcp.servers.delete(srv), notFound('mcp.not_found')],
+      'mcp.servers.refresh': [() => c.mcp.servers.refresh(srv), notFound('mcp.not_found')],
       'runs.start': [() => c.runs.start({ ...ag, input: 'steal' }), notFound('agents.not_found')],
       'runs.get': [() => c.runs.get(rn), notFound('runs.not_found')],
       'runs.list': [() => c.runs.list(p), notFound('projects.not_found')],
       'runs.cancel': [() => c.runs.cancel(rn), notFound('runs.not_found')],
+      'runs.approve': [
+        () => c.runs.approve({ ...rn, approvalId: crypto.randomUUID() }),
+        notFound('runs.not_found'),
+      ],
+      'runs.reject': [
+        () => c.runs.reject({ ...rn, approvalId: crypto.randomUUID() }),
+        notFound('runs.not_found'),
+      ],
       'runs.onProgress': [
         async () => {
           const it = (await c.runs.onProgress(rn)) as AsyncIterable<unknown>;

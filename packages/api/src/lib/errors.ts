@@ -13,6 +13,7 @@ import { budgetsErrors } from '../modules/budgets/budgets.errors';
 import { chatErrors, replyFailureCodes } from '../modules/chat/chat.errors';
 import { filesErrors } from '../modules/files/files.errors';
 import { helpErrors } from '../modules/help/help.errors';
+import { mcpErrors } from '../modules/mcp/mcp.errors';
 import { paymentsErrors } from '../modules/payments/payments.errors';
 import { walletsErrors } from '../modules/payments/wallets.errors';
 import { policiesErrors } from '../modules/policies/policies.errors';
@@ -39,6 +40,7 @@ export const errorTables = [
   billingErrors,
   agentsErrors,
   runsErrors,
+  mcpErrors,
   walletsErrors,
   paymentsErrors,
   filesErrors,

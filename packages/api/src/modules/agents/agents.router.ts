@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { authedProcedure, projectProcedure, resourceProcedure, router } from '../../trpc';
+import { projectMcpTools } from '../mcp/mcp.tools';
+import { requireMembership } from '../projects/projects.service';
 import * as agents from './agents.service';
 import { toolCatalogue } from './tools/registry';
 
@@ -60,5 +62,18 @@ export const agentsRouter = router({
   }),
 
   /** The built-in tool catalogue (handoff_to_<agent> tools come from each agent's handoffs). */
-  tools: authedProcedure.query(() => toolCatalogue()),
+  tools: authedProcedure
+    .meta({
+      description:
+        'The tools an agent may list in `tools`: the built-in ones and, with `projectId`, the ' +
+        'MCP tools its servers offer (`mcp__<server>__<tool>`, each with its input schema). ' +
+        "`handoff_to_<agent>` tools come from each agent's handoffs.",
+    })
+    .input(z.object({ projectId: z.uuid() }).optional())
+    .query(async ({ ctx, input }) => {
+      if (!input) return toolCatalogue();
+      // A project the caller is not in reads as missing (projects.not_found).
+      await requireMembership({ db: ctx.db, projectId: input.projectId, userId: ctx.user.id });
+      return [...toolCatalogue(), ...(await projectMcpTools(ctx.db, input.projectId))];
+    }),
 });

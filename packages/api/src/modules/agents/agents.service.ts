@@ -3,6 +3,8 @@ import type { ModelRegistry } from '../../ai/registry';
 import type { Db } from '../../db/client';
 import { isUniqueViolation } from '../../lib/db-errors';
 import { AppError } from '../../lib/errors';
+import { projectMcpTools } from '../mcp/mcp.tools';
+import { isMcpToolName } from '../mcp/names';
 import { type Agent, type AgentFields, toAgent } from './agents.dto';
 import { type AgentRow, agents } from './agents.table';
 import { schemaProblem } from './schema';
@@ -20,8 +22,12 @@ async function validate(opts: {
   if (fields.model !== undefined && !opts.models.get(fields.model)) {
     throw new AppError('agents.invalid', `Unknown model "${fields.model}"; see models.list`);
   }
+  const mcpNames = (fields.tools ?? []).some(isMcpToolName)
+    ? new Set((await projectMcpTools(opts.db, opts.projectId)).map((t) => t.name))
+    : new Set<string>();
   for (const name of fields.tools ?? []) {
-    if (!builtinTool(name))
+    // An MCP tool must be one the project's servers list now (see mcp.servers.refresh).
+    if (isMcpToolName(name) ? !mcpNames.has(name) : !builtinTool(name))
       throw new AppError('agents.invalid', `Unknown tool "${name}"; see agents.tools`);
   }
   if (fields.requiresApproval !== undefined || fields.tools !== undefined) {

@@ -4,6 +4,7 @@ import { formatUsdc } from '../../lib/money';
 import type { AgentRow } from '../agents/agents.service';
 import { builtinTool, handoffToolName } from '../agents/tools/registry';
 import { usageCost } from '../gateway/gateway';
+import { mcpToolSpecs } from '../mcp/mcp.tools';
 import type { RunContext } from './run-context';
 import { flattenTools } from './transcript';
 
@@ -20,8 +21,16 @@ export interface ModelOutcome {
   cost: bigint;
 }
 
-/** The agent's built-in tools plus one handoff tool per target it may hand over to. */
-function toolSpecs(agent: AgentRow, targets: AgentRow[]): ToolSpec[] {
+/**
+ * The agent's built-in tools, its MCP tools its servers still list (read each step, so a
+ * refresh or list_changed shows at the next step), and one handoff tool per target.
+ */
+async function toolSpecs(
+  ctx: RunContext,
+  agent: AgentRow,
+  targets: AgentRow[],
+): Promise<ToolSpec[]> {
+  const mcp = await mcpToolSpecs(ctx.deps.db, ctx.run.projectId, agent.tools);
   return [
     ...agent.tools.flatMap((name) => {
       const t = builtinTool(name);
@@ -35,6 +44,7 @@ function toolSpecs(agent: AgentRow, targets: AgentRow[]): ToolSpec[] {
           ]
         : [];
     }),
+    ...mcp,
     ...targets.map((t) => ({
       name: handoffToolName(t),
       description: `Hand the task over to the agent "${t.name}"${t.description ? `: ${t.description}` : ''}. It continues with the whole conversation.`,
@@ -52,7 +62,7 @@ function systemPrompt(agent: AgentRow): string {
 /** Streams one model turn through the gateway, forwarding text deltas as they come. */
 async function streamTurn(ctx: RunContext, agent: AgentRow, targets: AgentRow[]) {
   const { deps, run } = ctx;
-  const tools = toolSpecs(agent, targets);
+  const tools = await toolSpecs(ctx, agent, targets);
   const transcript = ctx.progress.transcript;
   let text = '';
   const toolUses: ToolUse[] = [];

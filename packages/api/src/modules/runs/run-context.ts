@@ -3,6 +3,7 @@ import type { Db } from '../../db/client';
 import type { EventBus } from '../../events/bus';
 import type { Logger } from '../../lib/logger';
 import type { Gateway } from '../gateway/gateway';
+import type { McpRuntime } from '../mcp/runtime';
 import { createRunEvents, type RunEvents } from './run-events';
 import type { ClaimedRun, RunProgress, StepRow } from './run-store';
 
@@ -21,6 +22,8 @@ export interface RunLoopDeps {
   log: Logger;
   maxOutputTokens: number;
   observe?: RunObservers | undefined;
+  /** Reaching MCP tool servers; unset: MCP tools answer the model with an error. */
+  mcp?: McpRuntime | undefined;
 }
 
 export type StepRecord = Omit<StepRow, 'runId' | 'index'>;

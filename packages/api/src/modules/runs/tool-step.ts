@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { AgentRow } from '../agents/agents.service';
 import { builtinTool, handoffToolName, ToolError } from '../agents/tools/registry';
+import { runMcpTool } from '../mcp/mcp.tools';
+import { isMcpToolName } from '../mcp/names';
 import type { ToolUse } from './model-step';
 import type { RunContext } from './run-context';
 
@@ -10,7 +12,7 @@ export interface ToolOutcome {
   handoffTo?: string;
 }
 
-/** Answers one tool call: a handoff to another agent, or a built-in tool run. */
+/** Answers one tool call: a handoff to another agent, a built-in tool or an MCP tool run. */
 export async function toolStep(
   ctx: RunContext,
   agent: AgentRow,
@@ -23,7 +25,7 @@ export async function toolStep(
   // Out while a slow tool runs; a quick one's call goes with its round. Its result is stored
   // with the round (run-loop.ts).
   ctx.events.push({ type: 'tool.called', tool: use.name, input: use.input }, 'soon');
-  const { output, error } = await callTool(ctx, agent, targets, use);
+  const { output, error, content } = await callTool(ctx, agent, targets, use);
   ctx.events.push(
     error
       ? { type: 'tool.result', tool: use.name, output: error, isError: true }
@@ -40,7 +42,7 @@ export async function toolStep(
     finishedAt: new Date(),
   });
   // Errors go back to the model as tool errors: it may correct its input.
-  return { content: error ?? JSON.stringify(output), isError: error !== null };
+  return { content: error ?? content ?? JSON.stringify(output), isError: error !== null };
 }
 
 function handoff(ctx: RunContext, agent: AgentRow, target: AgentRow, use: ToolUse): ToolOutcome {
@@ -57,12 +59,32 @@ function handoff(ctx: RunContext, agent: AgentRow, target: AgentRow, use: ToolUs
   return { content: `Handed over to ${target.name}.`, isError: false, handoffTo: target.id };
 }
 
+interface CallResult {
+  output: unknown;
+  error: string | null;
+  /** What the model reads, when it is not the output's JSON (an MCP tool's text). */
+  content?: string | undefined;
+}
+
 async function callTool(
   ctx: RunContext,
   agent: AgentRow,
   targets: AgentRow[],
   use: ToolUse,
-): Promise<{ output: unknown; error: string | null }> {
+): Promise<CallResult> {
+  if (agent.tools.includes(use.name) && isMcpToolName(use.name)) {
+    const { deps, run } = ctx;
+    return runMcpTool({
+      db: deps.db,
+      runtime: deps.mcp,
+      log: deps.log,
+      projectId: run.projectId,
+      runId: run.id,
+      name: use.name,
+      input: use.input,
+      signal: ctx.signal,
+    });
+  }
   const tool = agent.tools.includes(use.name) ? builtinTool(use.name) : undefined;
   if (!tool) {
     const available = [...agent.tools, ...targets.map(handoffToolName)].join(', ') || 'none';
