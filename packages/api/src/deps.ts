@@ -26,6 +26,7 @@ import { mcpRuntime } from './modules/mcp/runtime';
 import { createPolicyCache } from './modules/policies/policies.cache';
 import type { RunObservers } from './modules/runs/run-context';
 import { createRunner } from './modules/runs/runner';
+import { cancelRunOfReply } from './modules/runs/runs.service';
 import { type ConnectionRegistry, createConnectionRegistry } from './realtime/connections';
 import { type BlobStorage, createStorage } from './storage/storage';
 
@@ -98,6 +99,11 @@ async function startRunners(
   const replies = await createReplyRunner(database, {
     ...shared,
     db: database.db,
+    runs: {
+      kick: (projectId) => runner.kick(projectId),
+      cancelReply: (replyId) =>
+        cancelRunOfReply({ db: database.db, bus: shared.bus, runner, replyId }),
+    },
     maxOutputTokens: config.chat.maxOutputTokens,
   });
   // Stores replies still streaming as interrupted, before the database closes.

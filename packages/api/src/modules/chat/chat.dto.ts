@@ -1,5 +1,6 @@
 import type { ModelErrorCode } from '../../ai/ai.errors';
 import type { AppErrorCode } from '../../lib/errors';
+import type { RunEvent } from '../runs/runs.dto';
 import type { ReplyFailureCode } from './chat.errors';
 import type { Attachment, Citation, ConversationRow, MessageRow } from './chat.table';
 
@@ -12,6 +13,8 @@ export interface Conversation {
   grounded: boolean;
   systemPrompt: string | null;
   model: string | null;
+  /** A conversation with an agent: each reply is a run of it (tools, handoffs, approvals). */
+  agentId: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -59,6 +62,12 @@ export type ChatEvent =
   | { type: 'conversation.deleted'; conversationId: string }
   | { type: 'reply.started'; replyId: string }
   | { type: 'reply.delta'; replyId: string; text: string }
+  /**
+   * Conversations with an agent: a step of the run writing the reply (tool.called,
+   * tool.result, handoff, usage, approval.requested, approval.decided, step.started), as
+   * runs.onProgress has it.
+   */
+  | { type: 'reply.progress'; replyId: string; runId: string; event: RunEvent }
   | {
       type: 'reply.completed';
       message: Message;
@@ -82,6 +91,7 @@ export function toConversation(r: ConversationRow): Conversation {
     grounded: r.grounded,
     systemPrompt: r.systemPrompt,
     model: r.model,
+    agentId: r.agentId,
     createdAt: r.createdAt.toISOString(),
     updatedAt: r.updatedAt.toISOString(),
   };

@@ -15,6 +15,8 @@ export const chatErrors = {
   'chat.not_author': { transport: 'FORBIDDEN' },
   /** Deleting is for the conversation's creator, or a project admin. */
   'chat.not_creator': { transport: 'FORBIDDEN' },
+  /** A conversation with an agent replies with the agent's model: no other may be asked for. */
+  'chat.agent_conversation': { transport: 'BAD_REQUEST' },
 } as const satisfies ErrorTable<`chat.${string}`>;
 
 /**

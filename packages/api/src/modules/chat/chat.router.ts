@@ -25,6 +25,13 @@ const conversationsRouter = router({
         grounded: z.boolean().optional(),
         systemPrompt: z.string().max(20_000).optional(),
         model: modelInput.optional(),
+        agentId: z
+          .uuid()
+          .optional()
+          .describe(
+            "Talk to an agent of the project: each reply is a run of it, with the agent's " +
+              'instructions, model, tools, handoffs and approvals; its steps arrive as reply.progress',
+          ),
       }),
     )
     .mutation(({ ctx, input }) =>
@@ -37,6 +44,7 @@ const conversationsRouter = router({
         grounded: input.grounded,
         systemPrompt: input.systemPrompt,
         model: input.model,
+        agentId: input.agentId,
       }),
     ),
   list: projectProcedure('viewer')

@@ -5,6 +5,7 @@ import type { EventBus } from '../../events/bus';
 import { type Actor, auditedBy } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
+import { findAgentRow } from '../agents/agents.service';
 import { recordAudit } from '../audit/audit.service';
 import { type ProjectRole, roleAtLeast } from '../projects/roles';
 import {
@@ -20,8 +21,9 @@ import type { ReplyRunner } from './replies';
 import {
   checkModel,
   insertReply,
+  insertReplyRun,
   lockIdleConversation,
-  replyModel,
+  replyWriter,
   resolveAttachments,
   startReply,
 } from './reply-start';
@@ -64,8 +66,23 @@ export async function createConversation(opts: {
   grounded?: boolean | undefined;
   systemPrompt?: string | undefined;
   model?: string | undefined;
+  agentId?: string | undefined;
 }): Promise<Conversation> {
   if (opts.model) checkModel(opts.models, opts.model);
+  if (opts.agentId) {
+    // An agent of another project reads as missing, like everywhere else.
+    const agent = await findAgentRow(opts.db, opts.agentId);
+    if (!agent || agent.projectId !== opts.projectId) {
+      throw new AppError('agents.not_found', 'Not found');
+    }
+    if (agent.status !== 'active') throw new AppError('agents.inactive', 'This agent is inactive');
+    if (opts.model || opts.systemPrompt || opts.grounded) {
+      throw new AppError(
+        'chat.agent_conversation',
+        "A conversation with an agent uses the agent's model, instructions and tools",
+      );
+    }
+  }
   const [row] = await opts.db
     .insert(conversations)
     .values({
@@ -74,6 +91,7 @@ export async function createConversation(opts: {
       grounded: opts.grounded ?? false,
       systemPrompt: opts.systemPrompt ?? null,
       model: opts.model ?? null,
+      agentId: opts.agentId ?? null,
       createdBy: opts.actor.userId,
     })
     .returning();
@@ -171,6 +189,14 @@ export async function updateConversation(opts: {
       .where(eq(conversations.id, opts.conversationId))
       .returning();
     if (!row) throw new AppError('chat.conversation_not_found', 'Not found');
+    const ownSettings = [opts.systemPrompt, opts.model].some((v) => v != null) || opts.grounded;
+    if (row.agentId && ownSettings) {
+      // Rolls the update back: the agent's model, instructions and tools apply.
+      throw new AppError(
+        'chat.agent_conversation',
+        "A conversation with an agent uses the agent's model, instructions and tools",
+      );
+    }
     const conversation = toConversation(row);
     await announce(opts.bus, tx, row.id, { type: 'conversation.updated', conversation });
     return conversation;
@@ -255,9 +281,9 @@ export async function sendMessage(opts: {
   model?: string | undefined;
   fileIds?: readonly string[] | undefined;
 }): Promise<{ message: Message; replyId: string }> {
-  const { conversation, message, replyId, model } = await opts.db.transaction(async (tx) => {
+  const { conversation, message, replyId, model, agent } = await opts.db.transaction(async (tx) => {
     const conversation = await lockIdleConversation(tx, opts.conversationId);
-    const model = replyModel(opts.models, conversation, opts.model);
+    const { model, agent } = await replyWriter(tx, opts.models, conversation, opts.model);
     const attachments = await resolveAttachments(tx, conversation.projectId, opts.fileIds ?? []);
     const [userRow] = await tx
       .insert(messages)
@@ -270,12 +296,14 @@ export async function sendMessage(opts: {
       })
       .returning();
     if (!userRow) throw new Error('insert returned no row');
-    const replyId = await insertReply(tx, conversation.id, model, userRow.createdAt);
+    const replyId = await insertReply(tx, conversation.id, model, userRow.createdAt, !!agent);
     const message = toMessage(userRow);
     await announce(opts.bus, tx, conversation.id, { type: 'message.created', message });
-    return { conversation, message, replyId, model };
+    if (agent)
+      await insertReplyRun(tx, opts.bus, { conversation, agent, replyId, actor: opts.actor });
+    return { conversation, message, replyId, model, agent };
   });
-  startReply({ replies: opts.replies, conversation, replyId, model, actor: opts.actor });
+  startReply({ replies: opts.replies, conversation, replyId, model, agent, actor: opts.actor });
   return { message, replyId };
 }
 
@@ -293,7 +321,7 @@ export async function regenerateReply(opts: {
   actor: Actor;
   model?: string | undefined;
 }): Promise<{ replyId: string }> {
-  const { conversation, replyId, model } = await opts.db.transaction(async (tx) => {
+  const { conversation, replyId, model, agent } = await opts.db.transaction(async (tx) => {
     const conversation = await lockIdleConversation(tx, opts.conversationId);
     const [last] = await tx
       .select()
@@ -307,13 +335,15 @@ export async function regenerateReply(opts: {
         'The conversation does not end with a reply; send a message instead',
       );
     }
-    const model = replyModel(opts.models, conversation, opts.model);
+    const { model, agent } = await replyWriter(tx, opts.models, conversation, opts.model);
     await tx.delete(messages).where(eq(messages.id, last.id));
     await announce(opts.bus, tx, conversation.id, { type: 'message.deleted', messageId: last.id });
-    const replyId = await insertReply(tx, conversation.id, model, last.createdAt);
-    return { conversation, replyId, model };
+    const replyId = await insertReply(tx, conversation.id, model, last.createdAt, !!agent);
+    if (agent)
+      await insertReplyRun(tx, opts.bus, { conversation, agent, replyId, actor: opts.actor });
+    return { conversation, replyId, model, agent };
   });
-  startReply({ replies: opts.replies, conversation, replyId, model, actor: opts.actor });
+  startReply({ replies: opts.replies, conversation, replyId, model, agent, actor: opts.actor });
   return { replyId };
 }
 
@@ -359,7 +389,7 @@ export async function editMessage(opts: {
   }
   const result = await opts.db.transaction(async (tx) => {
     const conversation = await lockIdleConversation(tx, target.conversationId);
-    const model = replyModel(opts.models, conversation, opts.model);
+    const { model, agent } = await replyWriter(tx, opts.models, conversation, opts.model);
     // Under the lock: a concurrent edit of an earlier message may have deleted this one.
     const [edited] = await tx
       .update(messages)
@@ -377,8 +407,10 @@ export async function editMessage(opts: {
         messageIds: dropped.map((d) => d.id),
       });
     }
-    const replyId = await insertReply(tx, conversation.id, model, edited.createdAt);
-    return { conversation, message, replyId, model };
+    const replyId = await insertReply(tx, conversation.id, model, edited.createdAt, !!agent);
+    if (agent)
+      await insertReplyRun(tx, opts.bus, { conversation, agent, replyId, actor: opts.actor });
+    return { conversation, message, replyId, model, agent };
   });
   startReply({ ...result, replies: opts.replies, actor: opts.actor });
   return { message: result.message, replyId: result.replyId };

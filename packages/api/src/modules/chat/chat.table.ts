@@ -1,5 +1,6 @@
 import { boolean, index, integer, jsonb, pgEnum, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { ts } from '../../db/columns';
+import { agents } from '../agents/agents.table';
 import { projects } from '../projects/projects.table';
 import { users } from '../users/users.table';
 
@@ -14,6 +15,9 @@ export const conversations = pgTable(
     grounded: boolean('grounded').notNull().default(false),
     systemPrompt: text('system_prompt'),
     model: text('model'),
+    // A conversation with an agent: each reply is a run of it (runs.reply_id). Deleting the
+    // agent leaves a plain conversation.
+    agentId: uuid('agent_id').references(() => agents.id, { onDelete: 'set null' }),
     createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),

@@ -32,6 +32,15 @@ export interface ReplyRunnerDeps {
   gateway: Gateway;
   log: Logger;
   maxOutputTokens: number;
+  /** Replies in conversations with an agent are runs: the runner executes and cancels them. */
+  runs: AgentReplies;
+}
+
+export interface AgentReplies {
+  /** Looks for queued runs of the project now (a reply's run was just recorded). */
+  kick(projectId: string): void;
+  /** Cancels the run writing this reply; false when no run writes it (a plain reply). */
+  cancelReply(replyId: string): Promise<boolean>;
 }
 
 interface ReplyJob {
@@ -82,15 +91,25 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
       );
     },
 
-    /** Cancels wherever the reply runs: here directly, elsewhere through NOTIFY. */
-    cancel: (replyId: string) => worker.cancel(replyId),
+    /** Starts the run recorded for a reply in a conversation with an agent. */
+    startRun: (projectId: string) => deps.runs.kick(projectId),
+
+    /**
+     * Cancels wherever the reply runs: here directly, elsewhere through NOTIFY; a reply an
+     * agent's run writes, by cancelling the run.
+     */
+    async cancel(replyId: string): Promise<void> {
+      if (await deps.runs.cancelReply(replyId)) return;
+      await worker.cancel(replyId);
+    },
 
     /**
      * Cancels, and when the reply runs here waits (at most STOP_WAIT_MS) until its last
      * delta and its outcome are written, so that nothing of it lands after what the caller
-     * does next. One running elsewhere is cancelled through NOTIFY without waiting.
+     * does next. One running elsewhere (or a run's) is cancelled without waiting.
      */
     async stop(replyId: string): Promise<void> {
+      if (await deps.runs.cancelReply(replyId)) return;
       await worker.cancel(replyId);
       const done = finished.get(replyId);
       if (!done) return;

@@ -1,10 +1,15 @@
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray, ne } from 'drizzle-orm';
+import type { ChatTurn } from '../../ai/provider';
 import { ModelError } from '../../ai/provider';
 import type { ModelRegistry } from '../../ai/registry';
 import type { Db } from '../../db/client';
+import type { EventBus } from '../../events/bus';
 import { type Actor, actorKeyId } from '../../lib/actor';
 import { AppError } from '../../lib/errors';
+import { type AgentRow, findAgentRow } from '../agents/agents.service';
 import { files } from '../files/files.table';
+import { runs } from '../runs/runs.table';
+import { conversationTopic } from './chat.dto';
 import { type Attachment, type ConversationRow, conversations, messages } from './chat.table';
 import type { ReplyRunner } from './replies';
 
@@ -64,6 +69,73 @@ export function replyModel(
 }
 
 /**
+ * Who writes a new reply: in a conversation with an agent, a run of that agent (with its
+ * model; another may not be asked for), else the model a plain reply uses.
+ */
+export async function replyWriter(
+  tx: Db,
+  models: ModelRegistry,
+  conversation: ConversationRow,
+  requested: string | undefined,
+): Promise<{ model: string; agent: AgentRow | null }> {
+  if (!conversation.agentId) {
+    return { model: replyModel(models, conversation, requested), agent: null };
+  }
+  if (requested !== undefined) {
+    throw new AppError(
+      'chat.agent_conversation',
+      "This conversation talks to an agent: it replies with the agent's model",
+    );
+  }
+  const agent = await findAgentRow(tx, conversation.agentId);
+  if (!agent) throw new AppError('agents.not_found', "The conversation's agent is gone");
+  if (agent.status !== 'active') {
+    throw new AppError('agents.inactive', "The conversation's agent is inactive");
+  }
+  return { model: agent.model, agent };
+}
+
+/**
+ * The run that writes a reply of an agent: the conversation so far (finished replies and
+ * every question, the new one last) is its transcript. Its events reach the conversation as
+ * the reply's (runs/chat-mirror.ts). Announces reply.started; the caller kicks a runner once
+ * this commits.
+ */
+export async function insertReplyRun(
+  tx: Db,
+  bus: EventBus,
+  opts: { conversation: ConversationRow; agent: AgentRow; replyId: string; actor: Actor },
+) {
+  const { conversation, agent, replyId, actor } = opts;
+  const rows = await tx
+    .select({ role: messages.role, content: messages.content, status: messages.status })
+    .from(messages)
+    .where(and(eq(messages.conversationId, conversation.id), ne(messages.id, replyId)))
+    .orderBy(asc(messages.createdAt), asc(messages.id));
+  const transcript: ChatTurn[] = rows
+    .filter((r) => r.role === 'user' || r.status === 'complete')
+    .map((r) => ({ role: r.role, content: r.content }));
+  const question = rows.findLast((r) => r.role === 'user')?.content ?? '';
+  await tx.insert(runs).values({
+    projectId: conversation.projectId,
+    agentId: agent.id,
+    activeAgentId: agent.id,
+    input: question,
+    createdBy: actor.userId,
+    createdByKey: actorKeyId(actor),
+    transcript,
+    conversationId: conversation.id,
+    replyId,
+  });
+  await bus.publish({
+    topic: conversationTopic(conversation.id),
+    type: 'reply.started',
+    payload: { replyId },
+    db: tx,
+  });
+}
+
+/**
  * Inserts the empty streaming reply to the question created at `after`, a millisecond later
  * at least, so "oldest first" always puts the reply after its question. Computed in JS, not
  * in raw SQL: a Date interpolated into sql`...` skips drizzle's column mapping, and
@@ -75,6 +147,8 @@ export async function insertReply(
   conversationId: string,
   model: string,
   after: Date,
+  /** A reply a run writes has no heartbeat of its own: the run's covers it. */
+  byRun = false,
 ): Promise<string> {
   const createdAt = new Date(Math.max(Date.now(), after.getTime() + 1));
   const [reply] = await tx
@@ -85,7 +159,7 @@ export async function insertReply(
       content: '',
       model,
       status: 'streaming',
-      heartbeatAt: new Date(),
+      heartbeatAt: byRun ? null : new Date(),
       createdAt,
     })
     .returning({ id: messages.id });
@@ -97,14 +171,19 @@ export async function insertReply(
   return reply.id;
 }
 
-/** Hands a committed streaming reply row to the worker. */
+/** Hands a committed streaming reply row to the worker (or its run to a runner). */
 export function startReply(opts: {
   replies: ReplyRunner;
   conversation: ConversationRow;
   replyId: string;
   model: string;
+  agent: AgentRow | null;
   actor: Actor;
 }) {
+  if (opts.agent) {
+    opts.replies.startRun(opts.conversation.projectId);
+    return;
+  }
   opts.replies.start({
     conversation: opts.conversation,
     replyId: opts.replyId,

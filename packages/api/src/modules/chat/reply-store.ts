@@ -1,6 +1,7 @@
-import { and, eq, lt } from 'drizzle-orm';
+import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Usage } from '../../ai/provider';
 import type { Db } from '../../db/client';
+import { runs } from '../runs/runs.table';
 import { type ChatEvent, type ReplyErrorCode, toMessage } from './chat.dto';
 import { type Citation, messages } from './chat.table';
 
@@ -11,6 +12,11 @@ import { type Citation, messages } from './chat.table';
 
 export type Publish = (conversationId: string, event: ChatEvent, db?: Db) => Promise<unknown>;
 
+/**
+ * Replies left streaming by a process that died (heartbeat older than `staleMs`), and replies
+ * an agent's run wrote (no heartbeat of their own) whose run is gone or ended without ending
+ * them (its agent deleted with its runs, say).
+ */
 export const staleReplies = (db: Db, staleMs: number) =>
   db
     .select({ id: messages.id, conversationId: messages.conversationId })
@@ -18,7 +24,14 @@ export const staleReplies = (db: Db, staleMs: number) =>
     .where(
       and(
         eq(messages.status, 'streaming'),
-        lt(messages.heartbeatAt, new Date(Date.now() - staleMs)),
+        or(
+          lt(messages.heartbeatAt, new Date(Date.now() - staleMs)),
+          and(
+            isNull(messages.heartbeatAt),
+            sql`not exists (select 1 from ${runs} r where r.reply_id = ${messages.id}
+              and r.status in ('queued', 'running', 'awaiting_approval'))`,
+          ),
+        ),
       ),
     );
 

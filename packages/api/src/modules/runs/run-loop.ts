@@ -9,6 +9,7 @@ import {
   decisionsFor,
   pauseForApproval,
 } from './approvals';
+import { knowChatLink } from './chat-mirror';
 import { modelStep, type ToolUse } from './model-step';
 import { loadRunAgents, type RunAgents } from './run-agents';
 import { openRunContext, type RunContext, type RunLoopDeps } from './run-context';
@@ -53,6 +54,7 @@ export function executeRun(
     'run',
     { 'smartspace.run_id': run.id, 'smartspace.project_id': run.projectId },
     async () => {
+      knowChatLink(run);
       const ctx = openRunContext(deps, run, signal);
       const stopHeartbeat = startHeartbeat(() => touchRun(deps.db, run.id), HEARTBEAT_MS);
       try {

@@ -1,7 +1,8 @@
 import { and, eq, getTableColumns, lt, sql } from 'drizzle-orm';
 import type { ChatTurn } from '../../ai/provider';
 import type { Db } from '../../db/client';
-import type { EventBus } from '../../events/bus';
+import type { EventBus, StoredEvent } from '../../events/bus';
+import { chatLinkOf, mirrorToChat } from './chat-mirror';
 import { agentsStampSql } from './run-agents';
 import { type RunEvent, runTopic } from './runs.dto';
 import { type RunRow, runSteps, runs } from './runs.table';
@@ -22,31 +23,45 @@ export interface RunProgress {
 }
 
 /**
- * One event, in the caller's transaction when `tx` is given. Without it the bus opens its own:
- * the per-topic lock it takes only orders publishers while that transaction lasts.
+ * Several events of one run, in order, as one write (bus.publishMany), in the caller's
+ * transaction when `tx` is given (without it the bus opens its own: the per-topic lock it
+ * takes only orders publishers while that transaction lasts). A run writing a reply in a
+ * conversation with its agent also writes them to the reply, in the same transaction
+ * (chat-mirror.ts).
  */
-/** Several events of one run, in order, as one write (bus.publishMany). */
-export const publishRunEvents = (
+export async function publishRunEvents(
   deps: { db: Db; bus: EventBus },
   runId: string,
   list: readonly RunEvent[],
   tx?: Db,
-) =>
-  deps.bus.publishMany({
-    topic: runTopic(runId),
-    events: list.map(({ type, ...payload }) => ({ type, payload })),
-    db: tx,
-  });
+): Promise<StoredEvent[]> {
+  if (list.length === 0) return [];
+  const publish = (db: Db | undefined) =>
+    deps.bus.publishMany({
+      topic: runTopic(runId),
+      events: list.map(({ type, ...payload }) => ({ type, payload })),
+      db,
+    });
+  const link = await chatLinkOf(deps.db, runId);
+  if (!link) return publish(tx);
+  const both = async (t: Db) => {
+    const stored = await publish(t);
+    await mirrorToChat(t, deps.bus, link, runId, list);
+    return stored;
+  };
+  return tx ? both(tx) : deps.db.transaction(both);
+}
 
-export const publishRunEvent = (
+export async function publishRunEvent(
   deps: { db: Db; bus: EventBus },
   runId: string,
   event: RunEvent,
   tx?: Db,
-) => {
-  const { type, ...payload } = event;
-  return deps.bus.publish({ topic: runTopic(runId), type, payload, db: tx });
-};
+): Promise<StoredEvent> {
+  const [stored] = await publishRunEvents(deps, runId, [event], tx);
+  if (!stored) throw new Error('publishing returned no event');
+  return stored;
+}
 
 /**
  * Moves queued runs to 'running', per project up to `maxConcurrent` running at once. A

@@ -17,6 +17,9 @@ export interface Run {
   createdBy: string | null;
   /** The API key that started it, or null when a person did. */
   createdByKey: string | null;
+  /** A run writing a reply in a conversation with its agent: the conversation and reply. */
+  conversationId: string | null;
+  replyId: string | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -74,12 +77,16 @@ export function toApproval(r: RunApprovalRow): RunApproval {
   };
 }
 
+/**
+ * Fields typed `unknown` are optional: a value that is `undefined` does not survive JSON, so
+ * that is what a client may receive.
+ */
 export type RunEvent =
   | { type: 'run.started' }
   | { type: 'step.started'; step: number; agentId: string }
   | { type: 'text.delta'; text: string }
-  | { type: 'tool.called'; tool: string; input: unknown }
-  | { type: 'tool.result'; tool: string; output: unknown; isError?: boolean }
+  | { type: 'tool.called'; tool: string; input?: unknown }
+  | { type: 'tool.result'; tool: string; output?: unknown; isError?: boolean }
   | { type: 'handoff'; fromAgentId: string; toAgentId: string }
   | { type: 'usage'; inputTokens: number; outputTokens: number; cost: string }
   | {
@@ -88,7 +95,7 @@ export type RunEvent =
       kind: 'tool' | 'model';
       agentId: string;
       tool: string | null;
-      input: unknown;
+      input?: unknown;
       cost: string | null;
       expiresAt: string;
     }
@@ -99,7 +106,7 @@ export type RunEvent =
       by: string;
       note: string | null;
     }
-  | { type: 'run.completed'; output: unknown }
+  | { type: 'run.completed'; output?: unknown }
   | { type: 'run.failed'; appCode: RunErrorCode; message: string }
   | { type: 'run.cancelled' };
 
@@ -120,6 +127,8 @@ export function toRun(r: RunRow): Run {
     idempotencyKey: r.idempotencyKey,
     createdBy: r.createdBy,
     createdByKey: r.createdByKey,
+    conversationId: r.conversationId,
+    replyId: r.replyId,
     createdAt: r.createdAt.toISOString(),
     startedAt: r.startedAt?.toISOString() ?? null,
     finishedAt: r.finishedAt?.toISOString() ?? null,

@@ -6,7 +6,8 @@ import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import { findAgentRow } from '../agents/agents.service';
 import { cancelApprovals, listApprovals } from './approvals';
-import { type Run, type RunApproval, type RunStep, runTopic, toRun, toStep } from './runs.dto';
+import { publishRunEvent } from './run-store';
+import { type Run, type RunApproval, type RunStep, toRun, toStep } from './runs.dto';
 import { runSteps, runs } from './runs.table';
 
 export async function projectOfRun(db: Db, runId: string): Promise<string | null> {
@@ -116,12 +117,28 @@ export async function cancelQueued(opts: {
       .returning({ id: runs.id });
     if (!row) return false;
     await cancelApprovals(tx, opts.runId);
-    await opts.bus.publish({
-      topic: runTopic(opts.runId),
-      type: 'run.cancelled',
-      payload: {},
-      db: tx,
-    });
+    await publishRunEvent(opts, opts.runId, { type: 'run.cancelled' }, tx);
     return true;
   });
+}
+
+/**
+ * Cancels the run writing a reply in a conversation with its agent, wherever it is: at once
+ * when no worker holds it, else through its worker. False when no run writes this reply.
+ */
+export async function cancelRunOfReply(opts: {
+  db: Db;
+  bus: EventBus;
+  runner: { cancel(runId: string): Promise<void> };
+  replyId: string;
+}): Promise<boolean> {
+  const [run] = await opts.db
+    .select({ id: runs.id })
+    .from(runs)
+    .where(eq(runs.replyId, opts.replyId));
+  if (!run) return false;
+  if (!(await cancelQueued({ db: opts.db, bus: opts.bus, runId: run.id }))) {
+    await opts.runner.cancel(run.id);
+  }
+  return true;
 }

@@ -53,6 +53,9 @@ export const runs = pgTable(
     resumes: integer('resumes').notNull().default(0),
     // The tool loop's conversation so far: what a resumed or inspected run needs.
     transcript: jsonb('transcript').$type<ChatTurn[]>().notNull().default([]),
+    // A reply in a conversation with an agent: the run writes that reply (chat-mirror.ts).
+    conversationId: uuid('conversation_id'),
+    replyId: uuid('reply_id'),
     createdAt: ts('created_at').notNull().defaultNow(),
     startedAt: ts('started_at'),
     finishedAt: ts('finished_at'),
@@ -62,6 +65,7 @@ export const runs = pgTable(
     index('runs_project_idx').on(t.projectId, t.createdAt, t.id),
     index('runs_status_idx').on(t.status, t.projectId, t.createdAt),
     uniqueIndex('runs_idempotency_idx').on(t.projectId, t.idempotencyKey),
+    index('runs_reply_idx').on(t.replyId),
   ],
 );
 
