@@ -1,5 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import { applyEvent, type ChatState, displayText, emptyState, resumePoint } from './state';
+import {
+  applyEvent,
+  type ChatState,
+  displayText,
+  emptyState,
+  pendingApprovals,
+  resumePoint,
+} from './state';
 import type { ChatEvent, Message } from './types';
 
 const CONV = '00000000-0000-4000-8000-000000000001';
@@ -125,14 +132,16 @@ describe('where a reload resumes', () => {
     ).toEqual({
       lastEventId: '4',
       drafts: { r1: 'Echo: hi' },
+      steps: {},
     });
   });
 
   test('from the topic start when nothing of the running reply was saved', () => {
-    expect(resumePoint(running, null)).toEqual({ lastEventId: '0', drafts: { r1: '' } });
+    expect(resumePoint(running, null)).toEqual({ lastEventId: '0', drafts: { r1: '' }, steps: {} });
     expect(resumePoint(running, { lastEventId: '2', drafts: {} })).toEqual({
       lastEventId: '0',
       drafts: { r1: '' },
+      steps: {},
     });
   });
 
@@ -141,14 +150,16 @@ describe('where a reload resumes', () => {
     expect(resumePoint(idle, { lastEventId: '5', drafts: {} })).toEqual({
       lastEventId: '5',
       drafts: {},
+      steps: {},
     });
-    expect(resumePoint(idle, null)).toEqual({ lastEventId: '0', drafts: {} });
+    expect(resumePoint(idle, null)).toEqual({ lastEventId: '0', drafts: {}, steps: {} });
   });
 
   test('live only once the retained events have expired', () => {
     expect(resumePoint(running, { lastEventId: '4', drafts: { r1: 'x' } }, true)).toEqual({
       lastEventId: null,
       drafts: { r1: '' },
+      steps: {},
     });
   });
 
@@ -181,5 +192,73 @@ describe('where a reload resumes', () => {
       ['r2', ''],
     ]);
     expect(s.drafts).toEqual({ r2: 'Echo: hello' });
+  });
+});
+
+describe('a reply an agent writes', () => {
+  const progress = (event: Extract<ChatEvent, { type: 'reply.progress' }>['event']): ChatEvent => ({
+    type: 'reply.progress',
+    replyId: 'r1',
+    runId: 'run1',
+    event,
+  });
+  const requested = progress({
+    type: 'approval.requested',
+    approvalId: 'a1',
+    kind: 'tool',
+    agentId: 'g1',
+    tool: 'calculator',
+    input: { expression: '1+1' },
+    cost: null,
+    expiresAt: '2026-01-02T00:00:00.000Z',
+  });
+
+  test('keeps the shown steps in order, each once; bookkeeping ones are left out', () => {
+    const s = play(emptyState, [
+      ...stream,
+      ['5', progress({ type: 'step.started', step: 1, agentId: 'g1' })],
+      ['6', progress({ type: 'tool.called', tool: 'calculator', input: { expression: '1+1' } })],
+      ['7', progress({ type: 'tool.result', tool: 'calculator', output: { result: 2 } })],
+      // A replay of an applied event changes nothing.
+      ['7', progress({ type: 'tool.result', tool: 'calculator', output: { result: 2 } })],
+    ]);
+    expect(s.steps.r1).toEqual({
+      runId: 'run1',
+      steps: [
+        { type: 'tool.called', tool: 'calculator', input: { expression: '1+1' } },
+        { type: 'tool.result', tool: 'calculator', output: { result: 2 } },
+      ],
+    });
+  });
+
+  test('an approval is pending until its decision arrives', () => {
+    const waiting = play(emptyState, [...stream, ['5', requested]]);
+    expect(pendingApprovals(waiting.steps.r1).map((a) => a.approvalId)).toEqual(['a1']);
+    const decided = play(waiting, [
+      [
+        '6',
+        progress({
+          type: 'approval.decided',
+          approvalId: 'a1',
+          decision: 'approved',
+          by: 'u1',
+          note: null,
+        }),
+      ],
+    ]);
+    expect(pendingApprovals(decided.steps.r1)).toEqual([]);
+    expect(pendingApprovals(undefined)).toEqual([]);
+  });
+
+  test('a reload keeps the steps of replies still shown', () => {
+    const s = play(emptyState, [...stream, ['5', requested]]);
+    const reply = message('r1', { status: 'streaming' });
+    const start = resumePoint([question, reply], {
+      lastEventId: '5',
+      drafts: { r1: 'Echo: hi' },
+      steps: { ...s.steps, gone: { runId: 'x', steps: [] } },
+    });
+    expect(start.lastEventId).toBe('5');
+    expect(Object.keys(start.steps)).toEqual(['r1']);
   });
 });

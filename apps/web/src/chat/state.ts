@@ -1,5 +1,14 @@
 import type { ChatEvent, Conversation, Message } from './types';
 
+/** A step of the run writing a reply in a conversation with an agent (reply.progress). */
+export type AgentStep = Extract<ChatEvent, { type: 'reply.progress' }>['event'];
+
+/** What a reply's run did so far, as the page shows it under the reply. */
+export interface ReplySteps {
+  runId: string;
+  steps: AgentStep[];
+}
+
 /**
  * A conversation as the page shows it: the stored messages, the text streamed so far for
  * replies still running, and the id of the last event applied. Every event is applied at most
@@ -10,6 +19,8 @@ export interface ChatState {
   messages: Message[];
   /** Streamed text of running replies, by reply (message) id. */
   drafts: Record<string, string>;
+  /** Conversations with an agent: each reply's run steps, by reply id. */
+  steps: Record<string, ReplySteps>;
   lastEventId: string | null;
   /** Set when another tab or member changed the conversation itself. */
   conversation: Conversation | null;
@@ -19,10 +30,31 @@ export interface ChatState {
 export const emptyState: ChatState = {
   messages: [],
   drafts: {},
+  steps: {},
   lastEventId: null,
   conversation: null,
   deleted: false,
 };
+
+/** Steps worth a line under the reply (not the bookkeeping ones). */
+const SHOWN = new Set<AgentStep['type']>([
+  'tool.called',
+  'tool.result',
+  'handoff',
+  'approval.requested',
+  'approval.decided',
+]);
+
+/** Approvals the reply's run asked for that nobody decided yet (as far as events tell). */
+export function pendingApprovals(steps: ReplySteps | undefined) {
+  if (!steps) return [];
+  const decided = new Set(
+    steps.steps.flatMap((s) => (s.type === 'approval.decided' ? [s.approvalId] : [])),
+  );
+  return steps.steps.flatMap((s) =>
+    s.type === 'approval.requested' && !decided.has(s.approvalId) ? [s] : [],
+  );
+}
 
 /** Event ids are decimal integers; compare them as numbers, not as text. */
 export function isAfter(id: string, last: string | null): boolean {
@@ -119,6 +151,17 @@ export function applyEvent(
         },
       };
     }
+    case 'reply.progress': {
+      if (!SHOWN.has(event.event.type)) return next;
+      const seen = state.steps[event.replyId];
+      return {
+        ...next,
+        steps: {
+          ...state.steps,
+          [event.replyId]: { runId: event.runId, steps: [...(seen?.steps ?? []), event.event] },
+        },
+      };
+    }
     case 'reply.completed':
       return {
         ...next,
@@ -161,6 +204,7 @@ export function runningReply(state: ChatState): Message | undefined {
 interface Persisted {
   lastEventId: string;
   drafts: Record<string, string>;
+  steps?: Record<string, ReplySteps>;
 }
 
 const key = (conversationId: string) => `smartspace.chat.${conversationId}`;
@@ -171,7 +215,11 @@ const key = (conversationId: string) => `smartspace.chat.${conversationId}`;
  */
 export function saveProgress(conversationId: string, state: ChatState): void {
   if (state.lastEventId === null) return;
-  const value: Persisted = { lastEventId: state.lastEventId, drafts: state.drafts };
+  const value: Persisted = {
+    lastEventId: state.lastEventId,
+    drafts: state.drafts,
+    steps: state.steps,
+  };
   try {
     sessionStorage.setItem(key(conversationId), JSON.stringify(value));
   } catch {
@@ -204,14 +252,26 @@ export function resumePoint(
   messages: Message[],
   saved: Persisted | null,
   liveOnly = false,
-): { lastEventId: string | null; drafts: Record<string, string> } {
+): {
+  lastEventId: string | null;
+  drafts: Record<string, string>;
+  steps: Record<string, ReplySteps>;
+} {
   const running = messages.find((m) => m.role === 'assistant' && m.status === 'streaming');
-  if (liveOnly) return { lastEventId: null, drafts: running ? { [running.id]: '' } : {} };
+  if (liveOnly) {
+    return { lastEventId: null, drafts: running ? { [running.id]: '' } : {}, steps: {} };
+  }
   if (saved && (!running || running.id in saved.drafts)) {
+    // Steps of replies still on the page: a reload keeps showing what their runs did.
+    const ids = new Set(messages.map((m) => m.id));
+    const steps = Object.fromEntries(
+      Object.entries(saved.steps ?? {}).filter(([replyId]) => ids.has(replyId)),
+    );
     return {
       lastEventId: saved.lastEventId,
       drafts: running ? { [running.id]: saved.drafts[running.id] ?? '' } : {},
+      steps,
     };
   }
-  return { lastEventId: '0', drafts: running ? { [running.id]: '' } : {} };
+  return { lastEventId: '0', drafts: running ? { [running.id]: '' } : {}, steps: {} };
 }

@@ -17,6 +17,8 @@ interface Draft {
   instructions: string;
   model: string;
   tools: string[];
+  /** Of `tools`, those whose every call waits for a person's approval. */
+  requiresApproval: string[];
   handoffs: string[];
   schemaText: string;
   maxSteps: number;
@@ -30,6 +32,7 @@ function draftOf(a: Agent | undefined, defaultModel: string): Draft {
     instructions: a?.instructions ?? '',
     model: a?.model ?? defaultModel,
     tools: a?.tools ?? [],
+    requiresApproval: a?.requiresApproval ?? [],
     handoffs: a?.handoffs ?? [],
     schemaText: schemaToText(a?.outputSchema ?? null),
     maxSteps: a?.maxSteps ?? 10,
@@ -76,7 +79,8 @@ function AgentForm({ agent, initial }: { agent: Agent | undefined; initial: Draf
   const queryClient = useQueryClient();
   const navigate = useNavigate();
   const models = useQuery(trpc.models.list.queryOptions());
-  const tools = useQuery(trpc.agents.tools.queryOptions());
+  // Built-in tools and the MCP tools of the project's servers.
+  const tools = useQuery(trpc.agents.tools.queryOptions({ projectId }));
   const agents = useQuery(trpc.agents.list.queryOptions({ projectId }));
   const [draft, setDraft] = useState(initial);
   const [saved, setSaved] = useState(false);
@@ -117,6 +121,8 @@ function AgentForm({ agent, initial }: { agent: Agent | undefined; initial: Draf
       instructions: draft.instructions,
       model: draft.model,
       tools: draft.tools,
+      // Only tools the agent keeps can require approval.
+      requiresApproval: draft.requiresApproval.filter((t) => draft.tools.includes(t)),
       handoffs: draft.handoffs,
       outputSchema: schema.schema,
       maxSteps: draft.maxSteps,
@@ -211,6 +217,25 @@ function AgentForm({ agent, initial }: { agent: Agent | undefined; initial: Draf
                 <span>
                   <strong>{t.name}</strong> <span className="muted">{t.description}</span>
                 </span>
+                {draft.tools.includes(t.name) && (
+                  <label className="check approval-pick">
+                    <input
+                      type="checkbox"
+                      aria-label={`${t.name} needs approval`}
+                      checked={draft.requiresApproval.includes(t.name)}
+                      onChange={(e) =>
+                        set({
+                          requiresApproval: toggle(
+                            draft.requiresApproval,
+                            t.name,
+                            e.target.checked,
+                          ),
+                        })
+                      }
+                    />
+                    <span>needs approval</span>
+                  </label>
+                )}
               </label>
             ))}
           </fieldset>

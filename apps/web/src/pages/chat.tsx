@@ -2,7 +2,14 @@ import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tansta
 import { useEffect, useRef, useState } from 'react';
 import { NavLink, useNavigate, useParams } from 'react-router';
 import { Markdown } from '../chat/Markdown';
-import { clearProgress, displayText, runningReply } from '../chat/state';
+import {
+  type AgentStep,
+  clearProgress,
+  displayText,
+  pendingApprovals,
+  type ReplySteps,
+  runningReply,
+} from '../chat/state';
 import type { Conversation, Message } from '../chat/types';
 import { useConversation } from '../chat/useConversation';
 import { describeFailure, errorMessage, isRetryable } from '../errors';
@@ -50,6 +57,10 @@ function ConversationList({ projectId, canCreate }: { projectId: string; canCrea
       },
     }),
   );
+  // Who a new chat talks to: Claude, or one of the project's agents.
+  const agents = useQuery(trpc.agents.list.queryOptions({ projectId }));
+  const active = (agents.data ?? []).filter((a) => a.status === 'active');
+  const [agentId, setAgentId] = useState('');
   // Loads the next page when the end of the list scrolls into view.
   const sentinel = useRef<HTMLLIElement>(null);
   const { hasNextPage, isFetchingNextPage, fetchNextPage } = list;
@@ -66,14 +77,30 @@ function ConversationList({ projectId, canCreate }: { projectId: string; canCrea
   return (
     <aside className="sidebar" aria-label="Conversations">
       {canCreate && (
-        <button
-          type="button"
-          className="new-chat"
-          onClick={() => create.mutate({ projectId })}
-          disabled={create.isPending}
-        >
-          New chat
-        </button>
+        <div className="new-chat-row">
+          <button
+            type="button"
+            className="new-chat"
+            onClick={() => create.mutate({ projectId, ...(agentId ? { agentId } : {}) })}
+            disabled={create.isPending}
+          >
+            New chat
+          </button>
+          {active.length > 0 && (
+            <select
+              aria-label="Talk to"
+              value={agentId}
+              onChange={(e) => setAgentId(e.target.value)}
+            >
+              <option value="">with Claude</option>
+              {active.map((a) => (
+                <option key={a.id} value={a.id}>
+                  with agent {a.name}
+                </option>
+              ))}
+            </select>
+          )}
+        </div>
       )}
       <ErrorText error={create.error ?? list.error} />
       <ul>
@@ -170,6 +197,13 @@ function ConversationView({
   const priceOf = (id: string | null) => modelList.find((m) => m.id === id);
   const currentModel = conversation?.model ?? modelList.find((m) => m.default)?.id ?? '';
   const lastAssistant = state.messages.findLast((m) => m.role === 'assistant');
+  const agents = useQuery({
+    ...trpc.agents.list.queryOptions({ projectId }),
+    enabled: Boolean(conversation?.agentId),
+  });
+  const agentName = conversation?.agentId
+    ? (agents.data?.find((a) => a.id === conversation.agentId)?.name ?? 'an agent')
+    : null;
 
   // Follow the newest text while the reader is at the bottom; leave them be once they scroll up.
   const listRef = useRef<HTMLOListElement>(null);
@@ -182,6 +216,7 @@ function ConversationView({
   return (
     <section className="conversation" aria-label="Conversation">
       <ConversationHeader
+        agentName={agentName}
         conversation={conversation}
         canWrite={canWrite}
         models={modelList}
@@ -221,6 +256,8 @@ function ConversationView({
               regenerate.mutate({ conversationId });
             }}
             price={priceOf(m.model)}
+            steps={state.steps[m.id]}
+            canApprove={roleAtLeast(role, 'member')}
           />
         ))}
       </ol>
@@ -245,6 +282,8 @@ type ModelOption = {
 };
 
 function ConversationHeader(props: {
+  /** A conversation with an agent: its name; the agent's model and instructions apply. */
+  agentName: string | null;
   conversation: Conversation | undefined;
   canWrite: boolean;
   models: ModelOption[];
@@ -288,34 +327,40 @@ function ConversationHeader(props: {
       ) : (
         <h1>{c.title ?? 'New chat'}</h1>
       )}
-      <label className="field inline">
-        <span>Model</span>
-        <select
-          aria-label="Model"
-          disabled={!props.canWrite}
-          value={model ?? props.currentModel}
-          onChange={(e) => {
-            setModel(e.target.value);
-            props.onUpdate({ model: e.target.value });
-          }}
-        >
-          {props.models.map((m) => (
-            <option key={m.id} value={m.id}>
-              {m.id} (${m.inputPricePerMTok} in / ${m.outputPricePerMTok} out per MTok)
-            </option>
-          ))}
-        </select>
-      </label>
+      {props.agentName !== null ? (
+        <span className="agent-badge">Agent: {props.agentName}</span>
+      ) : (
+        <label className="field inline">
+          <span>Model</span>
+          <select
+            aria-label="Model"
+            disabled={!props.canWrite}
+            value={model ?? props.currentModel}
+            onChange={(e) => {
+              setModel(e.target.value);
+              props.onUpdate({ model: e.target.value });
+            }}
+          >
+            {props.models.map((m) => (
+              <option key={m.id} value={m.id}>
+                {m.id} (${m.inputPricePerMTok} in / ${m.outputPricePerMTok} out per MTok)
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
       {props.canWrite && (
         <>
-          <button
-            type="button"
-            className="link"
-            aria-expanded={showSettings}
-            onClick={() => setShowSettings((s) => !s)}
-          >
-            Settings
-          </button>
+          {props.agentName === null && (
+            <button
+              type="button"
+              className="link"
+              aria-expanded={showSettings}
+              onClick={() => setShowSettings((s) => !s)}
+            >
+              Settings
+            </button>
+          )}
           <button type="button" className="link danger" onClick={props.onDelete}>
             Delete conversation
           </button>
@@ -365,6 +410,9 @@ export function MessageItem(props: {
   canRegenerate: boolean;
   onRegenerate: () => void;
   price: ModelOption | undefined;
+  /** A reply an agent's run writes: what the run did, and approvals it waits for. */
+  steps?: ReplySteps | undefined;
+  canApprove?: boolean;
 }) {
   const { message: m } = props;
   const trpc = useTRPC();
@@ -415,6 +463,13 @@ export function MessageItem(props: {
         <p className="user-text">{props.text}</p>
       ) : (
         <Markdown text={props.text} />
+      )}
+      {props.steps && (
+        <AgentSteps
+          steps={props.steps}
+          live={m.status === 'streaming'}
+          canApprove={props.canApprove ?? false}
+        />
       )}
       {m.status === 'streaming' && (
         <span className="typing" role="status">
@@ -647,5 +702,83 @@ export function Composer(props: {
         </div>
       </div>
     </form>
+  );
+}
+
+/** A step of an agent's run, in one line. */
+function stepLine(s: AgentStep): string {
+  const json = (v: unknown) => {
+    const text = JSON.stringify(v) ?? '';
+    return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  };
+  switch (s.type) {
+    case 'tool.called':
+      return `Called ${s.tool} ${json(s.input)}`;
+    case 'tool.result':
+      return s.isError ? `${s.tool} failed: ${json(s.output)}` : `${s.tool} → ${json(s.output)}`;
+    case 'handoff':
+      return 'Handed over to another agent';
+    case 'approval.requested':
+      return `Waiting for approval: ${s.tool ?? 'a model step'} ${json(s.input)}`;
+    case 'approval.decided':
+      return `${s.decision === 'approved' ? 'Approved' : 'Rejected'}${s.note ? `: ${s.note}` : ''}`;
+    default:
+      return s.type;
+  }
+}
+
+/**
+ * What the agent's run did for this reply, and the approvals it waits for: a member may
+ * approve or reject here (the server checks the approver role and says so).
+ */
+function AgentSteps(props: { steps: ReplySteps; live: boolean; canApprove: boolean }) {
+  const trpc = useTRPC();
+  const [note, setNote] = useState('');
+  const approve = useMutation(trpc.runs.approve.mutationOptions());
+  const reject = useMutation(trpc.runs.reject.mutationOptions());
+  const pending = props.live ? pendingApprovals(props.steps) : [];
+  const busy = approve.isPending || reject.isPending;
+  return (
+    <div className="agent-steps">
+      <ol aria-label="Agent steps">
+        {props.steps.steps.map((s, i) => (
+          // Steps only grow, in order.
+          // biome-ignore lint/suspicious/noArrayIndexKey: see above
+          <li key={i} className={`step ${s.type.replace('.', '-')}`}>
+            {stepLine(s)}
+          </li>
+        ))}
+      </ol>
+      {props.canApprove &&
+        pending.map((p) => {
+          const input = {
+            runId: props.steps.runId,
+            approvalId: p.approvalId,
+            ...(note.trim() ? { note: note.trim() } : {}),
+          };
+          return (
+            <fieldset key={p.approvalId} className="approval" aria-label="Approval">
+              <input
+                aria-label="Approval note"
+                placeholder="Note (optional)"
+                value={note}
+                onChange={(e) => setNote(e.target.value)}
+              />
+              <button type="button" disabled={busy} onClick={() => approve.mutate(input)}>
+                Approve
+              </button>
+              <button
+                type="button"
+                className="danger"
+                disabled={busy}
+                onClick={() => reject.mutate(input)}
+              >
+                Reject
+              </button>
+            </fieldset>
+          );
+        })}
+      <ErrorText error={approve.error ?? reject.error} />
+    </div>
   );
 }
