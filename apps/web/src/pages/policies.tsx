@@ -15,6 +15,7 @@ interface Draft {
   maxCostPerRequest: string;
   requestsPerMinute: string;
   tokensPerMinute: string;
+  approvalCostThreshold: string;
 }
 
 const text = (v: number | string | null) => (v === null ? '' : String(v));
@@ -26,6 +27,7 @@ function draftOf(p: Policy): Draft {
     maxCostPerRequest: p.maxCostPerRequest === null ? '' : usdc(p.maxCostPerRequest),
     requestsPerMinute: text(p.requestsPerMinute),
     tokensPerMinute: text(p.tokensPerMinute),
+    approvalCostThreshold: p.approvalCostThreshold === null ? '' : usdc(p.approvalCostThreshold),
   };
 }
 
@@ -75,14 +77,21 @@ function PolicyForm({ policy }: { policy: Policy }) {
     ...new Set([...(models.data?.map((m) => m.id) ?? []), ...(draft.allowedModels ?? [])]),
   ];
   const numberField = (
-    key: 'maxOutputTokens' | 'requestsPerMinute' | 'tokensPerMinute' | 'maxCostPerRequest',
+    key:
+      | 'maxOutputTokens'
+      | 'requestsPerMinute'
+      | 'tokensPerMinute'
+      | 'maxCostPerRequest'
+      | 'approvalCostThreshold',
     label: string,
     hint: string,
   ) => (
     <label className="field">
       <span>{label}</span>
       <input
-        {...(key === 'maxCostPerRequest' ? { inputMode: 'decimal' as const } : { type: 'number' })}
+        {...(key === 'maxCostPerRequest' || key === 'approvalCostThreshold'
+          ? { inputMode: 'decimal' as const }
+          : { type: 'number' })}
         placeholder="no limit"
         value={draft[key]}
         onChange={(e) => set({ [key]: e.target.value })}
@@ -108,6 +117,7 @@ function PolicyForm({ policy }: { policy: Policy }) {
             maxCostPerRequest: amountOrNull(draft.maxCostPerRequest),
             requestsPerMinute: intOrNull(draft.requestsPerMinute),
             tokensPerMinute: intOrNull(draft.tokensPerMinute),
+            approvalCostThreshold: amountOrNull(draft.approvalCostThreshold),
           });
         }}
       >
@@ -146,6 +156,11 @@ function PolicyForm({ policy }: { policy: Policy }) {
             'maxCostPerRequest',
             'Max cost per request (USDC)',
             'Calls whose worst case costs more are refused.',
+          )}
+          {numberField(
+            'approvalCostThreshold',
+            'Approval above (USDC)',
+            "An agent run's model step that could cost more waits for an approver first.",
           )}
           {numberField('requestsPerMinute', 'Requests per minute', 'For the whole project.')}
           {numberField(

@@ -425,6 +425,20 @@ export function createGateway(deps: GatewayDeps) {
     /** Calls holding a reservation in this process now. */
     inFlight: () => inFlight,
 
+    /**
+     * What this call could cost at worst, as its reservation would hold it (within the
+     * policy's output cap), and the project's approval threshold for such a step; null when
+     * the model is unknown here.
+     */
+    async worstCase(
+      call: GatewayCall,
+    ): Promise<{ worst: bigint; approvalThreshold: bigint | null } | null> {
+      const info = deps.models.get(call.model);
+      if (!info) return null;
+      const rules = await deps.policies.rules(call.projectId);
+      return { worst: plan(call, info, rules).worst, approvalThreshold: rules.approvalCostThreshold };
+    },
+
     async *stream(call: GatewayCall): AsyncGenerator<ModelEvent> {
       const info = deps.models.get(call.model);
       if (!info) throw new ModelError('model.unavailable', `Unknown model "${call.model}"`);

@@ -7,6 +7,8 @@ export interface Policy {
   maxCostPerRequest: string | null;
   requestsPerMinute: number | null;
   tokensPerMinute: number | null;
+  /** A run's model step that could cost more (USDC) waits for a person's approval first. */
+  approvalCostThreshold: string | null;
   updatedAt: string | null;
 }
 
@@ -16,6 +18,7 @@ export interface PolicyRules {
   maxCostPerRequest: bigint | null;
   requestsPerMinute: number | null;
   tokensPerMinute: number | null;
+  approvalCostThreshold: bigint | null;
 }
 
 /** A project's policy; a project that never set one has every rule null. */
@@ -27,6 +30,8 @@ export function toPolicy(projectId: string, r: PolicyRules & { updatedAt: Date |
     maxCostPerRequest: r.maxCostPerRequest === null ? null : formatUsdc(r.maxCostPerRequest),
     requestsPerMinute: r.requestsPerMinute,
     tokensPerMinute: r.tokensPerMinute,
+    approvalCostThreshold:
+      r.approvalCostThreshold === null ? null : formatUsdc(r.approvalCostThreshold),
     updatedAt: r.updatedAt?.toISOString() ?? null,
   };
 }

@@ -19,6 +19,13 @@ export const policiesRouter = router({
         maxCostPerRequest: usdcAmount.nullable().optional(),
         requestsPerMinute: positiveInt.nullable().optional(),
         tokensPerMinute: positiveInt.nullable().optional(),
+        approvalCostThreshold: usdcAmount
+          .nullable()
+          .optional()
+          .describe(
+            "A run's model step whose worst case (the reservation it would hold) is above this " +
+              'many USDC waits for approval (runs.approve) first',
+          ),
       }),
     )
     .mutation(async ({ ctx, input }) => {

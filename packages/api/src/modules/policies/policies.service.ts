@@ -14,6 +14,7 @@ const NONE: PolicyRules = {
   maxCostPerRequest: null,
   requestsPerMinute: null,
   tokensPerMinute: null,
+  approvalCostThreshold: null,
 };
 
 export async function loadRules(db: Db, projectId: string): Promise<PolicyRules> {

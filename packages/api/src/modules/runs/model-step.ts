@@ -3,7 +3,7 @@ import type { ToolSpec, Usage } from '../../ai/provider';
 import { formatUsdc } from '../../lib/money';
 import type { AgentRow } from '../agents/agents.service';
 import { builtinTool, handoffToolName } from '../agents/tools/registry';
-import { usageCost } from '../gateway/gateway';
+import { type GatewayCall, usageCost } from '../gateway/gateway';
 import { mcpToolSpecs } from '../mcp/mcp.tools';
 import type { RunContext } from './run-context';
 import { flattenTools } from './transcript';
@@ -59,15 +59,19 @@ function systemPrompt(agent: AgentRow): string {
     : agent.instructions;
 }
 
-/** Streams one model turn through the gateway, forwarding text deltas as they come. */
-async function streamTurn(ctx: RunContext, agent: AgentRow, targets: AgentRow[]) {
+/**
+ * The gateway call of the agent's next model step: its prompt, the transcript and its tools.
+ * Built once per step: the approval check (run-loop.ts) prices it, then it is made.
+ */
+export async function stepCall(
+  ctx: RunContext,
+  agent: AgentRow,
+  targets: AgentRow[],
+): Promise<GatewayCall> {
   const { deps, run } = ctx;
   const tools = await toolSpecs(ctx, agent, targets);
   const transcript = ctx.progress.transcript;
-  let text = '';
-  const toolUses: ToolUse[] = [];
-  let usage: Usage = { inputTokens: 0, outputTokens: 0 };
-  for await (const ev of deps.gateway.stream({
+  return {
     projectId: run.projectId,
     userId: run.createdBy,
     keyId: run.createdByKey,
@@ -79,8 +83,15 @@ async function streamTurn(ctx: RunContext, agent: AgentRow, targets: AgentRow[])
     messages: tools.length > 0 ? transcript : flattenTools(transcript),
     maxOutputTokens: deps.maxOutputTokens,
     tools: tools.length > 0 ? tools : undefined,
-    signal: ctx.signal,
-  })) {
+  };
+}
+
+/** Streams one model turn through the gateway, forwarding text deltas as they come. */
+async function streamTurn(ctx: RunContext, call: GatewayCall) {
+  let text = '';
+  const toolUses: ToolUse[] = [];
+  let usage: Usage = { inputTokens: 0, outputTokens: 0 };
+  for await (const ev of ctx.deps.gateway.stream({ ...call, signal: ctx.signal })) {
     if (ev.type === 'delta') {
       text += ev.text;
       // Published in the background, in order, deltas of a few ms batched together.
@@ -102,12 +113,12 @@ async function streamTurn(ctx: RunContext, agent: AgentRow, targets: AgentRow[])
 export async function modelStep(
   ctx: RunContext,
   agent: AgentRow,
-  targets: AgentRow[],
+  call: GatewayCall,
 ): Promise<ModelOutcome> {
   const { deps } = ctx;
   ctx.events.push({ type: 'step.started', step: ctx.nextStep, agentId: agent.id }, 'soon');
   const startedAt = new Date();
-  const { text, toolUses, usage } = await streamTurn(ctx, agent, targets);
+  const { text, toolUses, usage } = await streamTurn(ctx, call);
   const info = deps.models.get(agent.model);
   // Priced as the gateway charged it (cache writes and reads at their own rates).
   const cost = info ? usageCost(info, usage) : 0n;

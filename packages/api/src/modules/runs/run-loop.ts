@@ -1,8 +1,10 @@
 import type { ChatTurn, ContentBlock } from '../../ai/provider';
 import { classifyFailure } from '../../lib/failure';
+import { formatUsdc } from '../../lib/money';
 import { inSpan } from '../../lib/tracing';
 import { startHeartbeat } from '../../lib/worker';
 import type { AgentRow } from '../agents/agents.service';
+import type { GatewayCall } from '../gateway/gateway';
 import {
   type ApprovalRequest,
   AwaitingApproval,
@@ -10,7 +12,7 @@ import {
   pauseForApproval,
 } from './approvals';
 import { knowChatLink } from './chat-mirror';
-import { modelStep, type ToolUse } from './model-step';
+import { modelStep, stepCall, type ToolUse } from './model-step';
 import { loadRunAgents, type RunAgents } from './run-agents';
 import { openRunContext, type RunContext, type RunLoopDeps } from './run-context';
 import { RUN_FAILED, RunFailure } from './run-failure';
@@ -119,7 +121,11 @@ async function driveRun(ctx: RunContext) {
       ctx,
       'model',
       { 'smartspace.step_kind': 'model', 'smartspace.agent_id': agent.id },
-      () => modelStep(ctx, agent, targets),
+      async () => {
+        const call = await stepCall(ctx, agent, targets);
+        await checkCostApproval(ctx, agent, call);
+        return modelStep(ctx, agent, call);
+      },
     );
     progress.inputTokens += outcome.usage.inputTokens;
     progress.outputTokens += outcome.usage.outputTokens;
@@ -192,6 +198,39 @@ async function commit(ctx: RunContext, agents: RunAgents): Promise<boolean> {
     watch: agents.watch,
   });
   return stamp === agents.stamp;
+}
+
+/**
+ * A model step whose worst case (the reservation it would hold) passes the policy's
+ * approvalCostThreshold waits for a person first; rejected, the run fails run.rejected (the
+ * model has no turn to be told in). Keyed by the transcript's length: the step it is about
+ * to take.
+ */
+async function checkCostApproval(ctx: RunContext, agent: AgentRow, call: GatewayCall) {
+  const priced = await ctx.deps.gateway.worstCase(call);
+  if (!priced || priced.approvalThreshold === null || priced.worst <= priced.approvalThreshold) {
+    return;
+  }
+  const stepKey = `model:${ctx.progress.transcript.length}`;
+  const decision = (await decisionsFor(ctx.deps.db, ctx.run.id, [stepKey])).get(stepKey);
+  if (!decision || decision.status === 'pending') {
+    throw new AwaitingApproval([
+      {
+        stepKey,
+        kind: 'model',
+        agentId: agent.id,
+        tool: null,
+        input: { model: call.model, maxOutputTokens: call.maxOutputTokens },
+        cost: priced.worst,
+      },
+    ]);
+  }
+  if (decision.status !== 'approved') {
+    throw new RunFailure(
+      'run.rejected',
+      `A person rejected a model step that could cost up to ${formatUsdc(priced.worst)} USDC${decision.note ? `: ${decision.note}` : ''}`,
+    );
+  }
 }
 
 /** Tool calls of one assistant turn (its index in the transcript) not yet answered. */

@@ -250,6 +250,58 @@ describe('runs waiting for approval', () => {
   });
 });
 
+describe("a model step above the policy's approval threshold", () => {
+  it('waits before the model is called; approved it runs, rejected the run fails', async () => {
+    const { c, projectId } = await projectWith(t, 'Costly');
+    const agent = await c.agents.create({
+      projectId,
+      name: 'Spender',
+      instructions: 'careful-costly',
+      model: MODEL,
+    });
+    // Any real call costs more than a micro-USDC at worst.
+    const policy = await c.policies.update({ projectId, approvalCostThreshold: '0.000001' });
+    expect(policy.approvalCostThreshold).toBe('0.000001');
+    fake.script({ kind: 'reply', chunks: ['worth it'] });
+    const first = await c.runs.start({ agentId: agent.id, input: 'spend' });
+    const waiting = await reaches(c, first.id, 'awaiting_approval');
+    expect(waiting.approvals).toEqual([
+      expect.objectContaining({
+        kind: 'model',
+        tool: null,
+        status: 'pending',
+        input: { model: MODEL, maxOutputTokens: expect.any(Number) },
+        cost: expect.stringMatching(/^0\.\d+$/),
+      }),
+    ]);
+    // Nothing was spent: the model was not called.
+    expect(mine('costly')).toHaveLength(0);
+    expect(waiting.steps).toEqual([]);
+    await c.runs.approve({ runId: first.id, approvalId: waiting.approvals[0]?.id ?? '' });
+    expect(await settled(c, first.id)).toMatchObject({ status: 'succeeded', output: 'worth it' });
+    expect(mine('costly')).toHaveLength(1);
+
+    const second = await c.runs.start({ agentId: agent.id, input: 'spend more' });
+    const paused = await reaches(c, second.id, 'awaiting_approval');
+    await c.runs.reject({
+      runId: second.id,
+      approvalId: paused.approvals[0]?.id ?? '',
+      note: 'too dear',
+    });
+    expect(await settled(c, second.id)).toMatchObject({
+      status: 'failed',
+      error: { appCode: 'run.rejected', message: expect.stringMatching(/too dear/) },
+    });
+    expect(mine('costly')).toHaveLength(1);
+
+    // Without a threshold, no step waits.
+    await c.policies.update({ projectId, approvalCostThreshold: null });
+    fake.script({ kind: 'reply', chunks: ['free again'] });
+    const third = await settled(c, (await c.runs.start({ agentId: agent.id, input: 'x' })).id);
+    expect(third).toMatchObject({ status: 'succeeded', approvals: [] });
+  });
+});
+
 describe.runIf(Boolean(process.env.TEST_DATABASE_URL))('a waiting run and a restart', () => {
   it('survives its instance: approved through another, it finishes there', async () => {
     const upstream = await startFakeAnthropic();

@@ -21,6 +21,7 @@ export const runFailureCodes = [
   'run.output_invalid',
   'run.interrupted',
   'run.approval_expired',
+  'run.rejected',
   'run.failed',
 ] as const;
 
