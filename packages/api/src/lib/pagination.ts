@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, lt, or, type SQL } from 'drizzle-orm';
+import { asc, desc, type SQL, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import { z } from 'zod';
 import { AppError } from './errors';
@@ -45,12 +45,17 @@ export function keyset(opts: {
   cursor: string | undefined;
   direction: 'asc' | 'desc';
 }): { where: SQL | undefined; orderBy: SQL[] } {
-  const cmp = opts.direction === 'asc' ? gt : lt;
   const order = opts.direction === 'asc' ? asc : desc;
   let where: SQL | undefined;
   if (opts.cursor) {
     const key = decodeCursor(opts.cursor);
-    where = or(cmp(opts.at, key.at), and(eq(opts.at, key.at), cmp(opts.id, key.id)));
+    // A row comparison, not `at < x or (at = x and id < y)`: PostgreSQL turns it into the
+    // bounds of an index scan on (…, at, id), so a page deep in a list reads its own rows
+    // only (the OR form filters every row before the cursor). Both columns are NOT NULL, where
+    // the two forms agree. The date goes in as text: a Date interpolated into raw SQL skips
+    // drizzle's mapping.
+    const op = opts.direction === 'asc' ? sql.raw('>') : sql.raw('<');
+    where = sql`(${opts.at}, ${opts.id}) ${op} (${key.at.toISOString()}::timestamptz, ${key.id}::uuid)`;
   }
   return { where, orderBy: [order(opts.at), order(opts.id)] };
 }

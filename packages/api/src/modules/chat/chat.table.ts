@@ -22,7 +22,11 @@ export const conversations = pgTable(
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
-  (t) => [index('conversations_project_idx').on(t.projectId, t.createdAt, t.id)],
+  (t) => [
+    index('conversations_project_idx').on(t.projectId, t.createdAt, t.id),
+    // A member's own conversations in a shared project (help.conversations.list).
+    index('conversations_project_creator_idx').on(t.projectId, t.createdBy, t.createdAt, t.id),
+  ],
 );
 
 export const messageRole = pgEnum('message_role', ['user', 'assistant']);

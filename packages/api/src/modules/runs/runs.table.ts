@@ -64,6 +64,8 @@ export const runs = pgTable(
   (t) => [
     index('runs_project_idx').on(t.projectId, t.createdAt, t.id),
     index('runs_status_idx').on(t.status, t.projectId, t.createdAt),
+    // runs.list filtered by agent: only that agent's runs are read.
+    index('runs_project_agent_idx').on(t.projectId, t.agentId, t.createdAt, t.id),
     uniqueIndex('runs_idempotency_idx').on(t.projectId, t.idempotencyKey),
     index('runs_reply_idx').on(t.replyId),
   ],
