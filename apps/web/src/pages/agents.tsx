@@ -3,6 +3,7 @@ import { Link } from 'react-router';
 import { roleAtLeast, useCurrentProject } from '../hooks';
 import { useTRPC } from '../trpc';
 import { ErrorText } from './auth';
+import { McpServers } from './mcp-servers';
 
 export function AgentsPage() {
   const { projectId, role } = useCurrentProject();
@@ -49,6 +50,7 @@ export function AgentsPage() {
         </tbody>
       </table>
       {agents.data?.length === 0 && <p className="muted">No agents yet.</p>}
+      <McpServers projectId={projectId} canEdit={roleAtLeast(role, 'admin')} />
     </section>
   );
 }
