@@ -436,7 +436,10 @@ export function createGateway(deps: GatewayDeps) {
       const info = deps.models.get(call.model);
       if (!info) return null;
       const rules = await deps.policies.rules(call.projectId);
-      return { worst: plan(call, info, rules).worst, approvalThreshold: rules.approvalCostThreshold };
+      return {
+        worst: plan(call, info, rules).worst,
+        approvalThreshold: rules.approvalCostThreshold,
+      };
     },
 
     async *stream(call: GatewayCall): AsyncGenerator<ModelEvent> {
