@@ -42,7 +42,9 @@ export async function publishRunEvents(
       events: list.map(({ type, ...payload }) => ({ type, payload })),
       db,
     });
-  const link = await chatLinkOf(deps.db, runId);
+  // In the caller's transaction when there is one: on PGlite (one connection) a query outside
+  // it would wait for it forever.
+  const link = await chatLinkOf(tx ?? deps.db, runId);
   if (!link) return publish(tx);
   const both = async (t: Db) => {
     const stored = await publish(t);
