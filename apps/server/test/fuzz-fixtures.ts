@@ -3,7 +3,9 @@
  * conversations, replies, agents, a run, files and a budget limit, so that real ids get
  * inputs past the membership checks into validation and the services.
  */
+
 import { randomUUID } from 'node:crypto';
+import { startTestMcpServer, type TestMcpServer } from '@smartspace/api/testing/mcp';
 import {
   createClient,
   memorySessionStore,
@@ -22,6 +24,8 @@ export interface Fixtures {
   victims: Record<string, Record<string, string>>;
   /** An account whose sessions auth.logoutAll may end. */
   logoutEmail: string;
+  /** The MCP server behind the fixture's tool servers; closed with the fixtures. */
+  mcp: TestMcpServer;
 }
 
 async function signUp(origin: string, name: string) {
@@ -71,6 +75,18 @@ export async function createFixtures(origin: string): Promise<Fixtures> {
   const run = await c.runs.start.mutate({ agentId: agent.id, input: 'hello' });
   const file = await upload(c, project.id, 'a.txt');
   const doomedFile = await upload(c, project.id, 'b.txt');
+  // A real MCP server on loopback (the fuzzed server allows loopback for it).
+  const mcp = await startTestMcpServer();
+  const tools = await c.mcp.servers.create.mutate({
+    projectId: project.id,
+    name: 'fuzz',
+    url: mcp.url,
+  });
+  const doomedTools = await c.mcp.servers.create.mutate({
+    projectId: project.id,
+    name: 'fuzz-victim',
+    url: mcp.url,
+  });
   const limit = await c.budgets.setLimit.mutate({
     projectId: project.id,
     scope: 'project',
@@ -87,6 +103,7 @@ export async function createFixtures(origin: string): Promise<Fixtures> {
       runId: run.id,
       fileId: file.id,
       limitId: limit.id,
+      serverId: tools.id,
       // Role and status changes land on the member, never on the admin making the calls.
       userId: member.session.user.id,
       actorId: admin.session.user.id,
@@ -98,10 +115,12 @@ export async function createFixtures(origin: string): Promise<Fixtures> {
       'projects.delete': { projectId: doomedProject.id },
       'agents.delete': { agentId: doomedAgent.id },
       'files.delete': { fileId: doomedFile.id },
+      'mcp.servers.delete': { serverId: doomedTools.id },
       'chat.conversations.delete': { conversationId: doomedConversation.id },
       'chat.regenerate': { conversationId: regenerated.id },
       'chat.edit': { messageId: question.message.id },
     },
     logoutEmail: logout.session.user.email,
+    mcp,
   };
 }

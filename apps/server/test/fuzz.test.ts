@@ -40,12 +40,13 @@ async function parsesLocally(path: string, received: unknown): Promise<boolean> 
 }
 
 beforeAll(async () => {
-  server = await startTestServer();
+  server = await startTestServer({ MCP_ALLOW_HTTP_LOOPBACK: 'true' });
   fx = await createFixtures(server.origin);
 });
 afterAll(async () => {
   await closeClient(fx.admin.client);
   await server.close();
+  await fx.mcp.close();
 });
 
 function baseOf(doc: ProcedureDoc): unknown {
