@@ -15,6 +15,7 @@ import { useConversation } from '../chat/useConversation';
 import { describeFailure, errorMessage, isRetryable } from '../errors';
 import { openFile, type UploadedFile, uploadFile } from '../files';
 import { roleAtLeast, useCurrentProject, useSession } from '../hooks';
+import { Decision } from '../runs/Decision';
 import { client, useTRPC } from '../trpc';
 import { ErrorText } from './auth';
 
@@ -732,12 +733,7 @@ function stepLine(s: AgentStep): string {
  * approve or reject here (the server checks the approver role and says so).
  */
 function AgentSteps(props: { steps: ReplySteps; live: boolean; canApprove: boolean }) {
-  const trpc = useTRPC();
-  const [note, setNote] = useState('');
-  const approve = useMutation(trpc.runs.approve.mutationOptions());
-  const reject = useMutation(trpc.runs.reject.mutationOptions());
   const pending = props.live ? pendingApprovals(props.steps) : [];
-  const busy = approve.isPending || reject.isPending;
   return (
     <div className="agent-steps">
       <ol aria-label="Agent steps">
@@ -750,35 +746,11 @@ function AgentSteps(props: { steps: ReplySteps; live: boolean; canApprove: boole
         ))}
       </ol>
       {props.canApprove &&
-        pending.map((p) => {
-          const input = {
-            runId: props.steps.runId,
-            approvalId: p.approvalId,
-            ...(note.trim() ? { note: note.trim() } : {}),
-          };
-          return (
-            <fieldset key={p.approvalId} className="approval" aria-label="Approval">
-              <input
-                aria-label="Approval note"
-                placeholder="Note (optional)"
-                value={note}
-                onChange={(e) => setNote(e.target.value)}
-              />
-              <button type="button" disabled={busy} onClick={() => approve.mutate(input)}>
-                Approve
-              </button>
-              <button
-                type="button"
-                className="danger"
-                disabled={busy}
-                onClick={() => reject.mutate(input)}
-              >
-                Reject
-              </button>
-            </fieldset>
-          );
-        })}
-      <ErrorText error={approve.error ?? reject.error} />
+        pending.map((p) => (
+          <fieldset key={p.approvalId} className="approval" aria-label="Approval">
+            <Decision runId={props.steps.runId} approvalId={p.approvalId} />
+          </fieldset>
+        ))}
     </div>
   );
 }

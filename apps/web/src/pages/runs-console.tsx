@@ -1,7 +1,7 @@
 import { useMutation, useQuery } from '@tanstack/react-query';
-import { useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { roleAtLeast, useCurrentProject } from '../hooks';
+import { Decision } from '../runs/Decision';
 import { type Entry, isFinished, totals } from '../runs/timeline';
 import { useRun } from '../runs/useRun';
 import { useTRPC } from '../trpc';
@@ -227,52 +227,19 @@ function pendingApprovals(entries: Entry[]): PendingApproval[] {
  * server checks the approver role (RUN_APPROVER_ROLE) and its refusal is shown.
  */
 function Approvals(props: { runId: string; pending: PendingApproval[]; canDecide: boolean }) {
-  const trpc = useTRPC();
-  const [note, setNote] = useState('');
-  const approve = useMutation(trpc.runs.approve.mutationOptions());
-  const reject = useMutation(trpc.runs.reject.mutationOptions());
-  const busy = approve.isPending || reject.isPending;
   return (
     <section className="approvals" aria-label="Pending approvals">
       <h2>Waiting for approval</h2>
-      {props.pending.map((p) => {
-        const input = {
-          runId: props.runId,
-          approvalId: p.approvalId,
-          ...(note.trim() ? { note: note.trim() } : {}),
-        };
-        return (
-          <fieldset key={p.approvalId} className="approval" aria-label={`Approval of ${p.tool}`}>
-            <p>
-              <strong>{p.tool ?? 'A model step'}</strong> wants to run with
-            </p>
-            <pre className="json">{json(p.input)}</pre>
-            <p className="muted">Expires {new Date(p.expiresAt).toLocaleString()}</p>
-            {props.canDecide && (
-              <div className="row">
-                <input
-                  aria-label="Approval note"
-                  placeholder="Note (optional)"
-                  value={note}
-                  onChange={(e) => setNote(e.target.value)}
-                />
-                <button type="button" disabled={busy} onClick={() => approve.mutate(input)}>
-                  Approve
-                </button>
-                <button
-                  type="button"
-                  className="danger"
-                  disabled={busy}
-                  onClick={() => reject.mutate(input)}
-                >
-                  Reject
-                </button>
-              </div>
-            )}
-          </fieldset>
-        );
-      })}
-      <ErrorText error={approve.error ?? reject.error} />
+      {props.pending.map((p) => (
+        <fieldset key={p.approvalId} className="approval" aria-label={`Approval of ${p.tool}`}>
+          <p>
+            <strong>{p.tool ?? 'A model step'}</strong> wants to run with
+          </p>
+          <pre className="json">{json(p.input)}</pre>
+          <p className="muted">Expires {new Date(p.expiresAt).toLocaleString()}</p>
+          {props.canDecide && <Decision runId={props.runId} approvalId={p.approvalId} />}
+        </fieldset>
+      ))}
     </section>
   );
 }
