@@ -1,6 +1,9 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ensureBuilt, launchBrowser, type Server, snap, startServer } from './harness';
+import { ensureBuilt, launchBrowser, type Server, snapsIn, startServer } from './harness';
+
+/** This file's screenshots, under test-results/admin/. */
+const snap = snapsIn('admin');
 
 const PASSWORD = 'correct horse battery staple';
 

@@ -3,8 +3,11 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { type Address, type Hash, type PrivateKeyAccount, parseUnits } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ensureBuilt, launchBrowser, type Server, snap, startServer } from './harness';
+import { ensureBuilt, launchBrowser, type Server, snapsIn, startServer } from './harness';
 import { installTestWallet, type TestWallet } from './wallet';
+
+/** This file's screenshots, under test-results/billing/. */
+const snap = snapsIn('billing');
 
 // Arc testnet's id (the default chain's definition), served by the local EVM.
 const CHAIN_ID = 5042002;

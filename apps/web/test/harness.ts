@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -106,10 +106,16 @@ export async function launchBrowser(): Promise<Browser> {
   });
 }
 
-/** Empties test-results/, so its screenshots are this run's. */
+/**
+ * Removes the files directly in test-results/ (e2e.test.ts's numbered screenshots), so they
+ * are this run's. The folders of other test files (snapsIn) stay: whichever file runs last
+ * must not wipe the others' screenshots.
+ */
 export function resetResults(): void {
-  rmSync(RESULTS, { recursive: true, force: true });
   mkdirSync(RESULTS, { recursive: true });
+  for (const entry of readdirSync(RESULTS, { withFileTypes: true })) {
+    if (entry.isFile()) rmSync(join(RESULTS, entry.name), { force: true });
+  }
 }
 
 let step = 0;
@@ -132,15 +138,20 @@ export async function snap(
  * Screenshots of one test file under test-results/<folder>/ (emptied first), numbered in
  * order, so files running one after another keep their own.
  */
-export function snapsIn(folder: string): (page: Page, name: string) => Promise<void> {
+export function snapsIn(
+  folder: string,
+): (page: Page, name: string, opts?: { fullPage?: boolean }) => Promise<void> {
   const dir = join(RESULTS, folder);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   let n = 0;
-  return async (page, name) => {
+  return async (page, name, opts = {}) => {
     mkdirSync(dir, { recursive: true });
     n += 1;
-    await page.screenshot({ path: join(dir, `${String(n).padStart(2, '0')}-${name}.png`) });
+    await page.screenshot({
+      path: join(dir, `${String(n).padStart(2, '0')}-${name}.png`),
+      ...(opts.fullPage ? { fullPage: true } : {}),
+    });
   };
 }
 
