@@ -116,6 +116,8 @@ async function main(): Promise<void> {
     opts: { credited?: boolean; affords?: number } = {},
   ) {
     const problems: string[] = [];
+    // What the instances hold in advance (budget leases) goes back first.
+    await Promise.all([metered.deps.gateway.releaseLeases(), prepaid.deps.gateway.releaseLeases()]);
     if (opts.affords !== undefined && m.ok !== opts.affords) {
       problems.push(`${m.ok} calls succeeded, the budget affords ${opts.affords}`);
     }

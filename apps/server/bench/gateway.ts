@@ -4,12 +4,11 @@
  * provider (mock-echo, no pause between chunks) run in one child (gateway-worker.ts) so that
  * its database and heap start fresh; this process prints the report.
  *
- * Per gateway call: the project's policy read; the reservation transaction (applicable
- * limits read, per limit an upsert + conditional UPDATE of budget_usage, the balance's
- * conditional UPDATE in prepaid mode, the api_requests INSERT and its holds); then the
- * settlement transaction (api_requests UPDATE, budget_usage UPDATE and the limit read for
- * alerts, in prepaid mode the balance UPDATE and a ledger entry). A denial rolls the
- * reservation back and INSERTs a `denied` api_requests row.
+ * Per gateway call: the project's policy and limits (cached in process); admission against
+ * the project's budget lease in memory (a lease transaction only when a chunk runs out);
+ * then the settlement, one statement for the calls that finished meanwhile (lease,
+ * budget_usage, balance and ledger entry, the api_requests row). A denial INSERTs a
+ * `denied` api_requests row.
  *
  * BENCH_GATEWAY_SECONDS (default 2) per case, BENCH_GATEWAY_IN_FLIGHT (default 50).
  */
@@ -102,13 +101,13 @@ each case: callers call back to back for ${process.env.BENCH_GATEWAY_SECONDS ?? 
 ${gatewayTable(cases)}
 
 - µs/call: wall time divided by calls (sequentially, the mean latency); time × direct: that divided by the provider's own µs/call at the same number in flight; +µs/call: the difference, what the gateway costs per call. The mock answers in microseconds, so the ratio is large by construction: beside a real model's hundreds of milliseconds, read +µs/call. Sequentially the full path (project limit + prepaid balance) adds ${added} µs per call.
-- what the gateway adds to each call: the policy read, the reservation transaction (limits read; per limit an upsert and a conditional UPDATE of budget_usage; in prepaid mode the balance's conditional UPDATE; the api_requests INSERT and its holds), then the settlement transaction (api_requests UPDATE; budget_usage UPDATE plus the limit read for alerts; in prepaid mode the balance UPDATE and a ledger entry). Metering only (no limit, BILLING_MODE=off) is the policy read, the limits read, one INSERT and one UPDATE.
-- ONE project: every reservation and settlement updates the same budget_usage and balance rows, so they queue on those row locks; ${contention}× the throughput of the same load spread over one project per caller.
-- denial path: a budget that affords ${denying?.ok ?? '?'} calls, then ${denials} denials/s (a reservation rolled back, then a denied api_requests row), p99 ${denying ? ms(denying.p99) : '?'} ms.
-- after each gateway run the books are checked: budget spend = successful calls × 0.002 USDC, nothing left reserved, balances charged the same.${
+- what the gateway adds to each call: the policy and limits (cached), admission in memory against the project's budget lease (a lease transaction when a chunk of GATEWAY_LEASE_CALLS worst cases runs out), then the settlement: one statement (lease, budget_usage, in prepaid mode the balance and a ledger entry, the api_requests row) for every call that finished while the previous one was written. Metering only (no limit, BILLING_MODE=off) writes just the api_requests row.
+- ONE project: every settlement updates the same budget_usage and balance rows, so the ones that finish together go in one statement; ${contention}× the throughput of the same load spread over one project per caller.
+- denial path: a budget that affords ${denying?.ok ?? '?'} calls, then ${denials} denials/s (refused against the lease and the rows, then a denied api_requests row), p99 ${denying ? ms(denying.p99) : '?'} ms.
+- after each gateway run the leases go back, then the books are checked: budget spend = successful calls × 0.002 USDC, nothing left reserved, balances charged the same.${
     report.database.startsWith('PGlite')
       ? '\n- PGlite runs every query on one connection in this process: the concurrent cases queue on it, so "ONE project" vs "one project per caller" shows little; run with TEST_DATABASE_URL for row-lock contention.'
-      : "\n- PostgreSQL: each transaction commit waits for the WAL flush (synchronous_commit), and a hot project's row locks are held until then."
+      : "\n- PostgreSQL: each commit waits for the WAL flush (synchronous_commit), and a hot project's row locks are held until then."
   }
 - total gateway run time ${Math.round((Date.now() - started) / 1000)} s${busy}`);
 

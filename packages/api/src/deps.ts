@@ -60,12 +60,13 @@ function openLimiters(config: Config, database: DatabaseHandle, life: Lifecycle)
 function buildGateway(
   config: Config,
   db: Db,
-  deps: Pick<GatewayDeps, 'bus' | 'models' | 'limiter' | 'log' | 'policies' | 'onCall'>,
+  deps: Pick<GatewayDeps, 'bus' | 'models' | 'limiter' | 'log' | 'policies' | 'onCall' | 'listen'>,
 ) {
   return createGateway({
     ...deps,
     db,
     billingMode: config.billing.mode,
+    lease: { calls: config.billing.leaseCalls, idleMs: config.billing.leaseIdleMs },
     // Alerts are notifications: recorded after the settlement commits, in their own append.
     onAlert: async (projectId, alert) => {
       await recordAudit({
@@ -163,7 +164,10 @@ export async function buildDeps(opts: {
     log,
     policies,
     onCall: opts.observe?.gatewayCall,
+    listen: database.listen.bind(database),
   });
+  // Closed after the runners and replies (deferred before them): their calls settle first.
+  life.defer('gateway leases', () => gateway.close());
   const { runner, replies } = await startRunners(config, database, life, {
     bus,
     models,

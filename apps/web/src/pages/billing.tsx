@@ -52,7 +52,7 @@ export function BillingPage() {
         Balance:{' '}
         <output aria-label="Balance">{budget.data ? `${budget.data.balance} USDC` : '…'}</output>
         {budget.data && budget.data.reserved !== '0.000000' && (
-          <span className="muted"> ({budget.data.reserved} USDC held for calls in flight)</span>
+          <span className="muted"> ({budget.data.reserved} USDC held for model calls)</span>
         )}
       </p>
       <WalletsSection projectId={projectId} canDeposit={canDeposit} />

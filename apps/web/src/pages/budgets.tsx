@@ -73,7 +73,7 @@ export function BudgetsPage() {
         <dl className="facts">
           <dt>Balance</dt>
           <dd>{usdc(data.balance)} USDC</dd>
-          <dt>Held by calls in flight</dt>
+          <dt>Held for model calls</dt>
           <dd>{usdc(data.reserved)} USDC</dd>
           <dt>Spent this month</dt>
           <dd>{usdc(data.spentThisPeriod)} USDC</dd>

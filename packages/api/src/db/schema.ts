@@ -13,6 +13,7 @@ export * from '../modules/budgets/budgets.table';
 export * from '../modules/chat/chat.table';
 export * from '../modules/documents/documents.table';
 export * from '../modules/files/files.table';
+export * from '../modules/gateway/leases.table';
 export * from '../modules/mcp/mcp.table';
 export * from '../modules/payments/payments.table';
 export * from '../modules/payments/wallets.table';

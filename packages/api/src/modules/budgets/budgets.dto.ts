@@ -12,8 +12,12 @@ export interface BudgetLimit {
   period: Period;
   amount: string;
   alertAt: number[];
-  /** Spent (and held by calls in flight) in the current period. */
+  /** Spent in the current period. */
   spent: string;
+  /**
+   * Held for model calls: by calls in flight, and by the gateway's budget leases (taken
+   * ahead in chunks; they go back after GATEWAY_LEASE_IDLE_MS without a call).
+   */
   reserved: string;
   periodStart: string;
 }

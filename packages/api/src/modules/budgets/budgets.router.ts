@@ -57,7 +57,7 @@ export const budgetsRouter = router({
           throw new AppError('budget.invalid_scope', 'scopeId is not an API key of this project');
         }
       }
-      return budgets.setLimit({
+      const limit = await budgets.setLimit({
         db: ctx.db,
         actor: ctx.actor,
         projectId,
@@ -67,6 +67,9 @@ export const budgetsRouter = router({
         amount: input.amount,
         alertAt: input.alertAt ?? [],
       });
+      // At once here; other instances on the NOTIFY.
+      ctx.gateway.forgetBudget(projectId);
+      return limit;
     }),
 
   removeLimit: resourceProcedure('admin', {
@@ -80,6 +83,7 @@ export const budgetsRouter = router({
       projectId: ctx.membership.projectId,
       limitId: input.limitId,
     });
+    ctx.gateway.forgetBudget(ctx.membership.projectId);
     return { ok: true as const };
   }),
 

@@ -8,6 +8,14 @@ import { type BudgetAlert, type BudgetLimit, budgetTopic, toBudgetLimit } from '
 import { budgetAlerts, budgetLimits, budgetUsage } from './budgets.table';
 import { type Period, periodStart } from './periods';
 
+/** NOTIFY payload: the project whose budget limits changed; sent in the changing transaction. */
+export const BUDGETS_CHANNEL = 'smartspace_budgets';
+
+/** Tells every instance's gateway (leases.ts) that a project's limits changed. */
+export async function notifyBudgetChange(tx: Db, projectId: string): Promise<void> {
+  await tx.execute(sql`select pg_notify(${BUDGETS_CHANNEL}, ${projectId})`);
+}
+
 export interface Hold {
   limitId: string;
   periodStart: Date;
@@ -115,6 +123,7 @@ export async function setLimit(
 ): Promise<BudgetLimit> {
   return opts.db.transaction(async (tx) => {
     const limit = await upsertLimit({ ...opts, db: tx });
+    await notifyBudgetChange(tx, opts.projectId);
     await recordAudit({
       db: tx,
       ...auditedBy(opts.actor),
@@ -177,6 +186,7 @@ export async function removeLimit(opts: {
 }): Promise<void> {
   await opts.db.transaction(async (tx) => {
     await tx.delete(budgetLimits).where(eq(budgetLimits.id, opts.limitId));
+    await notifyBudgetChange(tx, opts.projectId);
     await recordAudit({
       db: tx,
       ...auditedBy(opts.actor),

@@ -113,7 +113,9 @@ async function rows(projectId: string) {
     }));
 }
 
+/** The limit's row once this instance's lease went back (what it held in advance is then 0). */
 async function budget(limitId: string) {
+  await t.api.deps.gateway.releaseLeases();
   const [u] = await t.api.deps.db
     .select()
     .from(budgetUsage)

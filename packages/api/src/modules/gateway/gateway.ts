@@ -20,12 +20,13 @@ import type { RateLimiter } from '../../lib/rate-limit';
 import { failSpan, tracer } from '../../lib/tracing';
 import { settleBalanceHold } from '../billing/billing.service';
 import type { BudgetAlert } from '../budgets/budgets.dto';
-import { type Hold, settleBudgets } from '../budgets/budgets.service';
+import { settleBudgets } from '../budgets/budgets.service';
 import type { PolicyCache } from '../policies/policies.cache';
 import type { loadRules } from '../policies/policies.service';
 import { apiRequestHolds, apiRequests } from '../usage/usage.table';
-import { groupCommit, type ReserveItem, reserveBatch, type SettleItem, settleBatch } from './books';
+import { groupCommit } from './books';
 import { estimateInputTokens, estimateOutputTokens } from './estimate';
+import { type Admission, type CallColumns, createLeases, sweepLeases } from './leases';
 
 export interface GatewayCall extends Omit<ModelRequest, 'signal'> {
   projectId: string;
@@ -73,12 +74,18 @@ export interface GatewayDeps {
   onCall?: ((call: GatewayCallSummary) => void) | undefined;
   /** Called with each budget threshold crossed (the audit log listens). */
   onAlert?: (projectId: string, alert: BudgetAlert) => Promise<void>;
+  /** Budget leases (leases.ts): chunk size in worst cases, and idle time before return. */
+  lease?: { calls: number; idleMs: number };
+  /** LISTEN, for budget changes made on other instances. */
+  listen?: (channel: string, onPayload: (payload: string) => void) => Promise<() => Promise<void>>;
 }
 
 const HEARTBEAT_MS = 10_000;
+/** A call still running after this long is put on record as in progress. */
+const START_RECORD_MS = 50;
 
 /** Who and what a call is for: the identifying columns of its api_requests row. */
-function callColumns(call: GatewayCall) {
+function callColumns(call: GatewayCall): CallColumns {
   return {
     projectId: call.projectId,
     userId: call.userId,
@@ -131,12 +138,6 @@ function worstCost(price: Prices, inputTokens: number, outputTokens: number): bi
     if (r && priceToPicoPerToken(r) > priceToPicoPerToken(dearest)) dearest = r;
   }
   return usageCost({ ...price, inputPricePerMTok: dearest }, { inputTokens, outputTokens });
-}
-
-interface Reservation {
-  requestId: string;
-  holds: Hold[];
-  balanceHold: bigint;
 }
 
 type Rules = Awaited<ReturnType<typeof loadRules>>;
@@ -222,36 +223,50 @@ export function createGateway(deps: GatewayDeps) {
   /** Calls holding a reservation in this process (metrics read it). */
   let inFlight = 0;
 
-  // Group commits: calls arriving while a batch is written go together in the next one.
-  const reserveQueued = groupCommit((items: ReserveItem[]) => reserveBatch(deps.db, items));
-  const settleQueued = groupCommit((items: SettleItem[]) => settleBatch(deps.db, deps.bus, items));
+  const leases = createLeases({
+    db: deps.db,
+    bus: deps.bus,
+    log: deps.log,
+    calls: deps.lease?.calls ?? 32,
+    idleMs: deps.lease?.idleMs ?? 2_000,
+    staleMs: STALE_CALL_MS,
+    listen: deps.listen,
+  });
+
+  /**
+   * A call's in-progress row, so that a call interrupted by a crash is still on record (the
+   * sweeper marks it interrupted): written in group commits beside a call still running after
+   * START_RECORD_MS, not waited for. A shorter call is written once, finished. Settlement
+   * upserts the finished row, so whichever lands second leaves it finished.
+   */
+  const recordStart = groupCommit(async (rows: Array<typeof apiRequests.$inferInsert>) => {
+    await deps.db.insert(apiRequests).values(rows).onConflictDoNothing();
+    return rows.map(() => undefined);
+  });
 
   async function settle(opts: {
     call: GatewayCall;
-    requestId: string;
-    holds: Hold[];
-    balanceHold: bigint;
+    admission: Admission;
     usage: Usage;
     cost: bigint;
     status: 'succeeded' | 'failed' | 'cancelled';
     errorCode: string | null;
     startedAt: number;
   }) {
-    const alerts = await settleQueued({
-      requestId: opts.requestId,
-      projectId: opts.call.projectId,
-      model: opts.call.model,
-      holds: opts.holds,
-      balanceHold: opts.balanceHold,
-      charge: deps.billingMode === 'prepaid' ? opts.cost : 0n,
-      cost: opts.cost,
+    const latencyMs = Date.now() - opts.startedAt;
+    const alerts = await leases.settle({
+      admission: opts.admission,
+      columns: callColumns(opts.call),
+      startedAt: new Date(opts.startedAt),
       status: opts.status,
       errorCode: opts.errorCode,
       inputTokens: opts.usage.inputTokens,
       outputTokens: opts.usage.outputTokens,
       cacheWriteTokens: opts.usage.cacheWriteTokens ?? 0,
       cacheReadTokens: opts.usage.cacheReadTokens ?? 0,
-      latencyMs: Date.now() - opts.startedAt,
+      cost: opts.cost,
+      charge: deps.billingMode === 'prepaid' ? opts.cost : 0n,
+      latencyMs,
     });
     observe({
       model: opts.call.model,
@@ -261,7 +276,7 @@ export function createGateway(deps: GatewayDeps) {
       inputTokens: opts.usage.inputTokens,
       outputTokens: opts.usage.outputTokens,
       cost: opts.cost,
-      latencyMs: Date.now() - opts.startedAt,
+      latencyMs,
     });
     for (const { projectId, alert } of alerts) {
       await deps.onAlert?.(projectId, alert).catch(() => {});
@@ -270,17 +285,17 @@ export function createGateway(deps: GatewayDeps) {
 
   /**
    * The reservation: every applicable budget limit and, in prepaid mode, the balance hold
-   * the worst case, all or nothing, in a group commit (books.ts). A refusal throws the
-   * AppError.
+   * the worst case, all or nothing, from the project's lease (leases.ts). A refusal throws
+   * the AppError.
    */
-  async function reserve(call: GatewayCall, model: string, worst: bigint): Promise<Reservation> {
-    const result = await reserveQueued({
-      columns: { ...callColumns(call), model },
+  async function reserve(call: GatewayCall, model: string, worst: bigint): Promise<Admission> {
+    const columns = { ...callColumns(call), model };
+    const admission = await leases.admit(
+      columns,
       worst,
-      holdBalance: deps.billingMode === 'prepaid' && worst > 0n,
-    });
-    if (!result.ok) throw result.error;
-    return { requestId: result.requestId, holds: result.holds, balanceHold: result.balanceHold };
+      deps.billingMode === 'prepaid' && worst > 0n,
+    );
+    return admission;
   }
 
   /** What one route would cost at worst for this call, within the policy's output cap. */
@@ -310,7 +325,7 @@ export function createGateway(deps: GatewayDeps) {
     call: GatewayCall,
     p: Plan,
     provider: ModelProvider,
-    reserved: Reservation,
+    reserved: Admission,
     canFallBack: boolean,
   ): AsyncGenerator<ModelEvent, ModelError | null> {
     const startedAt = Date.now();
@@ -325,6 +340,15 @@ export function createGateway(deps: GatewayDeps) {
         'smartspace.project_id': call.projectId,
       },
     });
+    const recordTimer = setTimeout(() => {
+      recordStart({
+        id: reserved.requestId,
+        ...callColumns({ ...call, model: p.model }),
+        status: 'in_progress',
+        createdAt: new Date(startedAt),
+        heartbeatAt: new Date(),
+      }).catch((err: unknown) => deps.log.warn({ err }, 'could not record a call as started'));
+    }, START_RECORD_MS);
     const heartbeat = setInterval(() => {
       void deps.db
         .update(apiRequests)
@@ -359,6 +383,7 @@ export function createGateway(deps: GatewayDeps) {
       if (canFallBack && !started && status === 'failed' && isFallbackCause(e)) fallBackFrom = e;
       else throw e;
     } finally {
+      clearTimeout(recordTimer);
       clearInterval(heartbeat);
       inFlight--;
       // Without reported usage (the stream died), charge what was evidently consumed.
@@ -379,9 +404,7 @@ export function createGateway(deps: GatewayDeps) {
       if (errorCode) failSpan(span, { code: errorCode });
       await settle({
         call: { ...call, model: p.model },
-        requestId: reserved.requestId,
-        holds: reserved.holds,
-        balanceHold: reserved.balanceHold,
+        admission: reserved,
         usage: final,
         cost,
         status,
@@ -485,7 +508,7 @@ export function createGateway(deps: GatewayDeps) {
       ];
       let failure: ModelError | null = null;
       for (const [i, [p, routeProvider]] of routes.entries()) {
-        let reserved: Reservation;
+        let reserved: Admission;
         try {
           reserved = await reserve(call, p.model, p.worst);
         } catch (e) {
@@ -551,11 +574,26 @@ export function createGateway(deps: GatewayDeps) {
       });
     },
 
+    /** Returns every budget lease with no call in flight now (before checking the books). */
+    releaseLeases: () => leases.releaseIdle(),
+
+    /** A project's budget limits changed here: its lease goes back, its limits are read again. */
+    forgetBudget: (projectId: string) => leases.forget(projectId),
+
+    /** Budget leases this instance holds (metrics). */
+    leasesHeld: () => leases.held(),
+
+    /** Stops lease upkeep and returns the leases (shutdown, after the callers stopped). */
+    close: () => leases.close(),
+
     /**
-     * Releases reservations of calls whose process died (stale heartbeat): holds go back,
-     * nothing is charged (the usage is unknown), the row is marked failed.
+     * For instances that died: their budget leases go back to the rows (stale heartbeat), and
+     * their calls left in progress are marked failed `gateway.interrupted`, nothing charged
+     * (the usage is unknown). A call from before leases also held its own reservation: its
+     * holds go back. Resolves to the calls and leases released.
      */
     async sweep(staleMs = STALE_CALL_MS): Promise<number> {
+      const leasesReturned = await sweepLeases(deps.db, staleMs);
       const stale = await deps.db
         .select()
         .from(apiRequests)
@@ -599,7 +637,7 @@ export function createGateway(deps: GatewayDeps) {
           }
         });
       }
-      return released;
+      return released + leasesReturned;
     },
   };
 }

@@ -7,6 +7,7 @@ import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { Page } from '../../lib/pagination';
 import type { RateLimiter } from '../../lib/rate-limit';
+import { notifyBudgetChange } from '../budgets/budgets.service';
 import { budgetLimits } from '../budgets/budgets.table';
 import type { Conversation, Message } from '../chat/chat.dto';
 import * as chat from '../chat/chat.service';
@@ -59,6 +60,7 @@ export async function applyHelpBudget(db: Db, perDay: bigint): Promise<void> {
   );
   if (perDay === 0n) {
     await db.delete(budgetLimits).where(identity);
+    await notifyBudgetChange(db, HELP_PROJECT_ID);
     return;
   }
   await db
@@ -80,6 +82,7 @@ export async function applyHelpBudget(db: Db, perDay: bigint): Promise<void> {
       ],
       set: { amount: perDay },
     });
+  await notifyBudgetChange(db, HELP_PROJECT_ID);
 }
 
 /** The help project's documents as stored: names and passages in order. */
