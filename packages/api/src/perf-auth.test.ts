@@ -124,6 +124,109 @@ describe('project calls in one query', () => {
   });
 });
 
+const conversationNotFound = { code: 'NOT_FOUND', appCode: 'chat.conversation_not_found' };
+
+describe('resource calls in one query (session, owner and membership)', () => {
+  async function conversationIn(role: 'viewer' | 'member' | 'admin') {
+    const { member, projectId } = await projectWith(role);
+    const conversation = await t
+      .caller(owner.accessToken)
+      .chat.conversations.create({ projectId, title: 'Resource' });
+    return { member, projectId, conversationId: conversation.id };
+  }
+
+  it('answers as the three reads did: members by role, strangers and missing ids alike', async () => {
+    const { member, projectId, conversationId } = await conversationIn('viewer');
+    const as = t.caller(member.accessToken);
+    expect((await as.chat.conversations.get({ conversationId })).id).toBe(conversationId);
+    expect(await failure(as.chat.conversations.update({ conversationId, title: 'No' }))).toEqual(
+      forbidden,
+    );
+    const outsider = await t.signUp('Outsider');
+    expect(
+      await failure(t.caller(outsider.accessToken).chat.conversations.get({ conversationId })),
+    ).toEqual(conversationNotFound);
+    expect(
+      await failure(as.chat.conversations.get({ conversationId: crypto.randomUUID() })),
+    ).toEqual(conversationNotFound);
+    // An id of another kind of resource (the project's own) is no conversation.
+    expect(await failure(as.chat.conversations.get({ conversationId: projectId }))).toEqual(
+      conversationNotFound,
+    );
+  });
+
+  it('keeps the order of checks: sign-in, the id, the membership, the rest', async () => {
+    const { member, conversationId } = await conversationIn('viewer');
+    expect(
+      await failure(t.caller(null).chat.conversations.get({ conversationId: 'nope' })),
+    ).toEqual(unauthorized);
+    expect(await failure(t.caller('garbage').chat.conversations.get({ conversationId }))).toEqual(
+      unauthorized,
+    );
+    expect(
+      (
+        await failure(
+          t.caller(member.accessToken).chat.conversations.get({ conversationId: 'nope' }),
+        )
+      ).code,
+    ).toBe('BAD_REQUEST');
+    const outsider = await t.signUp('Outsider');
+    expect(
+      await failure(
+        t.caller(outsider.accessToken).chat.conversations.update({ conversationId, title: '' }),
+      ),
+    ).toEqual(conversationNotFound);
+  });
+
+  it('a role lowered, a member removed, the resource deleted: the next call sees it', async () => {
+    const { member, projectId, conversationId } = await conversationIn('member');
+    const as = t.caller(member.accessToken);
+    expect((await as.chat.conversations.update({ conversationId, title: 'Mine' })).title).toBe(
+      'Mine',
+    );
+    await t
+      .caller(owner.accessToken)
+      .projects.members.updateRole({ projectId, userId: member.user.id, role: 'viewer' });
+    expect(await failure(as.chat.conversations.update({ conversationId, title: 'x' }))).toEqual(
+      forbidden,
+    );
+    await t
+      .caller(owner.accessToken)
+      .projects.members.remove({ projectId, userId: member.user.id });
+    expect(await failure(as.chat.conversations.get({ conversationId }))).toEqual(
+      conversationNotFound,
+    );
+    await t.caller(owner.accessToken).chat.conversations.delete({ conversationId });
+    expect(
+      await failure(t.caller(owner.accessToken).chat.conversations.get({ conversationId })),
+    ).toEqual(conversationNotFound);
+  });
+
+  it('a project API key reaches only its own project’s resources, at its own role', async () => {
+    const { member, projectId, conversationId } = await conversationIn('admin');
+    const key = await t
+      .caller(member.accessToken)
+      .apiKeys.create({ projectId, name: 'k', role: 'viewer' });
+    const asKey = t.caller(key.secret);
+    expect((await asKey.chat.conversations.get({ conversationId })).id).toBe(conversationId);
+    expect(await failure(asKey.chat.conversations.update({ conversationId, title: 'x' }))).toEqual(
+      forbidden,
+    );
+    const other = await conversationIn('admin');
+    expect(
+      await failure(asKey.chat.conversations.get({ conversationId: other.conversationId })),
+    ).toEqual(conversationNotFound);
+  });
+
+  it('a session that ends stops the next resource call', async () => {
+    const { member, conversationId } = await conversationIn('viewer');
+    const as = t.caller(member.accessToken);
+    expect((await as.chat.conversations.get({ conversationId })).id).toBe(conversationId);
+    await t.caller().auth.logout({ refreshToken: member.refreshToken });
+    expect(await failure(as.chat.conversations.get({ conversationId }))).toEqual(unauthorized);
+  });
+});
+
 describe('a session that ends stops the next call, on both paths', () => {
   it('logout', async () => {
     const { member, projectId } = await projectWith('viewer');

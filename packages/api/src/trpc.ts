@@ -4,15 +4,21 @@
  */
 import { SpanKind } from '@opentelemetry/api';
 import { getTRPCErrorFromUnknown, initTRPC, TRPCError } from '@trpc/server';
+import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Authentication, Context, Principal } from './context';
-import type { Db } from './db/client';
+import { type Db, rowsOf } from './db/client';
 import { type Actor, keyActor, userActor } from './lib/actor';
 import { AppError, type AppErrorCode, appErrorCodes, genericAppCodes } from './lib/errors';
 import { rawInputIssues } from './lib/input';
 import { failSpan, tracer } from './lib/tracing';
 import { isServiceUnavailable, serviceUnavailable } from './lib/unavailable';
-import type { AuthUser, ProjectAccess } from './modules/auth/auth.service';
+import type {
+  AuthUser,
+  ProjectAccess,
+  ResourceAccess,
+  ResourceOwner,
+} from './modules/auth/auth.service';
 import { type Membership, requireMembership } from './modules/projects/projects.service';
 import type { ProjectRow } from './modules/projects/projects.table';
 import { type ProjectRole, roleAtLeast } from './modules/projects/roles';
@@ -344,31 +350,78 @@ export function projectProcedure(minRole: ProjectRole) {
 }
 
 /**
- * For procedures addressed by a resource id (conversationId, replyId, ...): `resolve` finds
- * the owning project, then the same membership rule applies. A resource in a project the
- * caller is not in answers `notFound`, exactly as one that does not exist.
+ * For procedures addressed by a resource id (conversationId, replyId, ...): `owner` finds the
+ * owning project, then the same membership rule applies. A resource in a project the caller
+ * is not in answers `notFound`, exactly as one that does not exist. For a session the check
+ * is one round trip: the session, the owner and the membership in one query, keyed by the
+ * raw input's `id` field when it has the form of a uuid (before the input is parsed, as for
+ * every signed-in call); otherwise, and for API keys, the owner and membership are read after.
  */
-export function resourceProcedure<S extends z.ZodObject>(
+export function resourceProcedure<S extends z.ZodObject, K extends keyof z.output<S> & string>(
   minRole: ProjectRole,
   opts: {
     input: S;
+    /** The input field holding the resource's id. */
+    id: K;
     notFound: AppErrorCode;
-    resolve: (args: { db: Db; input: z.output<S> }) => Promise<string | null>;
+    owner: ResourceOwner;
   },
 ) {
-  const member = authedProcedure.meta({ auth: { project: minRole } });
-  return member.input(opts.input).use(async ({ ctx, input, next }) => {
-    const missing = () => new AppError(opts.notFound, 'Not found');
-    const projectId = await opts.resolve({ db: ctx.db, input: input as z.output<S> });
-    if (!projectId) throw missing();
-    // For the request's log line and span: the project the resource belongs to.
-    if (ctx.req.trail) ctx.req.trail.projectId = projectId;
-    const { membership } = await membershipOf(ctx, projectId).catch((e: unknown) => {
-      throw e instanceof AppError && e.code === 'projects.not_found' ? missing() : e;
+  const admitUserInResource = t.middleware(({ ctx, meta, path, type, getRawInput, next }) =>
+    traced(ctx, path, type, async () => {
+      let caller: ReturnType<typeof callerContext> & { resourceAccess: ResourceAccess | null };
+      try {
+        const raw = await admit(ctx, getRawInput);
+        const rawId =
+          typeof raw === 'object' && raw !== null
+            ? (raw as Record<string, unknown>)[opts.id]
+            : null;
+        const { auth, access } =
+          typeof rawId === 'string' && UUID.test(rawId)
+            ? await ctx.authenticateInResource(opts.owner, rawId)
+            : { auth: await ctx.authenticate(), access: undefined };
+        const principal = callerOf(auth, meta);
+        caller = { ...callerContext(principal, ctx.req), resourceAccess: access ?? null };
+      } catch (e) {
+        throw mapAppError(e);
+      }
+      return mapAppErrors(await next({ ctx: caller }));
+    }),
+  );
+  return t.procedure
+    .meta({ auth: { project: minRole } })
+    .use(admitUserInResource)
+    .input(opts.input)
+    .use(async ({ ctx, input, next }) => {
+      const missing = () => new AppError(opts.notFound, 'Not found');
+      const id = String((input as z.output<S>)[opts.id]);
+      const access = ctx.resourceAccess;
+      let membership: Membership;
+      if (access && access.resourceId === id) {
+        if (!access.member) throw missing();
+        membership = {
+          projectId: access.member.projectId,
+          userId: ctx.user.id,
+          role: access.member.role,
+        };
+      } else {
+        const [row] = rowsOf<{ projectId: string | null }>(
+          await ctx.db.execute(sql`select ${opts.owner.project(sql`${id}`)} as "projectId"`),
+        );
+        const projectId = row?.projectId;
+        if (!projectId) throw missing();
+        ({ membership } = await membershipOf(ctx, projectId).catch((e: unknown) => {
+          throw e instanceof AppError && e.code === 'projects.not_found' ? missing() : e;
+        }));
+      }
+      // For the request's log line and span: the project the resource belongs to.
+      if (ctx.req.trail) ctx.req.trail.projectId = membership.projectId;
+      if (!roleAtLeast(membership.role, minRole)) {
+        throw new AppError(
+          'projects.role_insufficient',
+          `This needs the ${minRole} role or higher`,
+        );
+      }
+      return next({ ctx: { membership } });
     });
-    if (!roleAtLeast(membership.role, minRole)) {
-      throw new AppError('projects.role_insufficient', `This needs the ${minRole} role or higher`);
-    }
-    return next({ ctx: { membership } });
-  });
 }

@@ -1,4 +1,5 @@
 import SwaggerParser from '@apidevtools/swagger-parser';
+import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { appErrorCodes } from '../lib/errors';
@@ -37,7 +38,8 @@ const sample = router({
     watch: resourceProcedure('viewer', {
       input: z.object({ threadId: z.uuid() }),
       notFound: 'chat.conversation_not_found',
-      resolve: async () => null,
+      id: 'threadId',
+      owner: { name: 'thread', project: () => sql`null::uuid` },
     })
       .input(z.object({ lastEventId: z.string().optional() }))
       .subscription(async function* () {}),

@@ -1,9 +1,14 @@
 import { z } from 'zod';
 import { authedProcedure, projectProcedure, resourceProcedure, router } from '../../trpc';
+import { ownedBy } from '../auth/auth.service';
 import { projectMcpTools } from '../mcp/mcp.tools';
 import { requireMembership } from '../projects/projects.service';
 import * as agents from './agents.service';
+import { agents as agentsTable } from './agents.table';
 import { toolCatalogue } from './tools/registry';
+
+/** An agent belongs to the project in its row. */
+export const agentOwner = ownedBy('agent', agentsTable, agentsTable.id, agentsTable.projectId);
 
 const fields = {
   name: z.string().trim().min(1).max(100),
@@ -26,7 +31,8 @@ const inAgent = (minRole: 'viewer' | 'admin') =>
   resourceProcedure(minRole, {
     input: z.object({ agentId: z.uuid() }),
     notFound: 'agents.not_found',
-    resolve: ({ db, input }) => agents.projectOfAgent(db, input.agentId),
+    id: 'agentId',
+    owner: agentOwner,
   });
 
 export const agentsRouter = router({

@@ -178,14 +178,6 @@ export async function listAgents(db: Db, projectId: string): Promise<Agent[]> {
   return rows.map(toAgent);
 }
 
-export async function projectOfAgent(db: Db, agentId: string): Promise<string | null> {
-  const [row] = await db
-    .select({ projectId: agents.projectId })
-    .from(agents)
-    .where(eq(agents.id, agentId));
-  return row?.projectId ?? null;
-}
-
 /** Deleting an agent also drops it from other agents' handoffs. */
 export async function deleteAgent(db: Db, agent: { id: string; projectId: string }) {
   await db.transaction(async (tx) => {

@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import { instantInput } from '../../lib/input';
 import { projectProcedure, resourceProcedure, router } from '../../trpc';
+import { ownedBy } from '../auth/auth.service';
 import { projectRole } from '../projects/projects.table';
 import * as apiKeys from './api-keys.service';
+import { apiKeys as apiKeysTable } from './api-keys.table';
 
 const MAX_LIFETIME_MS = 10 * 366 * 24 * 60 * 60 * 1000;
 
@@ -47,7 +49,8 @@ export const apiKeysRouter = router({
   revoke: resourceProcedure('viewer', {
     input: z.object({ keyId: z.uuid() }),
     notFound: 'apiKeys.not_found',
-    resolve: ({ db, input }) => apiKeys.keyProjectId(db, input.keyId),
+    id: 'keyId',
+    owner: ownedBy('api_key', apiKeysTable, apiKeysTable.id, apiKeysTable.projectId),
   })
     .meta({
       keys: false,

@@ -4,11 +4,13 @@ import { formatUsdc, usdcAmount } from '../../lib/money';
 import { liveTopic } from '../../realtime/subscriptions';
 import { projectProcedure, resourceProcedure, router } from '../../trpc';
 import { keyProjectId } from '../api-keys/api-keys.service';
+import { ownedBy } from '../auth/auth.service';
 import { getBalance } from '../billing/billing.service';
 import { requireMembership } from '../projects/projects.service';
 import { spentThisMonth } from '../usage/usage.service';
 import { type BudgetAlert, budgetTopic } from './budgets.dto';
 import * as budgets from './budgets.service';
+import { budgetLimits } from './budgets.table';
 
 export const budgetsRouter = router({
   /** Balance, limits with their current-period spend, and this calendar month's spend. */
@@ -75,7 +77,8 @@ export const budgetsRouter = router({
   removeLimit: resourceProcedure('admin', {
     input: z.object({ limitId: z.uuid() }),
     notFound: 'budget.limit_not_found',
-    resolve: ({ db, input }) => budgets.projectOfLimit(db, input.limitId),
+    id: 'limitId',
+    owner: ownedBy('budget_limit', budgetLimits, budgetLimits.id, budgetLimits.projectId),
   }).mutation(async ({ ctx, input }) => {
     await budgets.removeLimit({
       db: ctx.db,

@@ -170,14 +170,6 @@ async function upsertLimit(opts: LimitSetting & { db: Db }): Promise<BudgetLimit
   return limit;
 }
 
-export async function projectOfLimit(db: Db, limitId: string): Promise<string | null> {
-  const [row] = await db
-    .select({ projectId: budgetLimits.projectId })
-    .from(budgetLimits)
-    .where(eq(budgetLimits.id, limitId));
-  return row?.projectId ?? null;
-}
-
 export async function removeLimit(opts: {
   db: Db;
   actor: Actor;

@@ -1,16 +1,34 @@
+import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { listInput } from '../../lib/pagination';
 import { liveTopic } from '../../realtime/subscriptions';
 import { projectProcedure, resourceProcedure, router } from '../../trpc';
+import { ownedBy, type ResourceOwner } from '../auth/auth.service';
 import { type ChatEvent, conversationTopic } from './chat.dto';
 import * as chat from './chat.service';
+import { conversations, messages } from './chat.table';
+
+/** A message belongs to its conversation's project. */
+const messageOwner: ResourceOwner = {
+  name: 'message',
+  project: (id) =>
+    sql`(select ${conversations.projectId} from ${messages} join ${conversations} on ${conversations.id} = ${messages.conversationId} where ${messages.id} = ${id})`,
+};
+
+/** A reply is an assistant message. */
+const replyOwner: ResourceOwner = {
+  name: 'reply',
+  project: (id) =>
+    sql`(select ${conversations.projectId} from ${messages} join ${conversations} on ${conversations.id} = ${messages.conversationId} where ${messages.id} = ${id} and ${messages.role} = 'assistant')`,
+};
 
 const conversationInput = z.object({ conversationId: z.uuid() });
 const inConversation = (minRole: 'viewer' | 'member') =>
   resourceProcedure(minRole, {
     input: conversationInput,
     notFound: 'chat.conversation_not_found',
-    resolve: ({ db, input }) => chat.projectOfConversation(db, input.conversationId),
+    id: 'conversationId',
+    owner: ownedBy('conversation', conversations, conversations.id, conversations.projectId),
   });
 
 const modelInput = z.string().min(1).max(100);
@@ -157,7 +175,8 @@ export const chatRouter = router({
   edit: resourceProcedure('member', {
     input: z.object({ messageId: z.uuid() }),
     notFound: 'chat.message_not_found',
-    resolve: ({ db, input }) => chat.projectOfMessage(db, input.messageId),
+    id: 'messageId',
+    owner: messageOwner,
   })
     .meta({
       description:
@@ -189,7 +208,8 @@ export const chatRouter = router({
   cancel: resourceProcedure('member', {
     input: z.object({ replyId: z.uuid() }),
     notFound: 'chat.reply_not_found',
-    resolve: ({ db, input }) => chat.projectOfReply(db, input.replyId),
+    id: 'replyId',
+    owner: replyOwner,
   }).mutation(async ({ ctx, input }) => {
     await ctx.replies.cancel(input.replyId);
     return { ok: true as const };

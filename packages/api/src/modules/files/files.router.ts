@@ -9,9 +9,11 @@ import {
   router,
   toTRPCError,
 } from '../../trpc';
+import { ownedBy } from '../auth/auth.service';
 import { requireMembership } from '../projects/projects.service';
 import { roleAtLeast } from '../projects/roles';
 import * as filesService from './files.service';
+import { files } from './files.table';
 import { tooLarge } from './sniff';
 
 const uploadFields = z.object({
@@ -90,7 +92,8 @@ export const filesRouter = router({
   delete: resourceProcedure('admin', {
     input: z.object({ fileId: z.uuid() }),
     notFound: 'files.not_found',
-    resolve: ({ db, input }) => filesService.projectOfFile(db, input.fileId),
+    id: 'fileId',
+    owner: ownedBy('file', files, files.id, files.projectId),
   }).mutation(({ ctx, input }) =>
     filesService.deleteFile({
       db: ctx.db,

@@ -125,14 +125,6 @@ export async function listFiles(opts: {
   return toPage(rows, opts.limit, (r) => ({ at: r.createdAt, id: r.id }), toStoredFile);
 }
 
-export async function projectOfFile(db: Db, fileId: string): Promise<string | null> {
-  const [row] = await db
-    .select({ projectId: files.projectId })
-    .from(files)
-    .where(eq(files.id, fileId));
-  return row?.projectId ?? null;
-}
-
 /**
  * Removes the row, its document and passages, and the audit event in one transaction, then
  * the blob. Should the blob delete fail, the blob is an orphan the sweeper removes; the

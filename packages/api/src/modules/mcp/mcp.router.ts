@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { projectProcedure, resourceProcedure, router } from '../../trpc';
+import { ownedBy } from '../auth/auth.service';
 import * as mcp from './mcp.service';
+import { mcpServers } from './mcp.table';
 import { SERVER_NAME_MAX } from './names';
 import { mcpRuntime } from './runtime';
 
@@ -21,7 +23,8 @@ const inServer = (minRole: 'viewer' | 'admin') =>
   resourceProcedure(minRole, {
     input: z.object({ serverId: z.uuid() }),
     notFound: 'mcp.not_found',
-    resolve: ({ db, input }) => mcp.projectOfServer(db, input.serverId),
+    id: 'serverId',
+    owner: ownedBy('mcp_server', mcpServers, mcpServers.id, mcpServers.projectId),
   });
 
 export const mcpRouter = router({

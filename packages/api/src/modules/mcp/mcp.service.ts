@@ -98,14 +98,6 @@ export async function listServers(db: Db, projectId: string): Promise<McpServerI
   return rows.map((r) => toServerInfo(r, tools));
 }
 
-export async function projectOfServer(db: Db, serverId: string): Promise<string | null> {
-  const [row] = await db
-    .select({ projectId: mcpServers.projectId })
-    .from(mcpServers)
-    .where(eq(mcpServers.id, serverId));
-  return row?.projectId ?? null;
-}
-
 async function serverRow(db: Db, serverId: string): Promise<McpServerRow> {
   const [row] = await db.select().from(mcpServers).where(eq(mcpServers.id, serverId));
   if (!row) throw notFound();

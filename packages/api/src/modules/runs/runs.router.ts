@@ -7,19 +7,22 @@ import { AppError } from '../../lib/errors';
 import { listInput } from '../../lib/pagination';
 import { liveTopic } from '../../realtime/subscriptions';
 import { projectProcedure, resourceProcedure, router } from '../../trpc';
-import { projectOfAgent } from '../agents/agents.service';
+import { agentOwner } from '../agents/agents.router';
+import { ownedBy } from '../auth/auth.service';
 import { type ProjectRole, roleAtLeast } from '../projects/roles';
 import { decideApproval } from './approvals';
 import type { Runner } from './runner';
 import type { RunApproval, RunEvent } from './runs.dto';
 import { runTopic } from './runs.dto';
 import * as runs from './runs.service';
+import { runs as runsTable } from './runs.table';
 
 const inRun = (minRole: 'viewer' | 'member') =>
   resourceProcedure(minRole, {
     input: z.object({ runId: z.uuid() }),
     notFound: 'runs.not_found',
-    resolve: ({ db, input }) => runs.projectOfRun(db, input.runId),
+    id: 'runId',
+    owner: ownedBy('run', runsTable, runsTable.id, runsTable.projectId),
   });
 
 /** approve/reject: project members of the configured role, checked in `decide`. */
@@ -73,7 +76,8 @@ export const runsRouter = router({
       idempotencyKey: z.string().min(1).max(200).optional(),
     }),
     notFound: 'agents.not_found',
-    resolve: ({ db, input }) => projectOfAgent(db, input.agentId),
+    id: 'agentId',
+    owner: agentOwner,
   }).mutation(async ({ ctx, input }) => {
     const { run, created } = await runs.startRun({
       db: ctx.db,
