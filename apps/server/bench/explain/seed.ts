@@ -176,6 +176,20 @@ export async function seed(
        from generate_series(1, ${p.apiRequests}) g`,
     ],
     [
+      'usage_daily',
+      p.apiRequests,
+      // The calls summed per day and dimension, as the gateway keeps them (usage.summary).
+      `insert into usage_daily (project_id, day, dimension, key, requests, input_tokens,
+         output_tokens, cache_write_tokens, cache_read_tokens, cost)
+       select r.project_id, (r.created_at at time zone 'UTC')::date, d.dimension, d.key, count(*),
+         sum(r.input_tokens), sum(r.output_tokens), sum(r.cache_write_tokens),
+         sum(r.cache_read_tokens), sum(r.cost)
+       from api_requests r cross join lateral (values ('all', null), ('model', r.model),
+         ('agent', r.agent_id::text), ('member', r.user_id::text), ('key', r.key_id::text))
+         as d(dimension, key)
+       group by 1, 2, 3, 4`,
+    ],
+    [
       'audit_events',
       p.auditEvents,
       // Interleaved (every third row the hot project's) and in time order, as the log grows.

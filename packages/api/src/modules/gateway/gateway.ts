@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { SpanKind } from '@opentelemetry/api';
-import { and, eq, lt } from 'drizzle-orm';
+import { and, eq, lt, sql } from 'drizzle-orm';
 import {
   ModelError,
   type ModelEvent,
@@ -11,7 +12,7 @@ import {
 } from '../../ai/provider';
 import type { ModelRegistry } from '../../ai/registry';
 import type { Config } from '../../config';
-import type { Db } from '../../db/client';
+import { type Db, rowsOf } from '../../db/client';
 import type { EventBus } from '../../events/bus';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
@@ -23,6 +24,7 @@ import type { BudgetAlert } from '../budgets/budgets.dto';
 import { settleBudgets } from '../budgets/budgets.service';
 import type { PolicyCache } from '../policies/policies.cache';
 import type { loadRules } from '../policies/policies.service';
+import { ROLLUP_COLUMNS, recordFinished, rollUpFrom } from '../usage/usage.service';
 import { apiRequestHolds, apiRequests } from '../usage/usage.table';
 import { groupCommit } from './books';
 import { estimateInputTokens, estimateOutputTokens } from './estimate';
@@ -168,15 +170,28 @@ export const STALE_CALL_MS = 60_000;
  */
 export function createGateway(deps: GatewayDeps) {
   async function deny(call: GatewayCall, error: AppError): Promise<never> {
-    await deps.db
-      .insert(apiRequests)
-      .values({
-        ...callColumns(call),
+    const c = callColumns(call);
+    await recordFinished(deps.db, [
+      {
+        id: randomUUID(),
+        project_id: c.projectId,
+        user_id: c.userId,
+        key_id: c.keyId,
+        agent_id: c.agentId,
+        run_id: c.runId,
+        conversation_id: c.conversationId,
+        source: c.source,
+        model: c.model,
         status: 'denied',
-        errorCode: error.code,
-        finishedAt: new Date(),
-      })
-      .catch((err: unknown) => deps.log.warn({ err }, 'could not record a denied call'));
+        error_code: error.code,
+        input_tokens: 0,
+        output_tokens: 0,
+        cache_write_tokens: 0,
+        cache_read_tokens: 0,
+        cost: '0',
+        latency_ms: null,
+      },
+    ]).catch((err: unknown) => deps.log.warn({ err }, 'could not record a denied call'));
     observe({
       model: call.model,
       source: call.source,
@@ -610,17 +625,17 @@ export function createGateway(deps: GatewayDeps) {
           .from(apiRequestHolds)
           .where(eq(apiRequestHolds.requestId, r.id));
         await deps.db.transaction(async (tx) => {
-          const [row] = await tx
-            .update(apiRequests)
-            .set({
-              status: 'failed',
-              errorCode: 'gateway.interrupted',
-              reserved: 0n,
-              finishedAt: new Date(),
-              heartbeatAt: null,
-            })
-            .where(and(eq(apiRequests.id, r.id), eq(apiRequests.status, 'in_progress')))
-            .returning({ id: apiRequests.id });
+          // Marked interrupted and added to the day's usage, once (another sweeper may race).
+          const marked = await tx.execute(
+            sql`with req as (
+              update api_requests set status = 'failed', error_code = 'gateway.interrupted',
+                reserved = 0, finished_at = now(), heartbeat_at = null
+              where id = ${r.id} and status = 'in_progress'
+              returning ${ROLLUP_COLUMNS}
+            ), roll as (${rollUpFrom('req')})
+            select count(*)::int as n from req`,
+          );
+          const row = (rowsOf<{ n: number }>(marked)[0]?.n ?? 0) > 0;
           if (!row) return;
           released++;
           await settleBudgets({ tx, bus: deps.bus, projectId: r.projectId, holds, cost: 0n });

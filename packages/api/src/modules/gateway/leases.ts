@@ -12,7 +12,12 @@ import { type BudgetAlert, budgetTopic } from '../budgets/budgets.dto';
 import { BUDGETS_CHANNEL, settleBudgets } from '../budgets/budgets.service';
 import { budgetAlerts, budgetLimits, budgetUsage } from '../budgets/budgets.table';
 import { periodStart } from '../budgets/periods';
-import { apiRequests } from '../usage/usage.table';
+import {
+  type FinishedRequest,
+  finishedRequests,
+  recordFinished,
+  rollUpFrom,
+} from '../usage/usage.service';
 import { groupCommit } from './books';
 import { gatewayLeaseHolds, gatewayLeases } from './leases.table';
 
@@ -780,14 +785,7 @@ export function createLeases(opts: LeaseOptions) {
           metadata: { requestId: s.admission.requestId, model: s.columns.model },
         });
       }
-      await tx
-        .insert(apiRequests)
-        .values(requestRow(s, new Date()))
-        .onConflictDoUpdate({
-          target: apiRequests.id,
-          set: { status: s.status, cost: s.cost, finishedAt: new Date(), heartbeatAt: null },
-          where: eq(apiRequests.status, 'in_progress'),
-        });
+      await recordFinished(tx, [finishedRow(s)]);
       return alerts.map((alert) => ({ projectId, alert }));
     });
   }
@@ -1000,28 +998,7 @@ function settleStatement(plans: Array<{ s: Settlement; takes: bigint[]; charge: 
       });
     }
   }
-  const requestsIn = json(
-    plans.map(({ s }) => ({
-      id: s.admission.requestId,
-      project_id: s.columns.projectId,
-      user_id: s.columns.userId,
-      key_id: s.columns.keyId,
-      agent_id: s.columns.agentId,
-      run_id: s.columns.runId,
-      conversation_id: s.columns.conversationId,
-      source: s.columns.source,
-      model: s.columns.model,
-      status: s.status,
-      error_code: s.errorCode,
-      input_tokens: s.inputTokens,
-      output_tokens: s.outputTokens,
-      cache_write_tokens: s.cacheWriteTokens,
-      cache_read_tokens: s.cacheReadTokens,
-      cost: s.cost,
-      latency_ms: s.latencyMs,
-      created_at: s.startedAt,
-    })),
-  );
+  const requestsIn = plans.map(({ s }) => finishedRow(s));
   const query = sql`
     with l as (
       update gateway_leases g
@@ -1061,28 +1038,8 @@ function settleStatement(plans: Array<{ s: Settlement; takes: bigint[]; charge: 
           as x(project_id uuid, amount text, later text, reference text, metadata jsonb)
         join bal on bal.project_id = x.project_id
       returning 1
-    ), req as (
-      insert into api_requests (id, project_id, user_id, key_id, agent_id, run_id,
-        conversation_id, source, model, status, error_code, input_tokens, output_tokens,
-        cache_write_tokens, cache_read_tokens, cost, reserved, latency_ms, created_at,
-        finished_at, heartbeat_at)
-      select x.id, x.project_id, x.user_id, x.key_id, x.agent_id, x.run_id, x.conversation_id,
-        x.source::request_source, x.model, x.status::request_status, x.error_code,
-        x.input_tokens, x.output_tokens, x.cache_write_tokens, x.cache_read_tokens,
-        x.cost::bigint, 0, x.latency_ms, x.created_at, now(), null
-      from jsonb_to_recordset(${requestsIn}::jsonb) as x(id uuid, project_id uuid, user_id uuid,
-        key_id uuid, agent_id uuid, run_id uuid, conversation_id uuid, source text, model text,
-        status text, error_code text, input_tokens int, output_tokens int,
-        cache_write_tokens int, cache_read_tokens int, cost text, latency_ms int,
-        created_at timestamptz)
-      on conflict (id) do update set status = excluded.status, error_code = excluded.error_code,
-        input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
-        cache_write_tokens = excluded.cache_write_tokens,
-        cache_read_tokens = excluded.cache_read_tokens, cost = excluded.cost, reserved = 0,
-        latency_ms = excluded.latency_ms, finished_at = excluded.finished_at, heartbeat_at = null
-      -- Once: a row the sweeper already marked interrupted stays as it is.
-      where api_requests.status = 'in_progress'
-      returning 1
+    ), req as (${finishedRequests(requestsIn)}
+    ), roll as (${rollUpFrom('req')}
     )
     select (select count(*)::int from l) as leases,
       (select count(*) from h) + (select count(*) from led) + (select count(*) from req) as written,
@@ -1155,22 +1112,27 @@ export async function sweepLeases(db: Db, staleMs: number): Promise<number> {
   return returned;
 }
 
-function requestRow(s: Settlement, finishedAt: Date): typeof apiRequests.$inferInsert {
+/** A settled call's usage row. */
+function finishedRow(s: Settlement): FinishedRequest {
   return {
     id: s.admission.requestId,
-    ...s.columns,
+    project_id: s.columns.projectId,
+    user_id: s.columns.userId,
+    key_id: s.columns.keyId,
+    agent_id: s.columns.agentId,
+    run_id: s.columns.runId,
+    conversation_id: s.columns.conversationId,
+    source: s.columns.source,
+    model: s.columns.model,
     status: s.status,
-    errorCode: s.errorCode,
-    inputTokens: s.inputTokens,
-    outputTokens: s.outputTokens,
-    cacheWriteTokens: s.cacheWriteTokens,
-    cacheReadTokens: s.cacheReadTokens,
-    cost: s.cost,
-    reserved: 0n,
-    latencyMs: s.latencyMs,
-    createdAt: s.startedAt,
-    finishedAt,
-    heartbeatAt: null,
+    error_code: s.errorCode,
+    input_tokens: s.inputTokens,
+    output_tokens: s.outputTokens,
+    cache_write_tokens: s.cacheWriteTokens,
+    cache_read_tokens: s.cacheReadTokens,
+    cost: s.cost.toString(),
+    latency_ms: s.latencyMs,
+    created_at: s.startedAt,
   };
 }
 

@@ -1,12 +1,14 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  date,
   index,
   integer,
   pgEnum,
   pgTable,
   text,
   timestamp,
+  unique,
   uuid,
 } from 'drizzle-orm/pg-core';
 
@@ -77,4 +79,28 @@ export const apiRequestHolds = pgTable(
     amount: bigint('amount', { mode: 'bigint' }).notNull(),
   },
   (t) => [index('api_request_holds_request_idx').on(t.requestId)],
+);
+
+/**
+ * Finished calls summed per project and UTC day of their start, once per dimension
+ * usage.summary groups by: `all` (the day's totals; key null), `model`, `agent`, `member` and
+ * `key` (the key is that column's value, null when the call had none). A summary then reads
+ * one row per day and key instead of every call. Written in the same statement as the calls'
+ * finished rows (rollUpFrom in usage.service.ts).
+ */
+export const usageDaily = pgTable(
+  'usage_daily',
+  {
+    projectId: uuid('project_id').notNull(),
+    day: date('day', { mode: 'string' }).notNull(),
+    dimension: text('dimension').notNull(),
+    key: text('key'),
+    requests: bigint('requests', { mode: 'number' }).notNull(),
+    inputTokens: bigint('input_tokens', { mode: 'number' }).notNull(),
+    outputTokens: bigint('output_tokens', { mode: 'number' }).notNull(),
+    cacheWriteTokens: bigint('cache_write_tokens', { mode: 'number' }).notNull(),
+    cacheReadTokens: bigint('cache_read_tokens', { mode: 'number' }).notNull(),
+    cost: bigint('cost', { mode: 'bigint' }).notNull(),
+  },
+  (t) => [unique('usage_daily_key').on(t.projectId, t.dimension, t.day, t.key).nullsNotDistinct()],
 );
