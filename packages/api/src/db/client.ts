@@ -199,10 +199,12 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
+  // Trigram indexes serve the users search (migration 0025), as on PostgreSQL.
+  const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
   const memory = dataDir.startsWith('memory://');
   const path = memory ? dataDir : join(dataDir, 'pgdata');
   if (!memory) await mkdir(path, { recursive: true });
-  const client = await PGlite.create(path);
+  const client = await PGlite.create(path, { extensions: { pg_trgm } });
   const db = drizzle(client, { schema }) as unknown as Db;
   const locks = new Set<number>();
   return {

@@ -19,6 +19,9 @@ export const users = pgTable(
   (t) => [
     check('users_email_normalised', sql`${t.email} = lower(btrim(${t.email}))`),
     index('users_created_at_idx').on(t.createdAt, t.id),
+    // The admin search (`ilike '%text%'` on either): trigram indexes (pg_trgm).
+    index('users_email_trgm_idx').using('gin', t.email.op('gin_trgm_ops')),
+    index('users_name_trgm_idx').using('gin', t.name.op('gin_trgm_ops')),
   ],
 );
 
