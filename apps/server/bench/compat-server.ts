@@ -59,6 +59,8 @@ async function main(): Promise<void> {
   if (!address || typeof address === 'string') throw new Error('server has no port');
 
   const books = async (): Promise<CompatBooks> => {
+    // What the server holds in advance (budget leases) goes back first.
+    await api.deps.gateway.releaseLeases();
     const rows = await queryRows<{ status: string; n: number }>(
       api.deps.db,
       sql`select status::text as status, count(*)::int as n from api_requests

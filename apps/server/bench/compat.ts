@@ -322,8 +322,8 @@ ${compatTable(cases)}
 
 - first token: from sending the request to the first \`content_block_delta\` read; call: to the end of the stream (message_stop). added: minus the direct case at the same number in flight, from the same run.
 - goal, first token p50 added sequentially ≤ ${GOAL_ADDED_P50_MS} ms: ${goals.join('; ')}.
-- what SmartSpace adds per call: key authentication (hash lookup), body validation, the gateway's policy read, reservation transaction (api_requests INSERT; with the limit, its usage row's conditional UPDATE) and settlement transaction, the Claude adapter's own SDK call to the upstream, and re-encoding its events as Anthropic SSE.
-- budget limit, concurrent: every call reserves and settles on the limit's one budget_usage row, so the calls queue on its row lock (held until each commit); metering only shares no row.\n- books after the run (both projects): api_requests ${JSON.stringify(recorded.statuses)}, still reserved ${recorded.reserved} micro-USDC.${driftNote}
+- what SmartSpace adds per call: key authentication (hash lookup), body validation, the gateway's policy (cached), admission against the project's budget lease in memory, the settlement statement (the api_requests row; with the limit, its usage row and the lease), the Claude adapter's own SDK call to the upstream, and re-encoding its events as Anthropic SSE.
+- budget limit, concurrent: every settlement updates the limit's one budget_usage row, so the calls that finish together are settled in one statement; metering only shares no row.\n- books after the run (both projects), once the leases went back: api_requests ${JSON.stringify(recorded.statuses)}, still reserved ${recorded.reserved} micro-USDC.${driftNote}
 - total compat run time ${Math.round((Date.now() - started) / 1000)} s${busy}`);
 }
 
