@@ -109,6 +109,8 @@ export async function requestRows(server: CompatServer, projectId: string): Prom
 
 /** Total still reserved on the project's budget limits. */
 export async function budgetReserved(server: CompatServer, projectId: string): Promise<string> {
+  // What the server leased ahead of calls goes back first: what is left is held by calls.
+  await server.api.deps.gateway.releaseLeases();
   const [row] = await server.rows<{ reserved: string }>(sql`
     select coalesce(sum(u.reserved), 0)::text as reserved
     from budget_usage u join budget_limits l on l.id = u.limit_id

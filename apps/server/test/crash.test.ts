@@ -195,6 +195,16 @@ describe.runIf(multiInstanceEnabled)('a process SIGKILLed mid-work', () => {
         },
       );
     });
+    // A model call is on record as in progress once it has run 50 ms: killed after that.
+    await expect
+      .poll(
+        async () =>
+          (await c1.usage.requests.query({ projectId, limit: 10 })).items.some(
+            (r) => r.status === 'in_progress',
+          ),
+        { timeout: 5_000, interval: 20 },
+      )
+      .toBe(true);
     await crash(first);
     expect(seen.filter((t) => t === 'tool.result')).toHaveLength(CALLS);
 

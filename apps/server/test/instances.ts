@@ -118,7 +118,7 @@ export async function crash(instance: Instance): Promise<void> {
 
 /**
  * Ages the heartbeats of work still in flight (streaming replies, running runs, in-progress
- * model calls) by `ms`, as if that long had passed since their process died: the next process
+ * model calls, budget leases) by `ms`, as if that long had passed since their process died: the next process
  * to start sweeps them at start-up, without the test waiting out the sweepers' thresholds.
  * Only for work whose process is dead: a live one would be swept too.
  */
@@ -132,6 +132,7 @@ export async function ageHeartbeats(databaseUrl: string, ms: number): Promise<vo
       where status = 'running'`;
     await sql`update api_requests set heartbeat_at = heartbeat_at - ${age}::interval
       where status = 'in_progress'`;
+    await sql`update gateway_leases set heartbeat_at = heartbeat_at - ${age}::interval`;
   } finally {
     await sql.end();
   }

@@ -136,7 +136,13 @@ describe.runIf(multiInstanceEnabled)('a project budget across two processes', ()
 
 describe.runIf(multiInstanceEnabled)('a prepaid balance across two processes', () => {
   // Replies without the policy cap may write 1000 tokens: a worst case of 1 USDC held.
-  const env = { MODEL_PRICES: PRICES, BILLING_MODE: 'prepaid', CHAT_MAX_OUTPUT_TOKENS: '1000' };
+  // Budget leases of one call's worst case, so what a dead process holds is exactly its call's.
+  const env = {
+    MODEL_PRICES: PRICES,
+    BILLING_MODE: 'prepaid',
+    CHAT_MAX_OUTPUT_TOKENS: '1000',
+    GATEWAY_LEASE_CALLS: '1',
+  };
   let cluster: Cluster;
   let onA: SmartSpaceClient;
   let onB: SmartSpaceClient;
@@ -218,6 +224,13 @@ describe.runIf(multiInstanceEnabled)('a prepaid balance across two processes', (
       model: 'mock-echo',
     });
     await firstDelta;
+    // A model call is on record as in progress once it has run 50 ms: killed after that.
+    await expect
+      .poll(async () => (await allRequests(onA, projectId))[0]?.status, {
+        timeout: 5_000,
+        interval: 20,
+      })
+      .toBe('in_progress');
     cluster.b.child.kill('SIGKILL');
     expect(await cluster.b.exited).toBe('SIGKILL');
 
@@ -274,9 +287,9 @@ describe.runIf(multiInstanceEnabled)('a prepaid balance across two processes', (
       { conversationId: conversation.id, replyId: again.replyId },
     ]);
     expect(done).toMatchObject({ status: 'complete', content: 'Echo: go' });
-    expect(await onA.budgets.get.query({ projectId })).toMatchObject({
-      balance: '4.998000',
-      reserved: '0.000000',
-    });
+    // Charged once; what A leased for the call goes back once the project is idle.
+    await expect
+      .poll(async () => await onA.budgets.get.query({ projectId }), { timeout: 10_000 })
+      .toMatchObject({ balance: '4.998000', reserved: '0.000000' });
   });
 });

@@ -605,7 +605,7 @@ export function createGateway(deps: GatewayDeps) {
      * For instances that died: their budget leases go back to the rows (stale heartbeat), and
      * their calls left in progress are marked failed `gateway.interrupted`, nothing charged
      * (the usage is unknown). A call from before leases also held its own reservation: its
-     * holds go back. Resolves to the calls and leases released.
+     * holds go back. Resolves to the number of calls marked interrupted.
      */
     async sweep(staleMs = STALE_CALL_MS): Promise<number> {
       const leasesReturned = await sweepLeases(deps.db, staleMs);
@@ -652,7 +652,10 @@ export function createGateway(deps: GatewayDeps) {
           }
         });
       }
-      return released + leasesReturned;
+      if (leasesReturned > 0) {
+        deps.log.info({ leases: leasesReturned }, 'returned budget leases of dead instances');
+      }
+      return released;
     },
   };
 }

@@ -159,14 +159,40 @@ describe('admission', () => {
       .from(gatewayLeases)
       .where(eq(gatewayLeases.projectId, projectId));
     expect(lease).toBeDefined();
-    // Settled below their worst cases: the rest stays leased until the lease goes back.
+    // Less than two chunks was left, so each call was granted exactly its worst case (tight):
+    // settled below it, the rest goes back at once.
     for (const r of results) if (r.status === 'fulfilled') await finish(leases, r.value, 1000n);
-    expect(await usageOf(limit.id)).toEqual({ spent: 3000n, reserved: 7000n });
+    expect(await usageOf(limit.id)).toEqual({ spent: 3000n, reserved: 0n });
     await leases.releaseIdle();
     expect(await usageOf(limit.id)).toEqual({ spent: 3000n, reserved: 0n });
     expect(
       await database.db.select().from(gatewayLeases).where(eq(gatewayLeases.projectId, projectId)),
     ).toEqual([]);
+  });
+
+  it('takes a chunk while the budget is far from its end, then call by call; other instances give theirs back', async () => {
+    const { c, projectId, userId } = await project('Chunks');
+    // 40 calls of 1000: chunks of 4 calls while at least 8 calls' worth is left.
+    const limit = await c.budgets.setLimit({
+      projectId,
+      scope: 'project',
+      period: 'day',
+      amount: '0.040',
+    });
+    const a = instance({ calls: 4, listen: true });
+    const b = instance({ calls: 4, listen: true });
+    expect(await spend(a, projectId, userId, 1000n)).toBe('ok');
+    // A chunk (4 calls' worth) was taken; one call spent, three still leased to `a`.
+    expect(await usageOf(limit.id)).toEqual({ spent: 1000n, reserved: 3000n });
+    // `b` spends until the budget is near its end and goes call by call; its pressure makes `a`
+    // give back what it holds, so every last call of the budget is spent.
+    let ok = 1;
+    while ((await spend(b, projectId, userId, 1000n)) === 'ok') ok++;
+    await expect.poll(async () => (await usageOf(limit.id)).reserved).toBe(0n);
+    while ((await spend(b, projectId, userId, 1000n)) === 'ok') ok++;
+    expect(ok).toBe(40);
+    expect(await usageOf(limit.id)).toEqual({ spent: 40_000n, reserved: 0n });
+    await Promise.all([a.releaseIdle(), b.releaseIdle()]);
   });
 
   it('takes nothing from any limit when one of a call’s limits refuses', async () => {

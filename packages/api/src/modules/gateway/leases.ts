@@ -45,6 +45,11 @@ import { gatewayLeaseHolds, gatewayLeases } from './leases.table';
  */
 
 const LEASE_HEARTBEAT_MS = 5_000;
+/**
+ * NOTIFY payload `projectId:owner`: a budget or balance of the project is near its end; other
+ * instances return their leases of it, so that what is left can be granted call by call.
+ */
+const PRESSURE_CHANNEL = 'smartspace_budget_pressure';
 /** Limits are cached this long at most, should a NOTIFY be lost while LISTEN reconnects. */
 const LIMITS_TTL_MS = 5_000;
 
@@ -71,6 +76,8 @@ interface Need {
 interface LeaseRow {
   limitId: string;
   periodStart: Date;
+  /** Taken near the end of the budget: granted call by call, its free part returned at once. */
+  tight?: boolean;
   /** Held by the lease in the database (its gateway_lease_holds row). */
   granted: bigint;
   /** The worst cases of this lease's calls in flight. */
@@ -83,7 +90,7 @@ interface Lease {
   /** The project's limits when it was taken: a lease outlives no change of them. */
   limits: string;
   rows: Map<string, LeaseRow>;
-  balance: { granted: bigint; used: bigint };
+  balance: { granted: bigint; used: bigint; tight?: boolean };
   /** Calls admitted (or being admitted) and not yet settled. */
   inFlight: number;
   lastUsed: number;
@@ -312,16 +319,19 @@ export function createLeases(opts: LeaseOptions) {
     const grants = new Map<Lease, { rows: Map<string, bigint>; balance: bigint }>();
     const taken: Array<{ lease: Lease; needs: Need[]; worst: bigint; holdBalance: boolean }> = [];
     let committed = false;
+    /** `lease|row key` (or `lease|balance`) granted near the end of the budget in this batch. */
+    const tightNow = new Set<string>();
     try {
       const out = await db.transaction(async (tx) => {
-        const [, usageRows, balanceRows, amounts] = await Promise.all([
+        const [leaseRows, usageRows, balanceRows, amounts] = await Promise.all([
           tx
             .insert(gatewayLeases)
             .values(batchLeases.map((l) => ({ id: l.id, projectId: l.projectId, owner })))
             .onConflictDoUpdate({
               target: gatewayLeases.id,
               set: { heartbeatAt: sql`now()` },
-            }),
+            })
+            .returning({ id: gatewayLeases.id, inserted: sql<boolean>`(xmax = 0)` }),
           sortedUsage.length === 0
             ? []
             : tx
@@ -351,6 +361,18 @@ export function createLeases(opts: LeaseOptions) {
                   ),
                 ),
         ]);
+        // A lease this instance had stored but that had to be inserted again was swept (its
+        // holds went back): nothing is granted to it any more.
+        const inserted = new Set(leaseRows.filter((r) => r.inserted).map((r) => r.id));
+        for (const lease of batchLeases) {
+          if (!lease.stored || !inserted.has(lease.id)) continue;
+          for (const row of lease.rows.values()) {
+            row.granted = 0n;
+            row.tight = false;
+          }
+          lease.balance.granted = 0n;
+          lease.balance.tight = false;
+        }
         const usage = new Map<string, { spent: bigint; reserved: bigint }>();
         for (const r of usageRows) usage.set(rowKey(r.limitId, r.periodStart), r);
         const balances = new Map<string, { balance: bigint; reserved: bigint }>();
@@ -362,6 +384,10 @@ export function createLeases(opts: LeaseOptions) {
           const g = grants.get(lease) ?? { rows: new Map<string, bigint>(), balance: 0n };
           const freeOn = (key: string) => free(lease.rows.get(key)) + (g.rows.get(key) ?? 0n);
           const wants = new Map<string, bigint>();
+          const chunk = worst * BigInt(opts.calls);
+          /** Near the end (less than two chunks left): exactly the shortfall, and tight. */
+          const size = (shortfall: bigint, left: bigint) =>
+            left < 2n * chunk ? shortfall : max(shortfall, min(chunk, left / 2n));
           for (const n of req.needs) {
             const shortfall = worst - freeOn(n.key);
             if (shortfall <= 0n) continue;
@@ -370,7 +396,8 @@ export function createLeases(opts: LeaseOptions) {
             if (!row || amount === undefined) return { ok: false, error: exceeded(n.limit) };
             const left = amount - row.spent - row.reserved;
             if (shortfall > left) return { ok: false, error: exceeded({ ...n.limit, amount }) };
-            wants.set(n.key, max(shortfall, min(worst * BigInt(opts.calls), left / 2n)));
+            wants.set(n.key, size(shortfall, left));
+            if (left < 2n * chunk) tightNow.add(`${lease.id}|${n.key}`);
           }
           let wantBalance = 0n;
           if (req.holdBalance) {
@@ -379,7 +406,8 @@ export function createLeases(opts: LeaseOptions) {
               const b = balances.get(lease.projectId);
               const left = b ? b.balance - b.reserved : 0n;
               if (shortfall > left) return { ok: false, error: insufficient(worst) };
-              wantBalance = max(shortfall, min(worst * BigInt(opts.calls), left / 2n));
+              wantBalance = size(shortfall, left);
+              if (left < 2n * chunk) tightNow.add(`${lease.id}|balance`);
             }
           }
           // Admitted: the grants are counted against the rows, the call's worst case taken.
@@ -457,6 +485,21 @@ export function createLeases(opts: LeaseOptions) {
             });
           }
         }
+        // Other instances holding chunks of a budget now near its end return them (pressure).
+        const pressured = new Set<string>();
+        for (const lease of batchLeases) {
+          const newly = [...tightNow].some((k) => {
+            if (!k.startsWith(`${lease.id}|`)) return false;
+            const key = k.slice(lease.id.length + 1);
+            return key === 'balance' ? !lease.balance.tight : !lease.rows.get(key)?.tight;
+          });
+          if (newly) pressured.add(lease.projectId);
+        }
+        for (const projectId of pressured) {
+          writes.push(
+            tx.execute(sql`select pg_notify(${PRESSURE_CHANNEL}, ${`${projectId}:${owner}`})`),
+          );
+        }
         if (holdRows.length > 0) {
           writes.push(
             tx
@@ -490,6 +533,17 @@ export function createLeases(opts: LeaseOptions) {
           }
           lease.balance.granted += g.balance;
         }
+        for (const k of tightNow) {
+          const [leaseId, ...rest] = k.split('|');
+          const lease = batchLeases.find((l) => l.id === leaseId);
+          const key = rest.join('|');
+          if (!lease) continue;
+          if (key === 'balance') lease.balance.tight = true;
+          else {
+            const row = lease.rows.get(key);
+            if (row) row.tight = true;
+          }
+        }
         for (const lease of batchLeases) {
           lease.renewedAt = sent;
           if (!lease.stored) {
@@ -499,6 +553,14 @@ export function createLeases(opts: LeaseOptions) {
         }
       }
     }
+  }
+
+  /** The sweeper returned this lease (its instance was taken for dead): its calls settle without it. */
+  function forgetSwept(lease: Lease): void {
+    lease.gone = true;
+    stored.delete(lease);
+    lease.stored = false;
+    if (leases.get(lease.projectId) === lease) leases.delete(lease.projectId);
   }
 
   function untake(lease: Lease, needs: Need[], worst: bigint, holdBalance: boolean) {
@@ -538,7 +600,10 @@ export function createLeases(opts: LeaseOptions) {
       lease.inFlight++;
       lease.lastUsed = Date.now();
       const admission = { requestId: randomUUID(), worst, holdBalance, lease, needs };
-      if (takeLocal(lease, needs, worst, holdBalance)) return admission;
+      // In memory only while the lease is surely still there: renewed within half the bound
+      // after which the sweeper may take it for dead. Else the grant transaction looks.
+      const fresh = Date.now() - lease.renewedAt < opts.staleMs / 2;
+      if (fresh && takeLocal(lease, needs, worst, holdBalance)) return admission;
       try {
         const result = await grantQueued({ lease, needs, worst, holdBalance });
         if (result.ok) return admission;
@@ -584,31 +649,40 @@ export function createLeases(opts: LeaseOptions) {
     // lease has free, counting what earlier calls of this batch take. Taken from the lease,
     // and the call's worst case given back, when the batch commits.
     const pending = new Map<object, bigint>();
-    const consume = (x: { granted: bigint; used: bigint }, cost: bigint, worst: bigint) => {
+    /**
+     * What a call takes (its cost, capped) and what leaves the lease: the take, and on a tight
+     * row also what the lease has free beyond the other calls in flight (returned at once).
+     */
+    const consume = (
+      x: { granted: bigint; used: bigint; tight?: boolean },
+      cost: bigint,
+      worst: bigint,
+    ) => {
       const granted = x.granted - (pending.get(x) ?? 0n);
       const take = min(min(cost, worst + max(granted - x.used, 0n)), granted);
-      pending.set(x, (pending.get(x) ?? 0n) + take);
-      return take;
+      const rest = x.tight ? max(granted - take - (x.used - worst), 0n) : 0n;
+      pending.set(x, (pending.get(x) ?? 0n) + take + rest);
+      return { take, release: take + rest };
     };
     const plans = live.map((s) => {
       const { lease, needs, worst, holdBalance } = s.admission;
       const takes = needs.map((n) => {
         const row = lease.rows.get(n.key);
-        return row ? consume(row, s.cost, worst) : 0n;
+        return row ? consume(row, s.cost, worst).release : 0n;
       });
-      const charge = holdBalance ? consume(lease.balance, s.charge, worst) : 0n;
-      return { s, takes, charge };
+      const b = holdBalance ? consume(lease.balance, s.charge, worst) : { take: 0n, release: 0n };
+      return { s, takes, charge: b.take, balanceRelease: b.release };
     });
     try {
       if (plans.length > 0) {
         const res = await writeSettlements(plans);
-        for (const [i, { s, takes, charge }] of plans.entries()) {
+        for (const [i, { s, takes, balanceRelease }] of plans.entries()) {
           const { lease, needs, worst, holdBalance } = s.admission;
           for (const [j, n] of needs.entries()) {
             const row = lease.rows.get(n.key);
             if (row) row.granted -= takes[j] ?? 0n;
           }
-          lease.balance.granted -= charge;
+          lease.balance.granted -= balanceRelease;
           untake(lease, needs, worst, holdBalance);
           out.set(s, res[i] ?? []);
         }
@@ -623,12 +697,7 @@ export function createLeases(opts: LeaseOptions) {
       }
       // Swept leases: gone here too; this batch again, their calls without them.
       for (const { s } of plans) {
-        const lease = s.admission.lease;
-        if (!err.ids.has(lease.id)) continue;
-        lease.gone = true;
-        stored.delete(lease);
-        lease.stored = false;
-        if (leases.get(lease.projectId) === lease) leases.delete(lease.projectId);
+        if (err.ids.has(s.admission.lease.id)) forgetSwept(s.admission.lease);
       }
       return settleBatch(items);
     }
@@ -647,7 +716,7 @@ export function createLeases(opts: LeaseOptions) {
    * missing one throws LeaseGone before anything is written.
    */
   async function writeSettlements(
-    plans: Array<{ s: Settlement; takes: bigint[]; charge: bigint }>,
+    plans: SettlePlan[],
   ): Promise<Array<Array<{ projectId: string; alert: BudgetAlert }>>> {
     const statement = settleStatement(plans);
     const leaseList = [
@@ -659,30 +728,41 @@ export function createLeases(opts: LeaseOptions) {
       const [row] = rowsOf<SettleRow>(await executor.execute(statement.query));
       return row;
     };
-    const row = suspect
-      ? await db.transaction(async (tx) => {
-          const found = await tx
-            .select({ id: gatewayLeases.id })
-            .from(gatewayLeases)
-            .where(
-              inArray(
-                gatewayLeases.id,
-                leaseList.map((l) => l.id),
-              ),
-            )
-            .orderBy(gatewayLeases.id)
-            .for('update');
-          const present = new Set(found.map((f) => f.id));
-          const gone = new Set(leaseList.filter((l) => !present.has(l.id)).map((l) => l.id));
-          if (gone.size > 0) throw new LeaseGone(gone);
-          return run(tx);
-        })
-      : await run(db);
-    for (const lease of leaseList) lease.renewedAt = sent;
+    const checked = () =>
+      db.transaction(async (tx) => {
+        const found = await tx
+          .select({ id: gatewayLeases.id })
+          .from(gatewayLeases)
+          .where(
+            inArray(
+              gatewayLeases.id,
+              leaseList.map((l) => l.id),
+            ),
+          )
+          .orderBy(gatewayLeases.id)
+          .for('update');
+        const present = new Set(found.map((f) => f.id));
+        const gone = new Set(leaseList.filter((l) => !present.has(l.id)).map((l) => l.id));
+        if (gone.size > 0) throw new LeaseGone(gone);
+        return run(tx);
+      });
+    let row: SettleRow | undefined;
+    if (suspect) row = await checked();
+    else {
+      try {
+        row = await run(db);
+      } catch (err) {
+        // A lease swept meanwhile makes a charge exceed what the balance has free (its check
+        // constraint): settled then through the checked path.
+        if ((err as { code?: string }).code !== '23514') throw err;
+        row = await checked();
+      }
+    }
     if (!row) throw new Error('settlement returned no row');
-    if (row.leases !== leaseList.length) {
-      // Cannot happen while leases are renewed within half the stale bound (see above).
-      log.error({ expected: leaseList.length, found: row.leases }, 'settled on a swept lease');
+    const found = new Set(row.leases);
+    for (const lease of leaseList) {
+      if (found.has(lease.id)) lease.renewedAt = sent;
+      else forgetSwept(lease);
     }
     return alertsFor(plans.length, statement.rows, row.usage);
   }
@@ -832,14 +912,25 @@ export function createLeases(opts: LeaseOptions) {
   );
   idle.unref();
 
-  const unlisten = opts.listen
-    ? opts
-        .listen(BUDGETS_CHANNEL, (projectId) => forget(projectId))
-        .catch((err: unknown) => {
-          log.warn({ err }, 'could not listen for budget changes');
-          return null;
-        })
+  const listening = opts.listen
+    ? Promise.all([
+        opts.listen(BUDGETS_CHANNEL, (projectId) => forget(projectId)),
+        opts.listen(PRESSURE_CHANNEL, (payload) => {
+          const cut = payload.indexOf(':');
+          const projectId = payload.slice(0, cut);
+          if (cut < 0 || payload.slice(cut + 1) === owner) return;
+          const lease = leases.get(projectId);
+          if (lease) retire(lease);
+        }),
+      ]).catch((err: unknown) => {
+        log.warn({ err }, 'could not listen for budget changes');
+        return null;
+      })
     : Promise.resolve(null);
+  const unlisten = async () => {
+    const stops = await listening;
+    if (stops) await Promise.all(stops.map((stop) => stop()));
+  };
 
   /**
    * A project's limits changed: they are read again on its next call, and a lease taken
@@ -870,7 +961,7 @@ export function createLeases(opts: LeaseOptions) {
       closed = true;
       clearInterval(heartbeat);
       clearInterval(idle);
-      await (await unlisten)?.();
+      await unlisten();
     },
     /** Stops upkeep and returns the leases; a call still in flight leaves its lease to the sweeper. */
     async close(): Promise<void> {
@@ -883,8 +974,17 @@ export function createLeases(opts: LeaseOptions) {
 
 export type Leases = ReturnType<typeof createLeases>;
 
+/** A call's settlement: per budget row what leaves the lease, the charge, what leaves the balance hold. */
+interface SettlePlan {
+  s: Settlement;
+  takes: bigint[];
+  charge: bigint;
+  balanceRelease: bigint;
+}
+
 interface SettleRow {
-  leases: number;
+  /** The leases found (and renewed): one missing was swept meanwhile. */
+  leases: string[];
   usage: Array<{
     limitId: string;
     periodStart: string;
@@ -901,7 +1001,7 @@ interface SettleRow {
  * keeps the locking order: leases, budget rows, then lease holds and balances. A ledger
  * entry's balance_after is the new balance plus the charges entered after it.
  */
-function settleStatement(plans: Array<{ s: Settlement; takes: bigint[]; charge: bigint }>) {
+function settleStatement(plans: SettlePlan[]) {
   const leaseOut = new Map<string, bigint>();
   const rows = new Map<
     string,
@@ -915,9 +1015,16 @@ function settleStatement(plans: Array<{ s: Settlement; takes: bigint[]; charge: 
     string,
     Array<{ amount: bigint; reference: string; metadata: unknown }>
   >();
-  for (const [i, { s, takes, charge }] of plans.entries()) {
+  const balanceOut = new Map<string, { charge: bigint; release: bigint }>();
+  for (const [i, { s, takes, charge, balanceRelease }] of plans.entries()) {
     const { lease, needs, requestId } = s.admission;
-    if (lease.stored) leaseOut.set(lease.id, (leaseOut.get(lease.id) ?? 0n) + charge);
+    if (lease.stored) leaseOut.set(lease.id, (leaseOut.get(lease.id) ?? 0n) + balanceRelease);
+    if (balanceRelease > 0n || charge > 0n) {
+      const b = balanceOut.get(lease.projectId) ?? { charge: 0n, release: 0n };
+      b.charge += charge;
+      b.release += balanceRelease;
+      balanceOut.set(lease.projectId, b);
+    }
     for (const [j, n] of needs.entries()) {
       const take = takes[j] ?? 0n;
       const r = rows.get(n.key) ?? {
@@ -959,17 +1066,15 @@ function settleStatement(plans: Array<{ s: Settlement; takes: bigint[]; charge: 
   }
   const json = (x: unknown) =>
     JSON.stringify(x, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
-  const leasesIn = json([...leaseOut].sort().map(([id, out]) => ({ id, out })));
+  const leaseProject = new Map(plans.map((p) => [p.s.admission.lease.id, p.s.columns.projectId]));
+  const leasesIn = json(
+    [...leaseOut].sort().map(([id, out]) => ({ id, out, project_id: leaseProject.get(id) })),
+  );
   const usageIn = json(
     [...rows.values()]
       .filter((r) => r.spent > 0n || r.take > 0n)
       .sort(byLimitAndPeriod)
-      .map((r) => ({
-        limit_id: r.limitId,
-        period_start: r.periodStart,
-        spent: r.spent,
-        take: r.take,
-      })),
+      .map((r) => ({ limit_id: r.limitId, period_start: r.periodStart, spent: r.spent })),
   );
   const holdsIn = json(
     [...holds.values()].map((h) => ({
@@ -979,13 +1084,14 @@ function settleStatement(plans: Array<{ s: Settlement; takes: bigint[]; charge: 
       take: h.take,
     })),
   );
-  const balancesIn: Array<{ project_id: string; total: bigint }> = [];
+  const balancesIn = [...balanceOut]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([projectId, b]) => ({ project_id: projectId, charge: b.charge, release: b.release }));
   const entriesIn: Array<Record<string, unknown>> = [];
   for (const projectId of [...entries.keys()].sort()) {
     const list = entries.get(projectId) ?? [];
     let total = 0n;
     for (const e of list) total += e.amount;
-    balancesIn.push({ project_id: projectId, total });
     let later = total;
     for (const e of list) {
       later -= e.amount;
@@ -1000,17 +1106,27 @@ function settleStatement(plans: Array<{ s: Settlement; takes: bigint[]; charge: 
   }
   const requestsIn = plans.map(({ s }) => finishedRow(s));
   const query = sql`
-    with l as (
+    with lin as (
+      select * from jsonb_to_recordset(${leasesIn}::jsonb) as x(id uuid, out text, project_id uuid)
+    ), hin as (
+      select * from jsonb_to_recordset(${holdsIn}::jsonb)
+        as x(lease_id uuid, limit_id uuid, period_start timestamptz, take text)
+    ), l as (
       update gateway_leases g
       set heartbeat_at = now(), balance_held = g.balance_held - x.out::bigint
-      from jsonb_to_recordset(${leasesIn}::jsonb) as x(id uuid, out text)
+      from lin x
       where g.id = x.id
       returning g.id
     ), u as (
+      -- What leaves the rows' reserved: only from leases still there (a swept one's holds
+      -- went back with it).
       update budget_usage b
-      set spent = b.spent + x.spent::bigint, reserved = b.reserved - x.take::bigint
+      set spent = b.spent + x.spent::bigint,
+        reserved = b.reserved - coalesce((select sum(h.take::bigint) from hin h
+          join l on l.id = h.lease_id
+          where h.limit_id = b.limit_id and h.period_start = b.period_start), 0)
       from jsonb_to_recordset(${usageIn}::jsonb)
-          as x(limit_id uuid, period_start timestamptz, spent text, take text),
+          as x(limit_id uuid, period_start timestamptz, spent text),
         budget_limits bl
       where b.limit_id = x.limit_id and b.period_start = x.period_start and bl.id = b.limit_id
         and (select count(*) from l) >= 0
@@ -1018,16 +1134,18 @@ function settleStatement(plans: Array<{ s: Settlement; takes: bigint[]; charge: 
     ), h as (
       update gateway_lease_holds g
       set amount = g.amount - x.take::bigint
-      from jsonb_to_recordset(${holdsIn}::jsonb)
-        as x(lease_id uuid, limit_id uuid, period_start timestamptz, take text)
+      from hin x
       where g.lease_id = x.lease_id and g.limit_id = x.limit_id
         and g.period_start = x.period_start and (select count(*) from u) >= 0
       returning 1
     ), bal as (
       update project_balances p
-      set balance = p.balance - x.total::bigint, reserved = p.reserved - x.total::bigint,
+      set balance = p.balance - x.charge::bigint,
+        reserved = p.reserved - coalesce((select sum(i.out::bigint) from lin i
+          join l on l.id = i.id where i.project_id = p.project_id), 0),
         updated_at = now()
-      from jsonb_to_recordset(${json(balancesIn)}::jsonb) as x(project_id uuid, total text)
+      from jsonb_to_recordset(${json(balancesIn)}::jsonb)
+        as x(project_id uuid, charge text, release text)
       where p.project_id = x.project_id and (select count(*) from u) >= 0
       returning p.project_id, p.balance
     ), led as (
@@ -1041,7 +1159,7 @@ function settleStatement(plans: Array<{ s: Settlement; takes: bigint[]; charge: 
     ), req as (${finishedRequests(requestsIn)}
     ), roll as (${rollUpFrom('req')}
     )
-    select (select count(*)::int from l) as leases,
+    select coalesce((select json_agg(l.id) from l), '[]'::json) as leases,
       (select count(*) from h) + (select count(*) from led) + (select count(*) from req) as written,
       coalesce((select json_agg(json_build_object('limitId', u.limit_id,
         'periodStart', u.period_start, 'spent', u.spent::text, 'amount', u.amount::text,
