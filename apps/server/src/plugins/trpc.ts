@@ -1,13 +1,10 @@
+import type { ServerResponse } from 'node:http';
 import { routerErrorShape, routerProcedures } from '@smartspace/api';
 import { type AnyTRPCRouter, TRPCError, type TRPCProcedureType } from '@trpc/server';
 import { fastifyRequestHandler } from '@trpc/server/adapters/fastify';
-import {
-  type CreateWSSContextFnOptions,
-  getWSConnectionHandler,
-  type WSSHandlerOptions,
-} from '@trpc/server/adapters/ws';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createFastPath } from './trpc-fast';
+import { createSocketHandler, type SocketContextOptions } from './trpc-ws';
 
 /**
  * tRPC over HTTP and WebSocket on one prefix.
@@ -45,7 +42,7 @@ export interface TrpcPluginOptions<TContext extends object> {
      * them), so the host sees, caps and times out every socket from its first moment, even one
      * that never sends them; called again with the connectionParams: that context serves calls.
      */
-    createContext: (opts: CreateWSSContextFnOptions & { ip: string }) => Promise<TContext>;
+    createContext: (opts: SocketContextOptions) => Promise<TContext>;
     keepAlive: { enabled: boolean; pingMs: number; pongWaitMs: number };
   };
 }
@@ -143,32 +140,37 @@ export async function trpcPlugin<TContext extends object>(
   });
 
   if (!opts.ws) return;
-  // The handler never reads `wss` (Fastify owns the server); the stock plugin casts alike.
-  // The client's address as Fastify sees it (TRUST_PROXY honoured), which tRPC's handler,
-  // given only the raw request, cannot know.
-  const ipOf = new WeakMap<FastifyRequest['raw'], string>();
   const createSocketContext = opts.ws.createContext;
-  const withIp = (o: CreateWSSContextFnOptions) =>
-    createSocketContext({ ...o, ip: ipOf.get(o.req) ?? o.req.socket.remoteAddress ?? 'unknown' });
-  const wsOptions = {
+  const sockets = createSocketHandler<TContext>({
     router: opts.router,
-    createContext: withIp,
+    createContext: createSocketContext,
+    errorShape: routerErrorShape(opts.router),
+    onError: ({ error, path, ctx }) => opts.onError({ error, path, ctx }),
+    logSocketError: (err) => app.log.error({ err }, 'websocket error'),
     keepAlive: opts.ws.keepAlive,
     maxBatchSize: opts.maxBatchSize,
-    onError: ({ error, path, ctx }: { error: TRPCError; path?: string; ctx?: TContext }) =>
-      opts.onError({ error, path, ctx }),
+  });
+  app.addHook('onClose', async () => sockets.close());
+  // The upgrade's HTTP response, until the socket is handed over (see below).
+  const responses = new WeakMap<FastifyRequest['raw'], ServerResponse>();
+  const onUpgradeRequest = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    if (req.ws) responses.set(req.raw, reply.raw);
+    done();
   };
-  const onConnection = getWSConnectionHandler(
-    wsOptions as unknown as WSSHandlerOptions<AnyTRPCRouter>,
-  );
-  app.get(opts.mountPath, { websocket: true }, (socket, req) => {
-    ipOf.set(req.raw, req.ip);
-    onConnection(socket, req.raw);
-    // tRPC creates the context only once connectionParams arrive, which a client may never
+  app.get(opts.mountPath, { websocket: true, onRequest: onUpgradeRequest }, (socket, req) => {
+    // The response, its upgrade answered, lets go of the socket (and the socket of it). The
+    // handler also replaces the plugin's error listener, which holds the request and reply.
+    const res = responses.get(req.raw);
+    responses.delete(req.raw);
+    res?.detachSocket(req.raw.socket);
+    const expectParams =
+      new URL(req.url, 'http://localhost').searchParams.get('connectionParams') === '1';
+    sockets.serve(socket, req.raw, req.ip, expectParams);
+    // Calls wait for the context made from the connectionParams, which a client may never
     // send; this one (discarded) registers the socket with the host now.
-    if (new URL(req.url, 'http://localhost').searchParams.get('connectionParams') !== '1') return;
-    withIp({
-      req: req.raw,
+    if (!expectParams) return;
+    createSocketContext({
+      req: { method: req.raw.method, url: req.raw.url, headers: req.raw.headers },
       res: socket,
       info: {
         accept: null,
@@ -179,6 +181,7 @@ export async function trpcPlugin<TContext extends object>(
         signal: NEVER_ABORTED,
         url: null,
       },
+      ip: req.ip,
     }).catch(() => {
       // Refused over a cap: the host has closed the socket with its reason.
     });

@@ -24,17 +24,78 @@ export async function announceAccessChange(opts: { db: Db } & AccessChange): Pro
   await opts.db.execute(sql`select pg_notify(${ACCESS_CHANNEL}, ${JSON.stringify(change)})`);
 }
 
-/** The member's role now, or null when they are not a member (or the project is gone). */
-export async function currentRole(
+/**
+ * Reads by key where callers that arrive while a read of their key is in flight share the next
+ * one, issued when it settles. Every caller gets a read that began after it called; a burst of
+ * callers for one key costs two reads, not one each.
+ */
+export function createCoalescedReads<T>(read: (key: string) => Promise<T>) {
+  interface Reads {
+    inFlight: Promise<T>;
+    /** Callers since `inFlight` was issued; their read is issued once it settles. */
+    next: Promise<T> | null;
+  }
+  const byKey = new Map<string, Reads>();
+
+  function issue(key: string): Promise<T> {
+    const inFlight = read(key);
+    const entry: Reads = { inFlight, next: null };
+    byKey.set(key, entry);
+    const settled = () => {
+      if (byKey.get(key) === entry && entry.next === null) byKey.delete(key);
+    };
+    inFlight.then(settled, settled);
+    return inFlight;
+  }
+
+  return {
+    get(key: string): Promise<T> {
+      const current = byKey.get(key);
+      if (!current) return issue(key);
+      current.next ??= current.inFlight.then(
+        () => issue(key),
+        () => issue(key),
+      );
+      return current.next;
+    },
+
+    /** Keys with a read in flight (tests). */
+    get size() {
+      return byKey.size;
+    },
+  };
+}
+
+const roleReads = new WeakMap<Db, ReturnType<typeof createCoalescedReads<ProjectRole | null>>>();
+
+/**
+ * The member's role now, or null when they are not a member (or the project is gone), from a
+ * read issued after this call: what a re-check after starting a watch needs. Concurrent
+ * callers for one member (a reconnect wave of their subscriptions) share reads.
+ */
+export function currentRole(
   db: Db,
   projectId: string,
   userId: string,
 ): Promise<ProjectRole | null> {
-  const [row] = await db
-    .select({ role: projectMembers.role })
-    .from(projectMembers)
-    .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.userId, userId)));
-  return row?.role ?? null;
+  let reads = roleReads.get(db);
+  if (!reads) {
+    reads = createCoalescedReads(async (key) => {
+      const at = key.indexOf(':');
+      const [row] = await db
+        .select({ role: projectMembers.role })
+        .from(projectMembers)
+        .where(
+          and(
+            eq(projectMembers.projectId, key.slice(0, at)),
+            eq(projectMembers.userId, key.slice(at + 1)),
+          ),
+        );
+      return row?.role ?? null;
+    });
+    roleReads.set(db, reads);
+  }
+  return reads.get(`${projectId}:${userId}`);
 }
 
 /** What a live subscription was allowed on: it ends once its member drops below `minRole`. */
@@ -44,8 +105,9 @@ export interface AccessGrant {
   minRole: ProjectRole;
 }
 
-interface Watcher extends AccessGrant {
-  onRevoked: () => void;
+/** Told (once) when its grant no longer holds. */
+export interface AccessWatcher extends AccessGrant {
+  onRevoked(): void;
 }
 
 function parseChange(payload: string): AccessChange | null {
@@ -60,22 +122,38 @@ function parseChange(payload: string): AccessChange | null {
 
 /** This instance's live project-scoped subscriptions, by project. */
 export function createAccessWatch() {
-  const byProject = new Map<string, Set<Watcher>>();
+  const byProject = new Map<string, Set<AccessWatcher>>();
+
+  function add(w: AccessWatcher) {
+    let set = byProject.get(w.projectId);
+    if (!set) {
+      set = new Set();
+      byProject.set(w.projectId, set);
+    }
+    set.add(w);
+  }
+
+  function remove(w: AccessWatcher) {
+    const set = byProject.get(w.projectId);
+    if (!set?.delete(w)) return;
+    if (set.size === 0) byProject.delete(w.projectId);
+  }
 
   return {
     /** Calls `onRevoked` (once) when the grant no longer holds; returns the way to stop. */
     watch(grant: AccessGrant, onRevoked: () => void): () => void {
-      const w: Watcher = { ...grant, onRevoked };
-      const set = byProject.get(grant.projectId) ?? new Set();
-      set.add(w);
-      byProject.set(grant.projectId, set);
-      return () => {
-        set.delete(w);
-        if (set.size === 0 && byProject.get(grant.projectId) === set) {
-          byProject.delete(grant.projectId);
-        }
-      };
+      const w: AccessWatcher = { ...grant, onRevoked };
+      add(w);
+      return () => remove(w);
     },
+
+    /**
+     * Tells `w` (once) when its grant no longer holds, until deleted: `watch` without a
+     * closure of its own, for what every idle subscription holds.
+     */
+    add,
+
+    delete: remove,
 
     /** Applies a change received on ACCESS_CHANNEL. */
     apply(payload: string): void {

@@ -1,6 +1,5 @@
 import type { DatabaseHandle } from '../db/client';
 import { ACCESS_CHANNEL, type AccessWatch, createAccessWatch } from './access';
-import { observeStarts } from './socket-stream';
 
 /** Close codes sent to clients; 4xxx are application-defined (RFC 6455 §7.4.2). */
 export const CloseCode = {
@@ -20,7 +19,8 @@ export interface SocketLike {
   send(data: string): void;
   /** A Buffer with `binary: false` goes out as a text frame (ws), without a copy per socket. */
   send(data: Buffer, options: { binary: boolean }): void;
-  once(event: 'close', listener: () => void): unknown;
+  /** Called with the socket as `this` (one listener serves every socket). */
+  on(event: 'close', listener: (this: SocketLike) => void): unknown;
 }
 
 export interface SocketConnection {
@@ -38,6 +38,81 @@ export interface SocketConnection {
   socket: SocketLike;
   /** Ends this instance's subscriptions whose project access ends. */
   access: AccessWatch;
+  /** What happens to it next, unless it closes first; null: nothing. */
+  deadline: DeadlineKind | null;
+  /** When (ms since the epoch); the bucket it waits in is derived from it. */
+  deadlineAt: number;
+}
+
+/** The handshake grace's check, the authentication timeout, the token's expiry. */
+export type DeadlineKind = 'grace' | 'auth' | 'expiry';
+
+/** Deadlines are served this late at most; those in the same slice share one timer. */
+export const DEADLINE_SLICE_MS = 50;
+
+/**
+ * Every socket's next deadline, in 50 ms buckets with one timer each. A timer and its closure
+ * per socket was a few hundred bytes every idle socket held; sockets opened or signed in
+ * together (a reconnect wave, one token on many tabs) share a bucket, and a bucket costs a Set.
+ */
+export function createDeadlines(run: (conn: SocketConnection, kind: DeadlineKind) => void) {
+  const buckets = new Map<number, { conns: Set<SocketConnection>; timer: NodeJS.Timeout }>();
+
+  function clear(conn: SocketConnection) {
+    if (conn.deadline === null) return;
+    const slot = Math.ceil(conn.deadlineAt / DEADLINE_SLICE_MS);
+    conn.deadline = null;
+    const bucket = buckets.get(slot);
+    if (!bucket) return;
+    bucket.conns.delete(conn);
+    if (bucket.conns.size === 0) {
+      clearTimeout(bucket.timer);
+      buckets.delete(slot);
+    }
+  }
+
+  return {
+    /** Replaces the connection's deadline: `run(conn)` once `time` has come. */
+    set(conn: SocketConnection, kind: DeadlineKind, time: number) {
+      clear(conn);
+      conn.deadline = kind;
+      conn.deadlineAt = time;
+      const slot = Math.ceil(time / DEADLINE_SLICE_MS);
+      let bucket = buckets.get(slot);
+      if (!bucket) {
+        const conns = new Set<SocketConnection>();
+        const timer = setTimeout(
+          () => {
+            buckets.delete(slot);
+            for (const c of conns) {
+              // Moved to another deadline meanwhile: that one's bucket serves it.
+              const kind = c.deadline;
+              if (kind === null || Math.ceil(c.deadlineAt / DEADLINE_SLICE_MS) !== slot) continue;
+              c.deadline = null;
+              run(c, kind);
+            }
+          },
+          Math.max(0, slot * DEADLINE_SLICE_MS - Date.now()),
+        );
+        timer.unref();
+        bucket = { conns, timer };
+        buckets.set(slot, bucket);
+      }
+      bucket.conns.add(conn);
+    },
+
+    clear,
+
+    /** Buckets waiting (tests). */
+    get size() {
+      return buckets.size;
+    },
+
+    stop() {
+      for (const b of buckets.values()) clearTimeout(b.timer);
+      buckets.clear();
+    },
+  };
 }
 
 export interface ConnectionLimits {
@@ -92,7 +167,7 @@ export async function createConnectionRegistry(handle: DatabaseHandle, limits: C
   const bySession = new Map<string, Set<SocketConnection>>();
   const perUser = counter();
   const anonymousByIp = new Map<string, Set<SocketConnection>>();
-  const timers = new Map<SocketConnection, NodeJS.Timeout>();
+  const deadlines = createDeadlines(due);
   const access = createAccessWatch();
 
   function closeSession(sessionId: string, code: number, reason: string) {
@@ -102,8 +177,7 @@ export async function createConnectionRegistry(handle: DatabaseHandle, limits: C
   function remove(conn: SocketConnection) {
     if (bySocket.get(conn.socket) !== conn) return;
     bySocket.delete(conn.socket);
-    clearTimeout(timers.get(conn));
-    timers.delete(conn);
+    deadlines.clear(conn);
     if (conn.userId) perUser.dec(conn.userId);
     else {
       const set = anonymousByIp.get(conn.ip);
@@ -117,11 +191,25 @@ export async function createConnectionRegistry(handle: DatabaseHandle, limits: C
     }
   }
 
-  function at(conn: SocketConnection, time: number, run: () => void) {
-    clearTimeout(timers.get(conn));
-    const timer = setTimeout(run, Math.max(0, time - Date.now()));
-    timer.unref();
-    timers.set(conn, timer);
+  /** What a connection's deadline does when it comes. */
+  function due(conn: SocketConnection, kind: DeadlineKind) {
+    switch (kind) {
+      case 'grace':
+        if ((anonymousByIp.get(conn.ip)?.size ?? 0) > limits.anonymousPerIp) {
+          // Removed at once, so the sockets checked next in this tick see the lower count.
+          remove(conn);
+          conn.socket.close(CloseCode.tooManyConnections, 'too many unauthenticated connections');
+          return;
+        }
+        deadlines.set(conn, 'auth', conn.openedAt + limits.authTimeoutMs);
+        return;
+      case 'auth':
+        conn.socket.close(CloseCode.authTimeout, 'not signed in');
+        return;
+      case 'expiry':
+        conn.socket.close(CloseCode.tokenExpired, 'token expired');
+        return;
+    }
   }
 
   /** Past the handshake grace, fits the address's cap or goes; then waits out its deadline. */
@@ -130,15 +218,13 @@ export async function createConnectionRegistry(handle: DatabaseHandle, limits: C
     set.add(conn);
     anonymousByIp.set(conn.ip, set);
     const deadline = conn.openedAt + limits.authTimeoutMs;
-    at(conn, Math.min(conn.openedAt + HANDSHAKE_GRACE_MS, deadline), () => {
-      if ((anonymousByIp.get(conn.ip)?.size ?? 0) > limits.anonymousPerIp) {
-        // Removed at once, so the sockets checked next in this tick see the lower count.
-        remove(conn);
-        conn.socket.close(CloseCode.tooManyConnections, 'too many unauthenticated connections');
-        return;
-      }
-      at(conn, deadline, () => conn.socket.close(CloseCode.authTimeout, 'not signed in'));
-    });
+    deadlines.set(conn, 'grace', Math.min(conn.openedAt + HANDSHAKE_GRACE_MS, deadline));
+  }
+
+  /** Every socket's close ends its registration (shared: `this` is the socket). */
+  function onSocketClose(this: SocketLike) {
+    const current = bySocket.get(this);
+    if (current) remove(current);
   }
 
   const unlistenSessions = await handle.listen(SESSIONS_CHANNEL, (sessionId) =>
@@ -178,6 +264,8 @@ export async function createConnectionRegistry(handle: DatabaseHandle, limits: C
         maxSubscriptions: limits.subscriptionsPerConnection,
         socket: opts.socket,
         access,
+        deadline: null,
+        deadlineAt: 0,
       };
       bySocket.set(opts.socket, conn);
       if (opts.userId) perUser.inc(opts.userId);
@@ -188,17 +276,9 @@ export async function createConnectionRegistry(handle: DatabaseHandle, limits: C
         bySession.set(opts.sessionId, set);
       }
       if (opts.userId && opts.expiresAt) {
-        at(conn, opts.expiresAt.getTime(), () =>
-          conn.socket.close(CloseCode.tokenExpired, 'token expired'),
-        );
+        deadlines.set(conn, 'expiry', opts.expiresAt.getTime());
       }
-      if (!previous) {
-        observeStarts(opts.socket);
-        opts.socket.once('close', () => {
-          const current = bySocket.get(opts.socket);
-          if (current) remove(current);
-        });
-      }
+      if (!previous) opts.socket.on('close', onSocketClose);
       return conn;
     },
 
@@ -232,8 +312,7 @@ export async function createConnectionRegistry(handle: DatabaseHandle, limits: C
     },
 
     async close() {
-      for (const t of timers.values()) clearTimeout(t);
-      timers.clear();
+      deadlines.stop();
       await unlistenSessions();
       await unlistenAccess();
     },

@@ -6,7 +6,14 @@ import { streamTopic } from '../events/stream';
 import { appRouter } from '../router';
 import { createTestDatabase } from '../testing';
 import { type ConnectionRegistry, createConnectionRegistry, type SocketLike } from './connections';
-import { dataFrame, dataPrefix, SocketTopicStream, socketStreamCounts } from './socket-stream';
+import {
+  dataFrame,
+  dataPrefix,
+  directStreams,
+  SocketTopicStream,
+  socketStart,
+  socketStreamCounts,
+} from './socket-stream';
 import { withSubscriptionSlot } from './subscriptions';
 
 /** What tRPC's WebSocket adapter writes for a tracked event (respond → transform → JSON). */
@@ -92,6 +99,8 @@ describe('spliced data frames', () => {
   });
 });
 
+const DONE = { done: true, value: undefined } as const;
+
 /** A socket that records frames, as ws would send them (Buffers as text). */
 function fakeSocket() {
   const frames: string[] = [];
@@ -103,7 +112,7 @@ function fakeSocket() {
     send(data: string | Buffer) {
       frames.push(typeof data === 'string' ? data : data.toString('utf8'));
     },
-    once() {},
+    on() {},
   };
   return { socket: socket as SocketLike & { readyState: number }, frames };
 }
@@ -141,10 +150,20 @@ describe('a socket subscription served directly', () => {
     return { socket, frames, connection };
   }
 
-  /** What tRPC's adapter does: send "started", then pull the stream in the same run. */
+  /**
+   * What the socket handler does: send "started", then pull the stream with its start.
+   * Resolves as the handler hears the end: done, or rejected with the failure; a stream that
+   * did not take the start gives its first pull.
+   */
   function start<T>(socket: SocketLike, subId: number, stream: AsyncGenerator<T>) {
     socket.send(JSON.stringify({ id: subId, result: { type: 'started' } }));
-    return stream.next();
+    let ended: (failure: unknown) => void = () => {};
+    const end = new Promise<IteratorResult<T>>((resolve, reject) => {
+      ended = (failure) => (failure === null ? resolve(DONE) : reject(failure));
+    });
+    const handed = socketStart(socket, subId, (failure) => ended(failure));
+    const first = (stream.next as (start: unknown) => Promise<IteratorResult<T>>)(handed);
+    return handed.taken ? end : first;
   }
 
   const map = (e: StoredEvent) => ({ type: e.type, ...e.payload });
@@ -252,6 +271,72 @@ describe('a socket subscription served directly', () => {
     await s2.return(undefined);
   });
 
+  it('streams of one topic share one bus listener; each that ends leaves it, the last removes it', async () => {
+    const topic = `shared-${Date.now()}`;
+    const one = connect();
+    const two = connect();
+    const open = (connection: typeof one.connection) =>
+      withSubscriptionSlot(
+        connection,
+        streamTopic({ bus, topic, lastEventId: null, signal: undefined, map }),
+      );
+    const s1 = open(one.connection);
+    const s2 = open(two.connection);
+    const ends: unknown[] = [];
+    const handed1 = socketStart(one.socket, 1, (failure) => ends.push(failure));
+    const handed2 = socketStart(two.socket, 1, (failure) => ends.push(failure));
+    void (s1.next as (start: unknown) => Promise<unknown>)(handed1);
+    void (s2.next as (start: unknown) => Promise<unknown>)(handed2);
+    expect(handed1.taken && handed2.taken).toBe(true);
+    expect(directStreams(bus, topic)).toBe(2);
+    await bus.publish({ topic, type: 'x', payload: { n: 1 } });
+    await expect.poll(() => dataOf(one.frames).length + dataOf(two.frames).length).toBe(2);
+
+    // Stopped (the handler's return() on a stop or a socket close): told once, left the topic.
+    await s1.return(undefined);
+    await s1.return(undefined);
+    expect(ends).toEqual([null]);
+    expect(one.connection.subscriptions).toBe(0);
+    expect(directStreams(bus, topic)).toBe(1);
+    await bus.publish({ topic, type: 'x', payload: { n: 2 } });
+    await expect.poll(() => dataOf(two.frames).length).toBe(2);
+    expect(dataOf(one.frames).length).toBe(1);
+
+    await s2.return(undefined);
+    expect(ends).toEqual([null, null]);
+    expect(directStreams(bus, topic)).toBe(0);
+    expect(two.connection.subscriptions).toBe(0);
+  });
+
+  it('a taken start is never settled through next(): the end comes through `ended`', async () => {
+    const topic = `taken-${Date.now()}`;
+    const { socket, connection } = connect();
+    const stream = withSubscriptionSlot(
+      connection,
+      streamTopic({ bus, topic, lastEventId: null, signal: undefined, map }),
+    );
+    let ended: unknown = 'not yet';
+    const handed = socketStart(socket, 3, (failure) => {
+      ended = failure;
+    });
+    let settled = false;
+    (stream.next as (start: unknown) => Promise<unknown>)(handed).then(
+      () => {
+        settled = true;
+      },
+      () => {
+        settled = true;
+      },
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    expect(handed.taken).toBe(true);
+    expect(ended).toBe('not yet');
+    await stream.return(undefined);
+    expect(ended).toBeNull();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+  });
+
   it('without an adapter start (an in-process caller), it is the plain generator', async () => {
     const topic = `plain-${Date.now()}`;
     const { frames, connection } = connect();
@@ -271,7 +356,7 @@ describe('a socket subscription served directly', () => {
     expect(connection.subscriptions).toBe(0);
   });
 
-  it('a start announced on another socket is not taken', async () => {
+  it('a start for another socket is not taken', async () => {
     const topic = `other-${Date.now()}`;
     const one = connect();
     const two = connect();
@@ -281,9 +366,12 @@ describe('a socket subscription served directly', () => {
       stream: { bus, topic, lastEventId: null, signal: undefined, map },
       fallback: () => (async function* () {})(),
     });
-    one.socket.send(JSON.stringify({ id: 1, result: { type: 'started' } }));
     const fallbackBefore = socketStreamCounts.fallback;
-    expect(await stream.next()).toEqual({ done: true, value: undefined });
+    expect(await stream.next(socketStart(one.socket, 1, () => {}))).toEqual({
+      done: true,
+      value: undefined,
+    });
     expect(socketStreamCounts.fallback).toBe(fallbackBefore + 1);
+    expect(one.frames).toEqual([]);
   });
 });

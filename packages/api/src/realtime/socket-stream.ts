@@ -1,79 +1,94 @@
 import type { TrackedEnvelope } from '@trpc/server';
 import type { Db } from '../db/client';
-import type { StoredEvent } from '../events/bus';
+import type { EventBus, StoredEvent } from '../events/bus';
 import { BACKLOG_PAGE, parseEventId, type TopicStreamSpec } from '../events/stream';
 import { AppError } from '../lib/errors';
 import { type ProjectRole, roleAtLeast } from '../modules/projects/roles';
 import { toTRPCError } from '../trpc';
-import { currentRole } from './access';
+import { type AccessWatcher, currentRole } from './access';
 import type { SocketConnection, SocketLike } from './connections';
 
 /**
  * Socket subscriptions that write their data frames themselves.
  *
- * tRPC's WebSocket adapter serves a subscription by pulling its async iterator once per event
+ * tRPC's WebSocket adapter served a subscription by pulling its async iterator once per event
  * (a race of promises per pull), then building and JSON.stringify-ing a response per socket,
  * which ws encodes to UTF-8 again per socket. With thousands of subscribers of one topic that
- * was ~6x the CPU of a raw broadcast. Here, once the adapter has told the client a
- * subscription started, the subscription sends each event itself, synchronously from the bus
- * listener: the event is serialised once per topic and the same bytes go to every socket whose
- * subscription has the same tRPC id; only the id prefix is per socket. The adapter keeps one
- * pending `next()`, settled when the subscription ends (with its error, if any), so errors,
- * `stopped`, stops and disconnects go through tRPC exactly as before.
+ * was ~6x the CPU of a raw broadcast. Here, once the server's socket handler has told the
+ * client a subscription started, it hands the stream a SocketStart on its first `next()`; the
+ * stream takes it and sends each event itself, synchronously from the bus listener: the event
+ * is serialised once per topic and the same bytes go to every socket whose subscription has
+ * the same tRPC id; only the id prefix is per socket. It tells the handler how it ended
+ * (`ended`), so errors, `stopped`, stops and disconnects go through the handler exactly as
+ * for any other subscription, and an idle subscription holds no pending promise.
  *
- * Where no adapter announced a start (in-process callers, another transport), the stream is
- * the plain generator composition, unchanged.
+ * Without a start (in-process callers, another transport), the stream is the plain generator
+ * composition, unchanged.
  */
 
 const WS_OPEN = 1;
-const STARTED_TAIL = '"result":{"type":"started"}}';
 
-interface Start {
-  socket: SocketLike;
-  /** The envelope every data frame of this subscription begins with. */
-  prefix: string;
+/**
+ * Marks a SocketStart. A registered symbol: the socket handler (apps/server,
+ * plugins/trpc-ws.ts) cannot import this module, and any other iterator ignores the value.
+ */
+export const SOCKET_START: unique symbol = Symbol.for('smartspace.socket-start') as never;
+
+/**
+ * What the socket handler passes to a subscription's first `next()`, having just sent
+ * "started" for tRPC id `id` on `socket`.
+ */
+export interface SocketStart {
+  readonly [SOCKET_START]: true;
+  readonly socket: SocketLike;
+  readonly id: number | string;
+  readonly jsonrpc: '2.0' | undefined;
+  /**
+   * Set by the stream that takes the start. From then on it writes its own frames, that
+   * `next()` never settles, and `ended` is called once instead.
+   */
+  taken: boolean;
+  /**
+   * How a taken stream ended: null when it completed or was returned (stopped), else its
+   * error (an app error as its tRPC error), which the handler sends.
+   */
+  ended(failure: unknown): void;
+}
+
+/** A SocketStart from plain values (tests; the handler builds its own). */
+export function socketStart(
+  socket: SocketLike,
+  id: number | string,
+  ended: (failure: unknown) => void,
+  jsonrpc?: '2.0',
+): SocketStart {
+  return { [SOCKET_START]: true, socket, id, jsonrpc, taken: false, ended };
+}
+
+function isSocketStart(value: unknown): value is SocketStart {
+  return (
+    typeof value === 'object' && value !== null && (value as SocketStart)[SOCKET_START] === true
+  );
 }
 
 /**
- * The "started" frame tRPC has just sent. The adapter sends it and then, in the same
- * synchronous run, takes the subscription's iterator and calls its first `next()`; so the
- * start a first `next()` finds here is its own. Cleared on the next microtask, so a start
- * nobody claims (a stream of another kind) can never be taken by a later one.
+ * Envelope prefixes of small numeric ids (what createWSClient sends: 1, 2, ...), shared by
+ * every socket rather than a string per subscription.
  */
-let lastStart: Start | null = null;
+const sharedPrefixes = new Map<string, string>();
+const SHARED_PREFIX_MAX_ID = 4096;
 
-function noteStart(socket: SocketLike, frame: string) {
-  let msg: { id?: unknown; jsonrpc?: unknown };
-  try {
-    msg = JSON.parse(frame) as typeof msg;
-  } catch {
-    return;
+function prefixFor(id: number | string, jsonrpc: unknown): string {
+  if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > SHARED_PREFIX_MAX_ID) {
+    return dataPrefix(id, jsonrpc);
   }
-  if (typeof msg.id !== 'number' && typeof msg.id !== 'string') return;
-  lastStart = { socket, prefix: dataPrefix(msg.id, msg.jsonrpc) };
-  queueMicrotask(() => {
-    lastStart = null;
-  });
-}
-
-/** The start tRPC announced on `socket` just now, if any (taken: it serves one stream). */
-function takeStart(socket: SocketLike): Start | null {
-  const s = lastStart;
-  if (!s || s.socket !== socket) return null;
-  lastStart = null;
-  return s;
-}
-
-/**
- * Notes the "started" frames tRPC sends on `socket` (registered once per socket). Frames
- * this module writes go through the same `send`, but are never "started" ones.
- */
-export function observeStarts(socket: SocketLike): void {
-  const send = socket.send;
-  socket.send = function (this: SocketLike, data: string | Buffer, ...rest: unknown[]) {
-    if (typeof data === 'string' && data.endsWith(STARTED_TAIL)) noteStart(socket, data);
-    return (send as (...args: unknown[]) => void).call(this, data, ...rest);
-  } as SocketLike['send'];
+  const key = jsonrpc === undefined ? String(id) : `${id}:2`;
+  let prefix = sharedPrefixes.get(key);
+  if (prefix === undefined) {
+    prefix = dataPrefix(id, jsonrpc);
+    sharedPrefixes.set(key, prefix);
+  }
+  return prefix;
 }
 
 /**
@@ -137,13 +152,8 @@ export interface SocketStreamSpec<T> {
   /** Ends the stream (projects.access_revoked) once the member drops below `minRole`. */
   access: { db: Db; projectId: string; userId: string; minRole: ProjectRole } | null;
   stream: TopicStreamSpec<T>;
-  /** The generator composition that serves the stream when no adapter announced a start. */
+  /** The generator composition that serves the stream when no handler passed a start. */
   fallback: () => AsyncGenerator<TrackedEnvelope<T>, void, unknown>;
-}
-
-interface Pending<Out> {
-  resolve: (r: IteratorResult<TrackedEnvelope<Out>, void>) => void;
-  reject: (e: unknown) => void;
 }
 
 /** How socket subscriptions were served since start (tests check the direct path engages). */
@@ -151,6 +161,63 @@ export const socketStreamCounts = { direct: 0, fallback: 0 };
 
 const DONE: IteratorResult<never, void> = { done: true, value: undefined };
 const TEXT_FRAME = { binary: false };
+/** What a taken stream's `next()` returns: it never settles (the handler hears `ended`). */
+const NEVER = new Promise<never>(() => {});
+
+/**
+ * The direct streams of one bus topic share one bus listener: per stream that is a Set
+ * entry, where a listener of its own was two closures and their scopes held while idle.
+ */
+interface TopicFanout {
+  streams: Set<SocketTopicStream<unknown>>;
+  off: () => void;
+}
+const fanouts = new WeakMap<EventBus, Map<string, TopicFanout>>();
+
+function joinTopic(stream: SocketTopicStream<unknown>, bus: EventBus, topic: string) {
+  let byTopic = fanouts.get(bus);
+  if (!byTopic) {
+    byTopic = new Map();
+    fanouts.set(bus, byTopic);
+  }
+  let fanout = byTopic.get(topic);
+  if (!fanout) {
+    const streams = new Set<SocketTopicStream<unknown>>();
+    const off = bus.listen(topic, (e) => {
+      for (const s of streams) s.onEvent(e);
+    });
+    fanout = { streams, off };
+    byTopic.set(topic, fanout);
+  }
+  fanout.streams.add(stream);
+}
+
+function leaveTopic(stream: SocketTopicStream<unknown>, bus: EventBus, topic: string) {
+  const byTopic = fanouts.get(bus);
+  const fanout = byTopic?.get(topic);
+  if (!byTopic || !fanout?.streams.delete(stream) || fanout.streams.size > 0) return;
+  byTopic.delete(topic);
+  fanout.off();
+}
+
+/** Direct streams of `topic` on `bus` now, all behind its one shared listener (tests). */
+export function directStreams(bus: EventBus, topic: string): number {
+  return fanouts.get(bus)?.get(topic)?.streams.size ?? 0;
+}
+
+/** A direct stream's access grant, watched without a closure of its own. */
+class StreamGrant implements AccessWatcher {
+  constructor(
+    readonly stream: SocketTopicStream<unknown>,
+    readonly projectId: string,
+    readonly userId: string,
+    readonly minRole: ProjectRole,
+  ) {}
+
+  onRevoked() {
+    this.stream.revoke();
+  }
+}
 
 /**
  * A topic subscription served over a socket: see the top of this file. Keeps the invariants
@@ -163,27 +230,34 @@ export class SocketTopicStream<Out> implements AsyncGenerator<TrackedEnvelope<Ou
   private mode: 'new' | 'fallback' | 'direct' = 'new';
   private generator: AsyncGenerator<TrackedEnvelope<Out>, void, unknown> | null = null;
   private ended = false;
-  /** Why it ended, for the adapter's pending next() (null: completed). */
-  private failure: unknown = null;
-  private pending: Pending<Out> | null = null;
-  private socket: SocketLike | null = null;
+  /** The handler's start, told how the stream ended; null once told. */
+  private owner: SocketStart | null = null;
   private prefix = '';
   private last: number | null = null;
   /** Live events arriving while the backlog is replayed. */
   private queue: StoredEvent[] | null = null;
-  private off: (() => void) | null = null;
-  private unwatch: (() => void) | null = null;
+  private joined = false;
+  private grant: StreamGrant | null = null;
   private slot = false;
   private readonly connection: SocketConnection;
   private access: SocketStreamSpec<Out>['access'];
-  private readonly stream: TopicStreamSpec<Out>;
-  /** Dropped once the mode is chosen: it holds the procedure's whole context. */
+  private readonly bus: EventBus;
+  private readonly topic: string;
+  private readonly map: (event: StoredEvent) => Out | null;
+  /** Read once, when the stream begins. */
+  private lastEventId: string | null | undefined;
+  /** Dropped once the mode is chosen: they hold the procedure's whole context. */
   private fallback: SocketStreamSpec<Out>['fallback'] | null;
+  private signal: AbortSignal | undefined;
 
   constructor(spec: SocketStreamSpec<Out>) {
     this.connection = spec.connection;
     this.access = spec.access;
-    this.stream = spec.stream;
+    this.bus = spec.stream.bus;
+    this.topic = spec.stream.topic;
+    this.map = spec.stream.map;
+    this.lastEventId = spec.stream.lastEventId;
+    this.signal = spec.stream.signal;
     this.fallback = spec.fallback;
   }
 
@@ -191,29 +265,31 @@ export class SocketTopicStream<Out> implements AsyncGenerator<TrackedEnvelope<Ou
     return this;
   }
 
-  next(): Promise<IteratorResult<TrackedEnvelope<Out>, void>> {
+  /** `start`: the socket handler's SocketStart, on the first pull only. */
+  next(start?: unknown): Promise<IteratorResult<TrackedEnvelope<Out>, void>> {
     if (this.mode === 'new') {
-      const start = takeStart(this.connection.socket);
       const fallback = this.fallback as NonNullable<typeof this.fallback>;
       this.fallback = null;
-      if (start) {
+      // A start for another socket (never sent by the handler) is not ours to write to.
+      if (isSocketStart(start) && start.socket === this.connection.socket) {
         this.mode = 'direct';
         socketStreamCounts.direct++;
-        this.socket = start.socket;
-        this.prefix = start.prefix;
+        start.taken = true;
+        this.owner = start;
+        this.prefix = prefixFor(start.id, start.jsonrpc);
+        // Stopped by return() from here on, which the handler calls at once: the signal
+        // (the costliest object an idle subscription would hold) is not needed.
+        this.signal = undefined;
         this.begin().catch((e: unknown) => this.end(e));
-      } else {
-        this.mode = 'fallback';
-        socketStreamCounts.fallback++;
-        this.generator = fallback();
+        return NEVER;
       }
+      this.mode = 'fallback';
+      this.signal = undefined;
+      socketStreamCounts.fallback++;
+      this.generator = fallback();
     }
     if (this.generator) return this.generator.next();
-    // Direct: the one pull the adapter keeps waiting until the subscription ends.
-    if (this.ended) return this.failure ? Promise.reject(this.failure) : Promise.resolve(DONE);
-    return new Promise((resolve, reject) => {
-      this.pending = { resolve, reject };
-    });
+    return NEVER;
   }
 
   return(): Promise<IteratorResult<TrackedEnvelope<Out>, void>> {
@@ -233,7 +309,7 @@ export class SocketTopicStream<Out> implements AsyncGenerator<TrackedEnvelope<Ou
   }
 
   private async begin() {
-    const { connection, access, stream } = this;
+    const { connection, access } = this;
     this.access = null;
     if (connection.subscriptions >= connection.maxSubscriptions) {
       throw new AppError(
@@ -243,14 +319,17 @@ export class SocketTopicStream<Out> implements AsyncGenerator<TrackedEnvelope<Ou
     }
     connection.subscriptions++;
     this.slot = true;
-    this.last = parseEventId(stream.lastEventId);
+    this.last = parseEventId(this.lastEventId);
+    this.lastEventId = undefined;
     // Listening from the moment the client was told the subscription started, so an event
     // published once it knows is never missed; held back until the checks below pass.
     this.queue = [];
-    this.off = stream.bus.listen(stream.topic, (e) => this.onEvent(e));
+    joinTopic(this as SocketTopicStream<unknown>, this.bus, this.topic);
+    this.joined = true;
     if (access) {
       const { projectId, userId, minRole } = access;
-      this.unwatch = connection.access.watch({ projectId, userId, minRole }, () => this.revoke());
+      this.grant = new StreamGrant(this as SocketTopicStream<unknown>, projectId, userId, minRole);
+      connection.access.add(this.grant);
       // A change committed after the procedure checked access but before the watch began was
       // announced before anyone here listened for it: look once more, now that we do.
       const role = await currentRole(access.db, projectId, userId);
@@ -258,36 +337,31 @@ export class SocketTopicStream<Out> implements AsyncGenerator<TrackedEnvelope<Ou
       if (!role || !roleAtLeast(role, minRole)) return this.revoke();
     }
     if (this.last !== null) {
-      await stream.bus.assertRetained(this.last);
+      await this.bus.assertRetained(this.last);
       for (;;) {
-        if (this.stopped()) return;
-        const page = await stream.bus.readAfter(stream.topic, this.last, BACKLOG_PAGE);
+        if (this.ended) return;
+        const page = await this.bus.readAfter(this.topic, this.last, BACKLOG_PAGE);
         for (const e of page) {
-          if (this.stopped()) return;
+          if (this.ended) return;
           this.last = e.id;
           this.send(e);
         }
         if (page.length < BACKLOG_PAGE) break;
       }
     }
-    if (this.stopped()) return;
+    if (this.ended) return;
     const queued = this.queue;
     this.queue = null;
     for (const e of queued) this.onEvent(e);
   }
 
-  /** Ended here, or stopped by the client (the adapter's abort comes before its return()). */
-  private stopped() {
-    if (this.stream.signal?.aborted) this.end(null);
-    return this.ended;
-  }
-
-  private onEvent(e: StoredEvent) {
+  /** An event of its topic, from the bus (through the topic's shared listener). */
+  onEvent(e: StoredEvent) {
     if (this.queue) {
       this.queue.push(e);
       return;
     }
-    if (this.stopped()) return;
+    if (this.ended) return;
     if (this.last !== null && e.id <= this.last) return; // already sent from the backlog
     this.last = e.id;
     try {
@@ -299,15 +373,16 @@ export class SocketTopicStream<Out> implements AsyncGenerator<TrackedEnvelope<Ou
   }
 
   private send(e: StoredEvent) {
-    const out = this.stream.map(e);
+    const out = this.map(e);
     if (out === null) return;
-    const socket = this.socket as SocketLike;
+    const socket = this.connection.socket;
     // As the adapter: nothing is written once the socket started closing.
     if (socket.readyState !== WS_OPEN) return;
     socket.send(dataFrame(this.prefix, e, out), TEXT_FRAME);
   }
 
-  private revoke() {
+  /** Its member's access no longer allows it (the access watch, or the re-check). */
+  revoke() {
     this.end(
       new AppError(
         'projects.access_revoked',
@@ -316,24 +391,26 @@ export class SocketTopicStream<Out> implements AsyncGenerator<TrackedEnvelope<Ou
     );
   }
 
-  /** Ends once: detaches, gives the slot back, settles the adapter's pending pull. */
+  /** Ends once: detaches, gives the slot back, tells the handler. */
   private end(cause: unknown) {
     if (this.ended) return;
     this.ended = true;
-    this.failure = cause === null ? null : cause instanceof AppError ? toTRPCError(cause) : cause;
+    const failure = cause === null ? null : cause instanceof AppError ? toTRPCError(cause) : cause;
     this.queue = null;
-    this.off?.();
-    this.off = null;
-    this.unwatch?.();
-    this.unwatch = null;
+    if (this.joined) {
+      this.joined = false;
+      leaveTopic(this as SocketTopicStream<unknown>, this.bus, this.topic);
+    }
+    if (this.grant) {
+      this.connection.access.delete(this.grant);
+      this.grant = null;
+    }
     if (this.slot) {
       this.slot = false;
       this.connection.subscriptions--;
     }
-    const p = this.pending;
-    this.pending = null;
-    if (!p) return;
-    if (this.failure) p.reject(this.failure);
-    else p.resolve(DONE);
+    const owner = this.owner;
+    this.owner = null;
+    owner?.ended(failure);
   }
 }
