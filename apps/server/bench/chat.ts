@@ -1,10 +1,11 @@
 /**
  * The chat suite of `pnpm bench`: what a chat reply costs beyond its model call. chat.send
- * stores the question and the reply row (one transaction), starts the reply, which goes
- * through the gateway (policy, reservation, settlement), publishes reply.started, each delta
- * and reply.completed to the conversation's topic, and stores the finished reply. Timed from
- * the send to reply.completed reaching a topic listener, against the same prompt sent to the
- * provider directly (mock-echo without pauses), in one child (chat-worker.ts).
+ * stores the question and the reply row and publishes message.created and reply.started (one
+ * transaction; the conversation's history is read under its lock in the same round trip),
+ * then starts the reply, which goes through the gateway (policy, reservation, settlement),
+ * and stores the finished reply with its last deltas and reply.completed (one transaction).
+ * Timed from the send to reply.completed reaching a topic listener, against the same prompt
+ * sent to the provider directly (mock-echo without pauses), in one child (chat-worker.ts).
  *
  * BENCH_CHAT_SENDS (default 200) sequential sends, each in a new conversation.
  */
@@ -66,7 +67,7 @@ ${markdownTable(
   ],
 )}
 
-- reply overhead beyond the model: ${ms(overheadMs)} ms at p50 (goal ≤ 5 ms): the send transaction, the gateway's reservation and settlement, the reply's events (each a stored row and a NOTIFY) and the finished reply's row.${
+- reply overhead beyond the model: ${ms(overheadMs)} ms at p50 (goal ≤ 5 ms): the send transaction (question, reply row, message.created and reply.started), the gateway's reservation and settlement, and the finishing transaction (the reply's row, its last deltas and reply.completed, each event a stored row and a NOTIFY). The listener here is in the process that published, so it is handed the events without reading their rows; another instance reads them once per transaction's events.${
     loadBefore > cpu.length
       ? `\n- WARNING: load average ${loadBefore.toFixed(2)} on ${cpu.length} CPUs before the start: rerun on a quiet machine.`
       : ''

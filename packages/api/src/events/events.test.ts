@@ -1,7 +1,9 @@
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../db/client';
 import { createTestDatabase } from '../testing';
 import { createEventBus, type EventBus } from './bus';
+import { events } from './events.table';
 import { streamTopic } from './stream';
 
 let handle: DatabaseHandle;
@@ -48,6 +50,63 @@ describe('event bus', () => {
     const stored = await bus.readAfter('t-many', 0, 100);
     expect(stored.map((e) => e.payload.n)).toEqual([...Array(32).keys()]);
     expect(await bus.publishMany({ topic: 't-many', events: [] })).toEqual([]);
+  });
+
+  it("delivers its own events, another instance's and none of a rolled back write, in order, once each", async () => {
+    const other = await createEventBus(handle);
+    const topic = 't-mixed';
+    const here: number[] = [];
+    const there: number[] = [];
+    const offHere = bus.listen(topic, (e) => here.push(e.payload.n as number));
+    const offThere = other.listen(topic, (e) => there.push(e.payload.n as number));
+    const one = (b: EventBus, n: number) => b.publish({ topic, type: 'x', payload: { n } });
+    const many = (b: EventBus, ns: number[]) =>
+      b.publishMany({ topic, events: ns.map((n) => ({ type: 'x', payload: { n } })) });
+    await one(bus, 0);
+    await one(other, 1);
+    await many(bus, [2, 3]);
+    const rolledBack = handle.db.transaction(async (tx) => {
+      await bus.publish({ topic, type: 'x', payload: { n: -1 }, db: tx });
+      throw new Error('rolled back');
+    });
+    await expect(rolledBack).rejects.toThrow('rolled back');
+    await one(bus, 4);
+    await many(other, [5, 6]);
+    await one(bus, 7);
+    const all = [...Array(8).keys()];
+    await expect.poll(() => here.length).toBe(8);
+    await expect.poll(() => there.length).toBe(8);
+    expect(here).toEqual(all);
+    expect(there).toEqual(all);
+    offHere();
+    offThere();
+    await other.close();
+  });
+
+  it('publishes with a guard in one statement: stored only when the guard returns its row', async () => {
+    const topic = 't-guarded';
+    const seen: number[] = [];
+    const off = bus.listen(topic, (e) => seen.push(e.payload.n as number));
+    const [anchor] = await bus.publishMany({ topic, events: [{ type: 'x', payload: { n: 0 } }] });
+    // A data-modifying guard, as a run's UPDATE of its own row is: here, a no-op UPDATE of a
+    // row that exists, or of none.
+    const touch = (id: number) =>
+      sql`update ${events} set type = type where id = ${id} returning id, 'kept' as note`;
+    const list = (ns: number[]) => ns.map((n) => ({ type: 'x', payload: { n } }));
+    expect(await bus.publishGuarded({ topic, events: list([-1, -2]), guard: touch(-1) })).toBe(
+      null,
+    );
+    const row = await bus.publishGuarded({
+      topic,
+      events: list([1, 2]),
+      guard: touch(anchor?.id ?? -1),
+    });
+    expect(row).toEqual({ id: anchor?.id, note: 'kept' });
+    expect(await bus.publishGuarded({ topic, events: [], guard: touch(-1) })).toBe(null);
+    await expect.poll(() => seen).toEqual([0, 1, 2]);
+    off();
+    const stored = await bus.readAfter(topic, 0, 100);
+    expect(stored.map((e) => e.payload.n)).toEqual([0, 1, 2]);
   });
 
   it('stores with increasing ids and delivers live events in order', async () => {

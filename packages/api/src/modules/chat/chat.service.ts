@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { and, desc, eq, gt, or } from 'drizzle-orm';
 import type { ModelRegistry } from '../../ai/registry';
 import type { Db } from '../../db/client';
@@ -19,43 +20,16 @@ import {
 import { conversations, type MessageRow, messages } from './chat.table';
 import type { ReplyRunner } from './replies';
 import {
+  announceReply,
   checkModel,
   insertReply,
   insertReplyRun,
   lockIdleConversation,
+  lockIdleWithHistory,
   replyWriter,
   resolveAttachments,
   startReply,
 } from './reply-start';
-
-export async function projectOfConversation(
-  db: Db,
-  conversationId: string,
-): Promise<string | null> {
-  const [row] = await db
-    .select({ projectId: conversations.projectId })
-    .from(conversations)
-    .where(eq(conversations.id, conversationId));
-  return row?.projectId ?? null;
-}
-
-export async function projectOfMessage(db: Db, messageId: string): Promise<string | null> {
-  const [row] = await db
-    .select({ projectId: conversations.projectId })
-    .from(messages)
-    .innerJoin(conversations, eq(conversations.id, messages.conversationId))
-    .where(eq(messages.id, messageId));
-  return row?.projectId ?? null;
-}
-
-export async function projectOfReply(db: Db, replyId: string): Promise<string | null> {
-  const [row] = await db
-    .select({ projectId: conversations.projectId })
-    .from(messages)
-    .innerJoin(conversations, eq(conversations.id, messages.conversationId))
-    .where(and(eq(messages.id, replyId), eq(messages.role, 'assistant')));
-  return row?.projectId ?? null;
-}
 
 export async function createConversation(opts: {
   db: Db;
@@ -281,30 +255,55 @@ export async function sendMessage(opts: {
   model?: string | undefined;
   fileIds?: readonly string[] | undefined;
 }): Promise<{ message: Message; replyId: string }> {
-  const { conversation, message, replyId, model, agent } = await opts.db.transaction(async (tx) => {
-    const conversation = await lockIdleConversation(tx, opts.conversationId);
+  const sent = await opts.db.transaction(async (tx) => {
+    const { conversation, history } = await lockIdleWithHistory(tx, opts.conversationId);
     const { model, agent } = await replyWriter(tx, opts.models, conversation, opts.model);
     const attachments = await resolveAttachments(tx, conversation.projectId, opts.fileIds ?? []);
-    const [userRow] = await tx
-      .insert(messages)
-      .values({
-        conversationId: conversation.id,
-        role: 'user',
-        content: opts.content,
-        authorId: opts.actor.userId,
-        attachments,
-      })
-      .returning();
-    if (!userRow) throw new Error('insert returned no row');
-    const replyId = await insertReply(tx, conversation.id, model, userRow.createdAt, !!agent);
+    // The whole row, written as is: the announcement needs no answer from the INSERT, so
+    // the question, the reply and the events go out at once. After the last message, even
+    // one stamped by a process whose clock runs ahead.
+    const latest = history.at(-1)?.createdAt.getTime() ?? 0;
+    const userRow: MessageRow = {
+      id: randomUUID(),
+      conversationId: conversation.id,
+      role: 'user',
+      content: opts.content,
+      authorId: opts.actor.userId,
+      model: null,
+      status: 'complete',
+      inputTokens: null,
+      outputTokens: null,
+      citations: [],
+      attachments,
+      errorCode: null,
+      createdAt: new Date(Math.max(Date.now(), latest + 1)),
+      completedAt: null,
+      editedAt: null,
+      heartbeatAt: null,
+    };
     const message = toMessage(userRow);
-    await announce(opts.bus, tx, conversation.id, { type: 'message.created', message });
-    if (agent)
-      await insertReplyRun(tx, opts.bus, { conversation, agent, replyId, actor: opts.actor });
-    return { conversation, message, replyId, model, agent };
+    const created: ChatEvent[] = [{ type: 'message.created', message }];
+    const { id, role, content, status, createdAt } = userRow;
+    history.push({ id, role, content, status, attachments, createdAt });
+    const replyId = randomUUID();
+    const written = Promise.all([
+      tx.insert(messages).values(userRow),
+      insertReply(tx, conversation.id, model, userRow.createdAt, !!agent, replyId),
+    ]);
+    const announce = () => announceReply(tx, opts.bus, conversation.id, replyId, created);
+    if (agent) {
+      // The run's row refers to the reply's: written once the reply's is.
+      await written;
+      const run = { conversation, agent, replyId, actor: opts.actor, history };
+      await Promise.all([insertReplyRun(tx, run), announce()]);
+    } else {
+      await Promise.all([written, announce()]);
+    }
+    const [, reply] = await written;
+    return { conversation, message, reply, history, model, agent };
   });
-  startReply({ replies: opts.replies, conversation, replyId, model, agent, actor: opts.actor });
-  return { message, replyId };
+  startReply({ ...sent, replies: opts.replies, actor: opts.actor });
+  return { message: sent.message, replyId: sent.reply.id };
 }
 
 /**
@@ -321,7 +320,7 @@ export async function regenerateReply(opts: {
   actor: Actor;
   model?: string | undefined;
 }): Promise<{ replyId: string }> {
-  const { conversation, replyId, model, agent } = await opts.db.transaction(async (tx) => {
+  const { conversation, reply, model, agent } = await opts.db.transaction(async (tx) => {
     const conversation = await lockIdleConversation(tx, opts.conversationId);
     const [last] = await tx
       .select()
@@ -337,14 +336,16 @@ export async function regenerateReply(opts: {
     }
     const { model, agent } = await replyWriter(tx, opts.models, conversation, opts.model);
     await tx.delete(messages).where(eq(messages.id, last.id));
-    await announce(opts.bus, tx, conversation.id, { type: 'message.deleted', messageId: last.id });
-    const replyId = await insertReply(tx, conversation.id, model, last.createdAt, !!agent);
-    if (agent)
-      await insertReplyRun(tx, opts.bus, { conversation, agent, replyId, actor: opts.actor });
-    return { conversation, replyId, model, agent };
+    const reply = await insertReply(tx, conversation.id, model, last.createdAt, !!agent);
+    const replyId = reply.id;
+    if (agent) await insertReplyRun(tx, { conversation, agent, replyId, actor: opts.actor });
+    await announceReply(tx, opts.bus, conversation.id, replyId, [
+      { type: 'message.deleted', messageId: last.id },
+    ]);
+    return { conversation, reply, model, agent };
   });
-  startReply({ replies: opts.replies, conversation, replyId, model, agent, actor: opts.actor });
-  return { replyId };
+  startReply({ replies: opts.replies, conversation, reply, model, agent, actor: opts.actor });
+  return { replyId: reply.id };
 }
 
 /** The messages after `m` in the conversation's order (oldest first, by time then id). */
@@ -399,19 +400,20 @@ export async function editMessage(opts: {
     if (!edited) throw new AppError('chat.message_not_found', 'Not found');
     const dropped = await tx.delete(messages).where(after(edited)).returning({ id: messages.id });
     const message = toMessage(edited);
-    await announce(opts.bus, tx, conversation.id, { type: 'message.updated', message });
+    const changed: ChatEvent[] = [{ type: 'message.updated', message }];
     if (dropped.length > 0) {
-      await announce(opts.bus, tx, conversation.id, {
+      changed.push({
         type: 'messages.truncated',
         afterMessageId: edited.id,
         messageIds: dropped.map((d) => d.id),
       });
     }
-    const replyId = await insertReply(tx, conversation.id, model, edited.createdAt, !!agent);
-    if (agent)
-      await insertReplyRun(tx, opts.bus, { conversation, agent, replyId, actor: opts.actor });
-    return { conversation, message, replyId, model, agent };
+    const reply = await insertReply(tx, conversation.id, model, edited.createdAt, !!agent);
+    const replyId = reply.id;
+    if (agent) await insertReplyRun(tx, { conversation, agent, replyId, actor: opts.actor });
+    await announceReply(tx, opts.bus, conversation.id, replyId, changed);
+    return { conversation, message, reply, model, agent };
   });
   startReply({ ...result, replies: opts.replies, actor: opts.actor });
-  return { message: result.message, replyId: result.replyId };
+  return { message: result.message, replyId: result.reply.id };
 }

@@ -9,10 +9,10 @@ import { createWorker } from '../../lib/worker';
 import type { Gateway } from '../gateway/gateway';
 import { conversationTopic } from './chat.dto';
 import type { ReplyFailureCode } from './chat.errors';
-import type { ConversationRow } from './chat.table';
+import type { ConversationRow, MessageRow } from './chat.table';
 import { fitHistory } from './context-window';
 import { type ReplyProgress, trackReplyProgress } from './reply-progress';
-import { buildReplyPrompt } from './reply-prompt';
+import { buildReplyPrompt, type PromptRow } from './reply-prompt';
 import { completeReply, finishFailed, type Publish, staleReplies } from './reply-store';
 
 export type { ReplyFailureCode };
@@ -45,7 +45,10 @@ export interface AgentReplies {
 
 interface ReplyJob {
   conversation: ConversationRow;
-  replyId: string;
+  /** The streaming reply's row as inserted. */
+  reply: MessageRow;
+  /** Its conversation's messages (its question last) when read already; else read here. */
+  history?: PromptRow[] | undefined;
   model: string;
   userId: string | null;
   /** The API key that sent the message, if one did: the gateway counts the call against it. */
@@ -67,10 +70,12 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
     idField: 'replyId',
     crashMessage: 'reply runner crashed',
   });
-  const publish: Publish = (conversationId, event, db = deps.db) => {
-    const { type, ...payload } = event;
-    return deps.bus.publish({ topic: conversationTopic(conversationId), type, payload, db });
-  };
+  const publish: Publish = (conversationId, events, db = deps.db) =>
+    deps.bus.publishMany({
+      topic: conversationTopic(conversationId),
+      events: events.map(({ type, ...payload }) => ({ type, payload })),
+      db,
+    });
 
   // Settles when a reply running here has stored its outcome and published its last event.
   const finished = new Map<string, Promise<void>>();
@@ -80,12 +85,13 @@ export async function createReplyRunner(handle: DatabaseHandle, deps: ReplyRunne
     /** Starts streaming a reply whose row (status 'streaming') already exists. */
     start(job: ReplyJob) {
       let settle = () => {};
-      finished.set(job.replyId, new Promise<void>((resolve) => (settle = resolve)));
+      const replyId = job.reply.id;
+      finished.set(replyId, new Promise<void>((resolve) => (settle = resolve)));
       worker.start(
-        job.replyId,
+        replyId,
         (signal) => streamReply(deps, publish, job, signal),
         () => {
-          finished.delete(job.replyId);
+          finished.delete(replyId);
           settle();
         },
       );
@@ -153,7 +159,8 @@ export type ReplyRunner = Awaited<ReturnType<typeof createReplyRunner>>;
 /**
  * Sends deltas out in batches of DELTA_COALESCE_MS, chained so they reach the event log in
  * order and all before the final event. Only text that reached the event log is handed to
- * `progress` to be stored.
+ * `progress` to be stored. The reply's last write takes what is still pending (`take`), so
+ * the last deltas go out in the same transaction as the outcome.
  */
 function coalesceDeltas(send: (text: string) => Promise<unknown>, progress: ReplyProgress) {
   let pending = '';
@@ -175,7 +182,18 @@ function coalesceDeltas(send: (text: string) => Promise<unknown>, progress: Repl
       // unhandled rejection behind.
       timer ??= setTimeout(() => flush().catch(() => {}), DELTA_COALESCE_MS);
     },
-    flush,
+    /**
+     * Stops batching, waits for the publish in flight (rethrowing its failure unless
+     * `settled`) and returns the text not yet published.
+     */
+    async take(settled = false): Promise<string> {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      await (settled ? publishing.catch(() => {}) : publishing);
+      const rest = pending;
+      pending = '';
+      return rest;
+    },
     dispose() {
       if (timer) clearTimeout(timer);
     },
@@ -188,21 +206,23 @@ async function streamReply(
   job: ReplyJob,
   signal: AbortSignal,
 ) {
-  const { conversation, replyId, model } = job;
+  const { conversation, reply, model } = job;
+  const replyId = reply.id;
   const info = deps.models.get(model);
   let text = '';
   // Stopped before each final write: a flush still in flight must not land after it.
   const progress = trackReplyProgress({ db: deps.db, replyId, log: deps.log });
   const deltas = coalesceDeltas(
-    (chunk) => publish(conversation.id, { type: 'reply.delta', replyId, text: chunk }),
+    (chunk) => publish(conversation.id, [{ type: 'reply.delta', replyId, text: chunk }]),
     progress,
   );
+  // reply.started went out with the transaction that stored the reply's row.
   try {
-    await publish(conversation.id, { type: 'reply.started', replyId });
     const { turns, system, citations } = await buildReplyPrompt({
       db: deps.db,
       conversation,
       replyId,
+      rows: job.history,
     });
     const maxOutputTokens = Math.min(
       deps.maxOutputTokens,
@@ -236,21 +256,28 @@ async function streamReply(
         usage = ev.usage;
       }
     }
-    await deltas.flush();
+    const rest = await deltas.take();
     await progress.stop();
     await lastWrite(deps, replyId, () =>
-      completeReply(deps.db, publish, {
-        conversationId: conversation.id,
-        replyId,
+      completeReply(deps.db, deps.bus, {
+        reply,
         text,
+        deltas: rest,
         usage,
         citations,
       }),
     );
   } catch (err) {
-    await deltas.flush().catch(() => {});
+    // What a failed publish left unsent goes out with the failure.
+    const rest = await deltas.take(true);
     await progress.stop();
-    await failReply(deps, publish, { conversationId: conversation.id, replyId, text }, err, signal);
+    await failReply(
+      deps,
+      publish,
+      { conversationId: conversation.id, replyId, text, deltas: rest },
+      err,
+      signal,
+    );
   } finally {
     await progress.stop();
     deltas.dispose();
@@ -260,7 +287,7 @@ async function streamReply(
 async function failReply(
   deps: ReplyRunnerDeps,
   publish: Publish,
-  reply: { conversationId: string; replyId: string; text: string },
+  reply: { conversationId: string; replyId: string; text: string; deltas: string },
   err: unknown,
   signal: AbortSignal,
 ) {

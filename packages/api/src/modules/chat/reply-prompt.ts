@@ -21,19 +21,11 @@ export async function buildReplyPrompt(opts: {
   db: Db;
   conversation: ConversationRow;
   replyId: string;
+  /** The conversation's messages when the caller has them already (see `promptRows`). */
+  rows?: PromptRow[] | undefined;
 }) {
   const { db, conversation, replyId } = opts;
-  const rows = await db
-    .select({
-      id: messages.id,
-      role: messages.role,
-      content: messages.content,
-      status: messages.status,
-      attachments: messages.attachments,
-    })
-    .from(messages)
-    .where(eq(messages.conversationId, conversation.id))
-    .orderBy(asc(messages.createdAt), asc(messages.id));
+  const rows = opts.rows ?? (await promptRows(db, conversation.id));
   // Failed or cancelled replies keep their partial text for people, not for the model.
   const turns: ChatTurn[] = rows
     .filter((r) => r.id !== replyId && (r.role === 'user' || r.status === 'complete'))
@@ -75,6 +67,24 @@ export async function buildReplyPrompt(opts: {
   });
   return { turns, system, citations };
 }
+
+/** What a reply's prompt reads of each message of its conversation, oldest first. */
+export function promptRows(db: Db, conversationId: string) {
+  return db
+    .select({
+      id: messages.id,
+      role: messages.role,
+      content: messages.content,
+      status: messages.status,
+      attachments: messages.attachments,
+      createdAt: messages.createdAt,
+    })
+    .from(messages)
+    .where(eq(messages.conversationId, conversationId))
+    .orderBy(asc(messages.createdAt), asc(messages.id));
+}
+
+export type PromptRow = Awaited<ReturnType<typeof promptRows>>[number];
 
 const passageKey = (p: Passage) => `${p.documentId}\u0000${p.content}`;
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { and, asc, eq, inArray, ne } from 'drizzle-orm';
 import type { ChatTurn } from '../../ai/provider';
 import { ModelError } from '../../ai/provider';
@@ -9,9 +10,16 @@ import { AppError } from '../../lib/errors';
 import { type AgentRow, findAgentRow } from '../agents/agents.service';
 import { files } from '../files/files.table';
 import { runs } from '../runs/runs.table';
-import { conversationTopic } from './chat.dto';
-import { type Attachment, type ConversationRow, conversations, messages } from './chat.table';
+import { type ChatEvent, conversationTopic } from './chat.dto';
+import {
+  type Attachment,
+  type ConversationRow,
+  conversations,
+  type MessageRow,
+  messages,
+} from './chat.table';
 import type { ReplyRunner } from './replies';
+import { type PromptRow, promptRows } from './reply-prompt';
 
 /**
  * What every write that starts a reply (send, regenerate, edit) shares: the conversation
@@ -37,24 +45,37 @@ export function checkModel(models: ModelRegistry, model: string) {
  * exactly one reply streams.
  */
 export async function lockIdleConversation(tx: Db, conversationId: string) {
-  const [conversation] = await tx
-    .select()
-    .from(conversations)
-    .where(eq(conversations.id, conversationId))
-    .for('update');
+  return (await lockIdle(tx, conversationId, false)).conversation;
+}
+
+/**
+ * `lockIdleConversation`, and the conversation's messages as a reply's prompt reads them,
+ * read under the lock in the same round trip (the reply's worker then has no read to make).
+ */
+export function lockIdleWithHistory(tx: Db, conversationId: string) {
+  return lockIdle(tx, conversationId, true);
+}
+
+async function lockIdle(tx: Db, conversationId: string, history: boolean) {
+  // Sent together, run in this order: the later reads' snapshots are taken once the lock is
+  // held.
+  const [[conversation], [busy], rows] = await Promise.all([
+    tx.select().from(conversations).where(eq(conversations.id, conversationId)).for('update'),
+    tx
+      .select({ id: messages.id })
+      .from(messages)
+      .where(and(eq(messages.conversationId, conversationId), eq(messages.status, 'streaming')))
+      .limit(1),
+    history ? promptRows(tx, conversationId) : null,
+  ]);
   if (!conversation) throw new AppError('chat.conversation_not_found', 'Not found');
-  const [busy] = await tx
-    .select({ id: messages.id })
-    .from(messages)
-    .where(and(eq(messages.conversationId, conversation.id), eq(messages.status, 'streaming')))
-    .limit(1);
   if (busy) {
     throw new AppError(
       'chat.reply_in_progress',
       'Wait for the current reply to finish, or cancel it',
     );
   }
-  return conversation;
+  return { conversation, history: rows ?? [] };
 }
 
 /** The model a new reply uses: the call's, else the conversation's, else the default. */
@@ -98,20 +119,28 @@ export async function replyWriter(
 /**
  * The run that writes a reply of an agent: the conversation so far (finished replies and
  * every question, the new one last) is its transcript. Its events reach the conversation as
- * the reply's (runs/chat-mirror.ts). Announces reply.started; the caller kicks a runner once
- * this commits.
+ * the reply's (runs/chat-mirror.ts). The caller announces reply.started with its other
+ * events (`announceReply`) and kicks a runner once this commits.
  */
 export async function insertReplyRun(
   tx: Db,
-  bus: EventBus,
-  opts: { conversation: ConversationRow; agent: AgentRow; replyId: string; actor: Actor },
+  opts: {
+    conversation: ConversationRow;
+    agent: AgentRow;
+    replyId: string;
+    actor: Actor;
+    /** The conversation's messages but the reply, when the caller has them already. */
+    history?: Pick<PromptRow, 'role' | 'content' | 'status'>[];
+  },
 ) {
   const { conversation, agent, replyId, actor } = opts;
-  const rows = await tx
-    .select({ role: messages.role, content: messages.content, status: messages.status })
-    .from(messages)
-    .where(and(eq(messages.conversationId, conversation.id), ne(messages.id, replyId)))
-    .orderBy(asc(messages.createdAt), asc(messages.id));
+  const rows =
+    opts.history ??
+    (await tx
+      .select({ role: messages.role, content: messages.content, status: messages.status })
+      .from(messages)
+      .where(and(eq(messages.conversationId, conversation.id), ne(messages.id, replyId)))
+      .orderBy(asc(messages.createdAt), asc(messages.id)));
   const transcript: ChatTurn[] = rows
     .filter((r) => r.role === 'user' || r.status === 'complete')
     .map((r) => ({ role: r.role, content: r.content }));
@@ -127,10 +156,24 @@ export async function insertReplyRun(
     conversationId: conversation.id,
     replyId,
   });
-  await bus.publish({
-    topic: conversationTopic(conversation.id),
-    type: 'reply.started',
-    payload: { replyId },
+}
+
+/**
+ * Publishes, inside `tx`, what a write that starts a reply tells the conversation (the
+ * message changes it made, in order) and then reply.started: one write, committed with the
+ * reply's row, so the worker has nothing to announce before it streams.
+ */
+export function announceReply(
+  tx: Db,
+  bus: EventBus,
+  conversationId: string,
+  replyId: string,
+  before: ChatEvent[],
+) {
+  const list: ChatEvent[] = [...before, { type: 'reply.started', replyId }];
+  return bus.publishMany({
+    topic: conversationTopic(conversationId),
+    events: list.map(({ type, ...payload }) => ({ type, payload })),
     db: tx,
   });
 }
@@ -140,7 +183,9 @@ export async function insertReplyRun(
  * at least, so "oldest first" always puts the reply after its question. Computed in JS, not
  * in raw SQL: a Date interpolated into sql`...` skips drizzle's column mapping, and
  * postgres.js (whose date serialiser drizzle turns off) throws on it. Timestamps have
- * millisecond precision, so +1 ms is exact.
+ * millisecond precision, so +1 ms is exact. The whole row is written as built here (the id
+ * too), so nothing waits for the INSERT's answer, and the reply's worker knows it without
+ * reading it back.
  */
 export async function insertReply(
   tx: Db,
@@ -149,33 +194,44 @@ export async function insertReply(
   after: Date,
   /** A reply a run writes has no heartbeat of its own: the run's covers it. */
   byRun = false,
-): Promise<string> {
+  id: string = randomUUID(),
+): Promise<MessageRow> {
   const createdAt = new Date(Math.max(Date.now(), after.getTime() + 1));
-  const [reply] = await tx
-    .insert(messages)
-    .values({
-      conversationId,
-      role: 'assistant',
-      content: '',
-      model,
-      status: 'streaming',
-      heartbeatAt: byRun ? null : new Date(),
-      createdAt,
-    })
-    .returning({ id: messages.id });
-  if (!reply) throw new Error('insert returned no row');
-  await tx
-    .update(conversations)
-    .set({ updatedAt: new Date() })
-    .where(eq(conversations.id, conversationId));
-  return reply.id;
+  const row: MessageRow = {
+    id,
+    conversationId,
+    role: 'assistant',
+    content: '',
+    authorId: null,
+    model,
+    status: 'streaming',
+    inputTokens: null,
+    outputTokens: null,
+    citations: [],
+    attachments: [],
+    errorCode: null,
+    createdAt,
+    completedAt: null,
+    editedAt: null,
+    heartbeatAt: byRun ? null : new Date(),
+  };
+  await Promise.all([
+    tx.insert(messages).values(row),
+    tx
+      .update(conversations)
+      .set({ updatedAt: new Date() })
+      .where(eq(conversations.id, conversationId)),
+  ]);
+  return row;
 }
 
 /** Hands a committed streaming reply row to the worker (or its run to a runner). */
 export function startReply(opts: {
   replies: ReplyRunner;
   conversation: ConversationRow;
-  replyId: string;
+  reply: MessageRow;
+  /** The conversation's messages, the reply's question last, when they were read already. */
+  history?: PromptRow[] | undefined;
   model: string;
   agent: AgentRow | null;
   actor: Actor;
@@ -186,7 +242,8 @@ export function startReply(opts: {
   }
   opts.replies.start({
     conversation: opts.conversation,
-    replyId: opts.replyId,
+    reply: opts.reply,
+    history: opts.history,
     model: opts.model,
     userId: opts.actor.userId,
     keyId: actorKeyId(opts.actor),

@@ -1,16 +1,18 @@
 import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Usage } from '../../ai/provider';
 import type { Db } from '../../db/client';
+import type { EventBus } from '../../events/bus';
 import { runs } from '../runs/runs.table';
-import { type ChatEvent, type ReplyErrorCode, toMessage } from './chat.dto';
-import { type Citation, messages } from './chat.table';
+import { type ChatEvent, conversationTopic, type ReplyErrorCode, toMessage } from './chat.dto';
+import { type Citation, type MessageRow, messages } from './chat.table';
 
 /**
  * The reply worker's writes to a reply's row. Each applies only to a reply still
  * 'streaming': the first outcome stored (here, or by a sweep in any instance) wins.
  */
 
-export type Publish = (conversationId: string, event: ChatEvent, db?: Db) => Promise<unknown>;
+/** Publishes events of a conversation, in order, as one write (in `db` when given). */
+export type Publish = (conversationId: string, events: ChatEvent[], db?: Db) => Promise<unknown>;
 
 /**
  * Replies left streaming by a process that died (heartbeat older than `staleMs`), and replies
@@ -35,41 +37,59 @@ export const staleReplies = (db: Db, staleMs: number) =>
       ),
     );
 
+/**
+ * Stores the finished reply and publishes its last deltas (`deltas`: text streamed but not
+ * yet published) and reply.completed, all in one statement (one round trip, no transaction):
+ * subscribers never see the end before the text, and a reply no longer streaming (a sweeper
+ * failed it, its conversation was deleted) gets neither. The finished row is `reply` as
+ * inserted with this update applied, so nothing is read back.
+ */
 export async function completeReply(
   db: Db,
-  publish: Publish,
+  bus: EventBus,
   opts: {
-    conversationId: string;
-    replyId: string;
+    reply: MessageRow;
     text: string;
+    deltas: string;
     usage: Usage;
     citations: Citation[];
   },
 ) {
-  const [row] = await db
-    .update(messages)
-    .set({
-      content: opts.text,
-      status: 'complete',
-      inputTokens: opts.usage.inputTokens,
-      outputTokens: opts.usage.outputTokens,
-      citations: opts.citations,
-      completedAt: new Date(),
-      heartbeatAt: null,
-    })
-    // Only a reply still streaming: one a sweeper already failed stays failed.
-    .where(and(eq(messages.id, opts.replyId), eq(messages.status, 'streaming')))
-    .returning();
-  if (row) {
-    await publish(opts.conversationId, {
-      type: 'reply.completed',
-      message: toMessage(row),
-      usage: opts.usage,
-    });
-  }
+  const update = {
+    content: opts.text,
+    status: 'complete' as const,
+    inputTokens: opts.usage.inputTokens,
+    outputTokens: opts.usage.outputTokens,
+    citations: opts.citations,
+    completedAt: new Date(),
+    heartbeatAt: null,
+  };
+  const { id, conversationId } = opts.reply;
+  const message = toMessage({ ...opts.reply, ...update });
+  const events: ChatEvent[] = [
+    ...lastDelta(id, opts.deltas),
+    { type: 'reply.completed', message, usage: opts.usage },
+  ];
+  await bus.publishGuarded({
+    topic: conversationTopic(conversationId),
+    events: events.map(({ type, ...payload }) => ({ type, payload })),
+    guard: db
+      .update(messages)
+      .set(update)
+      // Only a reply still streaming: one a sweeper already failed stays failed.
+      .where(and(eq(messages.id, id), eq(messages.status, 'streaming')))
+      .returning({ id: messages.id })
+      .getSQL(),
+  });
 }
 
-/** Stores the partial text and the failure, then tells subscribers; once per reply. */
+const lastDelta = (replyId: string, text: string): ChatEvent[] =>
+  text ? [{ type: 'reply.delta', replyId, text }] : [];
+
+/**
+ * Stores the partial text and the failure, then tells subscribers (the last deltas first);
+ * once per reply.
+ */
 export async function finishFailed(
   db: Db,
   publish: Publish,
@@ -77,6 +97,8 @@ export async function finishFailed(
     conversationId: string;
     replyId: string;
     text: string | null;
+    /** Text streamed but not yet published. */
+    deltas?: string;
     appCode: ReplyErrorCode;
     message: string;
     cancelled: boolean;
@@ -97,12 +119,15 @@ export async function finishFailed(
     if (row) {
       await publish(
         opts.conversationId,
-        {
-          type: 'reply.failed',
-          replyId: opts.replyId,
-          appCode: opts.appCode,
-          message: opts.message,
-        },
+        [
+          ...lastDelta(opts.replyId, opts.deltas ?? ''),
+          {
+            type: 'reply.failed',
+            replyId: opts.replyId,
+            appCode: opts.appCode,
+            message: opts.message,
+          },
+        ],
         tx,
       );
     }

@@ -33,16 +33,8 @@ async function toolSpecs(
   const mcp = await mcpToolSpecs(ctx.deps.db, ctx.run.projectId, agent.tools);
   return [
     ...agent.tools.flatMap((name) => {
-      const t = builtinTool(name);
-      return t
-        ? [
-            {
-              name: t.name,
-              description: t.description,
-              inputSchema: z.toJSONSchema(t.input, { io: 'input' }) as Record<string, unknown>,
-            },
-          ]
-        : [];
+      const spec = builtinSpec(name);
+      return spec ? [spec] : [];
     }),
     ...mcp,
     ...targets.map((t) => ({
@@ -51,6 +43,23 @@ async function toolSpecs(
       inputSchema: { type: 'object', properties: { reason: { type: 'string' } } },
     })),
   ];
+}
+
+/** Built-in tools never change while the process runs: each JSON Schema is made once. */
+const builtinSpecs = new Map<string, ToolSpec>();
+
+function builtinSpec(name: string): ToolSpec | undefined {
+  const known = builtinSpecs.get(name);
+  if (known) return known;
+  const t = builtinTool(name);
+  if (!t) return undefined;
+  const spec: ToolSpec = {
+    name: t.name,
+    description: t.description,
+    inputSchema: z.toJSONSchema(t.input, { io: 'input' }) as Record<string, unknown>,
+  };
+  builtinSpecs.set(name, spec);
+  return spec;
 }
 
 function systemPrompt(agent: AgentRow): string {

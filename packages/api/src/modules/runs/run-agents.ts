@@ -52,9 +52,15 @@ export async function loadRunAgents(
   projectId: string,
   activeAgentId: string,
   root?: string,
+  /** Rows read moments ago (with the run's claim): used when they hold every id needed. */
+  known: AgentRow[] = [],
 ): Promise<RunAgents & { root: AgentRow | undefined }> {
   const ids = root && root !== activeAgentId ? [activeAgentId, root] : [activeAgentId];
-  const rows = await db.select().from(agents).where(inArray(agents.id, ids));
+  const found = known.filter((r) => ids.includes(r.id));
+  const rows =
+    found.length === ids.length
+      ? found
+      : await db.select().from(agents).where(inArray(agents.id, ids));
   const agent = rows.find((r) => r.id === activeAgentId);
   if (agent?.status !== 'active' || agent.projectId !== projectId) {
     throw new RunFailure('run.agent_unavailable', 'The active agent was deleted or deactivated');

@@ -31,8 +31,6 @@ export interface RunEvents {
   idle(): Promise<void>;
   /** Removes and returns what is pending, for the caller to publish in its transaction. */
   take(): RunEvent[];
-  /** Publishes `list` in `tx`, in order. */
-  publishIn(tx: Db, list: RunEvent[]): Promise<void>;
 }
 
 interface Pending {
@@ -55,10 +53,6 @@ export function createRunEvents(deps: { db: Db; bus: EventBus }, runId: string):
     if (!flushing && !failure) flushing = drain();
   };
 
-  const publishIn = async (tx: Db, list: RunEvent[]) => {
-    await publishRunEvents(deps, runId, list, tx);
-  };
-
   /** Everything up to the last live event: deferred events after it keep waiting. */
   function nextBatch(): RunEvent[] {
     let end = -1;
@@ -78,7 +72,8 @@ export function createRunEvents(deps: { db: Db; bus: EventBus }, runId: string):
       for (;;) {
         const batch = nextBatch();
         if (batch.length === 0) return;
-        await deps.db.transaction((tx) => publishIn(tx, batch));
+        // On its own: one statement, or a transaction with the chat reply's writes.
+        await publishRunEvents(deps, runId, batch);
       }
     } catch (error) {
       // The run fails at its next commit; what is pending then goes out with its end.
@@ -115,6 +110,5 @@ export function createRunEvents(deps: { db: Db; bus: EventBus }, runId: string):
       pending = [];
       return all;
     },
-    publishIn,
   };
 }

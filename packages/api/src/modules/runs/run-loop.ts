@@ -94,7 +94,13 @@ async function observedStep<T>(
 /** Model steps until a final answer that fits the output schema; throws RunFailure otherwise. */
 async function driveRun(ctx: RunContext) {
   const { deps, run, signal, progress } = ctx;
-  const first = await loadRunAgents(deps.db, run.projectId, progress.activeAgentId, run.agentId);
+  const first = await loadRunAgents(
+    deps.db,
+    run.projectId,
+    progress.activeAgentId,
+    run.agentId,
+    run.agents,
+  );
   const maxSteps = first.root?.maxSteps ?? DEFAULT_MAX_STEPS;
   let agents: RunAgents = first;
   // Whether `agents` is still what the database holds (checked by each round's commit).

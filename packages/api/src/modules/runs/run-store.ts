@@ -1,7 +1,10 @@
-import { and, eq, getTableColumns, lt, sql } from 'drizzle-orm';
+import { randomUUID } from 'node:crypto';
+import { and, eq, getTableColumns, lt, type SQL, sql } from 'drizzle-orm';
 import type { ChatTurn } from '../../ai/provider';
 import type { Db } from '../../db/client';
 import type { EventBus, StoredEvent } from '../../events/bus';
+import type { AgentRow } from '../agents/agents.service';
+import { agents } from '../agents/agents.table';
 import { chatLinkOf, mirrorToChat } from './chat-mirror';
 import { agentsStampSql } from './run-agents';
 import { type RunEvent, runTopic } from './runs.dto';
@@ -91,18 +94,22 @@ export async function claimRuns(opts: {
   return claimed;
 }
 
-/** A claimed run, with the number of steps it already stored (a resume continues after them). */
-export type ClaimedRun = RunRow & { stepCount: number };
+/**
+ * A claimed run, with the number of steps it already stored (a resume continues after them)
+ * and agent rows read with the claim (its active and its own agent among them).
+ */
+export type ClaimedRun = RunRow & { stepCount: number; agents: AgentRow[] };
 
 function claimInProject(db: Db, projectId: string, maxConcurrent: number): Promise<ClaimedRun[]> {
   return db.transaction(async (tx) => {
     // The lock first, in its own statement: the UPDATE's snapshot then sees every claim
-    // committed by the previous holder.
-    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`runs:${projectId}`}))`);
+    // committed by the previous holder. Both are sent at once (one round trip); the
+    // connection runs them in the order issued, so the lock is held before the UPDATE starts.
+    const lock = tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`runs:${projectId}`}))`);
     // Count, pick and claim in one statement (one round trip instead of three).
     const free = sql`greatest(0, ${maxConcurrent}::int - (select count(*) from ${runs} r
       where r.project_id = ${projectId} and r.status = 'running'))`;
-    return tx
+    const claim = tx
       .update(runs)
       .set({
         status: 'running',
@@ -123,6 +130,16 @@ function claimInProject(db: Db, projectId: string, maxConcurrent: number): Promi
             Number,
           ),
       });
+    // The agents the claimed runs start with (their active and their own), read after the
+    // claim in the same round trip: the runs of the project now running name them, so a few
+    // more may come along, never fewer.
+    const running = sql`select r.active_agent_id from ${runs} r
+      where r.project_id = ${projectId} and r.status = 'running'
+      union select r.agent_id from ${runs} r
+      where r.project_id = ${projectId} and r.status = 'running'`;
+    const starting = tx.select().from(agents).where(sql`${agents.id} in (${running})`);
+    const [, claimed, agentRows] = await Promise.all([lock, claim, starting]);
+    return claimed.map((run) => ({ ...run, agents: agentRows }));
   });
 }
 
@@ -134,8 +151,8 @@ export interface RunEnding {
 
 /**
  * Ends a run once: its pending steps and events, then the final event, committed with the
- * final state in one transaction. A run that is no longer 'running' here (ended or taken
- * back by a sweeper meanwhile) is left as it is.
+ * final state at once. A run that is no longer 'running' here (ended or taken back by a
+ * sweeper meanwhile) is left as it is.
  */
 export async function finishRun(
   deps: { db: Db; bus: EventBus },
@@ -144,16 +161,118 @@ export async function finishRun(
   event: RunEvent,
   ending: RunEnding = {},
 ) {
-  await deps.db.transaction(async (tx) => {
-    const [row] = await tx
+  const guard = (db: Db) =>
+    db
       .update(runs)
       .set({ ...patch, finishedAt: new Date(), heartbeatAt: null })
       .where(and(eq(runs.id, runId), eq(runs.status, 'running')))
       .returning({ id: runs.id });
-    if (!row) return;
-    if (ending.steps?.length) await tx.insert(runSteps).values(ending.steps);
-    await publishRunEvents(deps, runId, [...(ending.events ?? []), event], tx);
+  try {
+    await writeGuarded(deps, runId, guard, ending.steps ?? [], [...(ending.events ?? []), event]);
+  } catch (err) {
+    // Nothing stored: whoever ended or took the run wrote its end.
+    if (!(err instanceof RunLost)) throw err;
+  }
+}
+
+/**
+ * A running run's writes, all or none: `guard` (the UPDATE of its row, `status = 'running'`
+ * checked, returning one row), its step rows and its events. Throws RunLost, having stored
+ * nothing, when the guard finds the run gone. A run that writes no chat reply stores them in
+ * one statement (no transaction, one round trip); one that does, in a transaction that also
+ * writes the reply (chat-mirror.ts).
+ */
+async function writeGuarded<T>(
+  deps: { db: Db; bus: EventBus },
+  runId: string,
+  guard: (db: Db) => PgUpdateReturning<T>,
+  steps: StepRow[],
+  list: RunEvent[],
+): Promise<T> {
+  const link = await chatLinkOf(deps.db, runId);
+  if (link) {
+    return deps.db.transaction((tx) =>
+      guardedWrites(guard(tx), [
+        steps.length > 0 ? () => tx.insert(runSteps).values(steps) : null,
+        () => publishRunEvents(deps, runId, list, tx),
+      ]),
+    );
+  }
+  const row = await deps.bus.publishGuarded({
+    topic: runTopic(runId),
+    events: list.map(({ type, ...payload }) => ({ type, payload })),
+    guard: guard(deps.db).getSQL(),
+    also: steps.length > 0 ? [insertStepsIfGuarded(steps)] : [],
   });
+  if (!row) throw new RunLost('the run is no longer running here');
+  return row as T;
+}
+
+type PgUpdateReturning<T> = PromiseLike<T[]> & { getSQL(): SQL };
+
+/**
+ * The INSERT of step rows, made only when the statement's guard (`g`) returned its row. The
+ * rows travel as one JSON parameter; the defaults drizzle would fill in are filled here.
+ */
+function insertStepsIfGuarded(steps: StepRow[]): SQL {
+  const json = JSON.stringify(
+    steps.map((s) => ({
+      id: s.id ?? randomUUID(),
+      run_id: s.runId,
+      index: s.index,
+      agent_id: s.agentId,
+      kind: s.kind,
+      input: s.input ?? null,
+      output: s.output ?? null,
+      error: s.error ?? null,
+      input_tokens: s.inputTokens ?? 0,
+      output_tokens: s.outputTokens ?? 0,
+      cost: String(s.cost ?? 0n),
+      started_at: s.startedAt.toISOString(),
+      finished_at: s.finishedAt.toISOString(),
+    })),
+  );
+  return sql`insert into ${runSteps} (id, run_id, index, agent_id, kind, input, output, error,
+      input_tokens, output_tokens, cost, started_at, finished_at)
+    select x.* from jsonb_to_recordset(${json}::jsonb) as x(id uuid, run_id uuid, index int,
+      agent_id uuid, kind run_step_kind, input jsonb, output jsonb, error text,
+      input_tokens int, output_tokens int, cost bigint, started_at timestamptz,
+      finished_at timestamptz)
+    where exists (select 1 from g)`;
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** Starts `work` now (a drizzle query is sent when `then` is called) and never rejects. */
+function settle<T>(work: PromiseLike<T>): Promise<Settled<T>> {
+  return new Promise((resolve) => {
+    work.then(
+      (value) => resolve({ ok: true, value }),
+      (error: unknown) => resolve({ ok: false, error }),
+    );
+  });
+}
+
+/**
+ * The writes of a running run's transaction sent together, one round trip: `guard` (the
+ * UPDATE of its row, `status = 'running'` checked) is issued first, then each of `writes` in
+ * order, and the connection runs them in that order. When the guard finds the run gone,
+ * RunLost rolls back whatever the writes did (one may even have failed because of it: the
+ * guard decides).
+ */
+async function guardedWrites<T>(
+  guard: PromiseLike<T[]>,
+  writes: Array<(() => PromiseLike<unknown>) | null>,
+): Promise<T> {
+  const first = settle(guard);
+  const rest = writes.map((w) => (w ? settle(w()) : null));
+  const checked = await first;
+  const outcomes = await Promise.all(rest);
+  if (!checked.ok) throw checked.error;
+  const row = checked.value[0];
+  if (row === undefined) throw new RunLost('the run is no longer running here');
+  for (const o of outcomes) if (o && !o.ok) throw o.error;
+  return row;
 }
 
 /** This process no longer owns the run: a sweeper ended it or gave it to another instance. */
@@ -174,17 +293,15 @@ export async function commitRound(
   runId: string,
   round: { steps: StepRow[]; events: RunEvent[]; progress: RunProgress; watch: string[] },
 ): Promise<string> {
-  return deps.db.transaction(async (tx) => {
-    const [row] = await tx
+  const guard = (db: Db) =>
+    db
       .update(runs)
       .set({ ...round.progress, heartbeatAt: new Date() })
       .where(and(eq(runs.id, runId), eq(runs.status, 'running')))
-      .returning({ stamp: agentsStampSql(round.watch) });
-    if (!row) throw new RunLost('the run is no longer running here');
-    if (round.steps.length > 0) await tx.insert(runSteps).values(round.steps);
-    await publishRunEvents(deps, runId, round.events, tx);
-    return row.stamp;
-  });
+      // Named: the single statement hands the row back as JSON.
+      .returning({ stamp: agentsStampSql(round.watch).as('stamp') });
+  const row = await writeGuarded(deps, runId, guard, round.steps, round.events);
+  return row.stamp;
 }
 
 export const touchRun = (db: Db, runId: string) =>

@@ -10,11 +10,6 @@ import { publishRunEvent } from './run-store';
 import { type Run, type RunApproval, type RunStep, toRun, toStep } from './runs.dto';
 import { runSteps, runs } from './runs.table';
 
-export async function projectOfRun(db: Db, runId: string): Promise<string | null> {
-  const [row] = await db.select({ projectId: runs.projectId }).from(runs).where(eq(runs.id, runId));
-  return row?.projectId ?? null;
-}
-
 function runWithKey(db: Db, projectId: string, idempotencyKey: string) {
   return db
     .select()
