@@ -58,11 +58,9 @@ export const apiRequests = pgTable(
     heartbeatAt: timestamp('heartbeat_at', { withTimezone: true, precision: 3 }),
   },
   (t) => [
+    // Summaries by model, agent, member or key read usage_daily; only the partial days at a
+    // range's ends read calls, by project and time.
     index('api_requests_project_time_idx').on(t.projectId, t.createdAt),
-    index('api_requests_project_model_idx').on(t.projectId, t.model, t.createdAt),
-    index('api_requests_project_agent_idx').on(t.projectId, t.agentId, t.createdAt),
-    index('api_requests_project_user_idx').on(t.projectId, t.userId, t.createdAt),
-    index('api_requests_project_key_idx').on(t.projectId, t.keyId, t.createdAt),
     index('api_requests_in_progress_idx').on(t.status, t.heartbeatAt),
   ],
 );
