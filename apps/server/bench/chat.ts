@@ -67,7 +67,7 @@ ${markdownTable(
   ],
 )}
 
-- reply overhead beyond the model: ${ms(overheadMs)} ms at p50 (goal ≤ 5 ms): the send transaction (question, reply row, message.created and reply.started), the gateway's reservation and settlement, and the finishing transaction (the reply's row, its last deltas and reply.completed, each event a stored row and a NOTIFY). The listener here is in the process that published, so it is handed the events without reading their rows; another instance reads them once per transaction's events.${
+- reply overhead beyond the model: ${ms(overheadMs)} ms at p50 (goal ≤ 5 ms): the send transaction (question, reply row, message.created and reply.started), the gateway's admission (against its budget lease) and settlement statement, and the finishing transaction (the reply's row, its last deltas and reply.completed, each event a stored row and a NOTIFY). The listener here is in the process that published, so it is handed the events without reading their rows; another instance reads them once per transaction's events.${
     loadBefore > cpu.length
       ? `\n- WARNING: load average ${loadBefore.toFixed(2)} on ${cpu.length} CPUs before the start: rerun on a quiet machine.`
       : ''
