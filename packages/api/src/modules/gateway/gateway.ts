@@ -28,7 +28,13 @@ import { ROLLUP_COLUMNS, recordFinished, rollUpFrom } from '../usage/usage.servi
 import { apiRequestHolds, apiRequests } from '../usage/usage.table';
 import { groupCommit } from './books';
 import { estimateInputTokens, estimateOutputTokens } from './estimate';
-import { type Admission, type CallColumns, createLeases, sweepLeases } from './leases';
+import {
+  type Admission,
+  type CallColumns,
+  catchUpAlerts,
+  createLeases,
+  sweepLeases,
+} from './leases';
 
 export interface GatewayCall extends Omit<ModelRequest, 'signal'> {
   projectId: string;
@@ -654,6 +660,10 @@ export function createGateway(deps: GatewayDeps) {
       }
       if (leasesReturned > 0) {
         deps.log.info({ leases: leasesReturned }, 'returned budget leases of dead instances');
+      }
+      // Alerts a settlement crossed but did not live to fire.
+      for (const { projectId, alert } of await catchUpAlerts(deps.db, deps.bus)) {
+        await deps.onAlert?.(projectId, alert).catch(() => {});
       }
       return released;
     },

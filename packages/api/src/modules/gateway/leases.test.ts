@@ -8,7 +8,14 @@ import { ledgerTotal } from '../billing/billing.service';
 import { ledgerEntries, projectBalances } from '../billing/billing.table';
 import { budgetAlerts, budgetUsage } from '../budgets/budgets.table';
 import { apiRequests } from '../usage/usage.table';
-import { type Admission, type CallColumns, createLeases, type Leases, sweepLeases } from './leases';
+import {
+  type Admission,
+  type CallColumns,
+  catchUpAlerts,
+  createLeases,
+  type Leases,
+  sweepLeases,
+} from './leases';
 import { gatewayLeases } from './leases.table';
 
 /**
@@ -287,6 +294,49 @@ describe('admission', () => {
     await finish(leases, a, 1000n, 1000n);
     await leases.releaseIdle();
     expect(await balanceOf(projectId)).toEqual({ balance: 500n, reserved: 0n });
+  });
+});
+
+describe('alerts a settlement did not live to fire', () => {
+  it('the sweeper fires each threshold a spend reached without its alert, once', async () => {
+    const { c, projectId, userId } = await project('Missed alert');
+    const limit = await c.budgets.setLimit({
+      projectId,
+      scope: 'project',
+      period: 'day',
+      amount: '0.010',
+      alertAt: [0.5, 0.8, 0.9],
+    });
+    const leases = instance({ calls: 1 });
+    // Settled normally: 0.5 fires with the settlement.
+    const a = await leases.admit(columns(projectId, userId), 6000n, false);
+    const [fired] = await Promise.all([finish(leases, a, 6000n)]);
+    expect(fired.map((x) => x.alert.threshold)).toEqual([0.5]);
+    // A settlement whose process died right after its statement: spend at 85%, no alert row.
+    await database.db
+      .update(budgetUsage)
+      .set({ spent: 8500n })
+      .where(eq(budgetUsage.limitId, limit.id));
+    const seen: number[] = [];
+    const stop = api.deps.bus.listen(`budget:${projectId}`, (e) => {
+      seen.push((e.payload as { threshold: number }).threshold);
+    });
+    try {
+      expect((await catchUpAlerts(database.db, api.deps.bus)).map((x) => x.alert)).toEqual([
+        { limitId: limit.id, threshold: 0.8, spent: '0.008500', amount: '0.010000' },
+      ]);
+      // Once: the alert row is its key.
+      expect(await catchUpAlerts(database.db, api.deps.bus)).toEqual([]);
+      await expect.poll(() => seen).toEqual([0.8]);
+    } finally {
+      stop();
+    }
+    const alerts = await database.db
+      .select()
+      .from(budgetAlerts)
+      .where(eq(budgetAlerts.limitId, limit.id));
+    expect(alerts.map((x) => x.threshold).sort()).toEqual([0.5, 0.8]);
+    await leases.releaseIdle();
   });
 });
 

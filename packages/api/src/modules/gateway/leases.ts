@@ -780,15 +780,7 @@ export function createLeases(opts: LeaseOptions) {
       { length: count },
       () => [],
     );
-    const crossed: Array<{
-      limitId: string;
-      periodStart: Date;
-      threshold: number;
-      spent: bigint;
-      amount: bigint;
-      projectId: string;
-      first: number;
-    }> = [];
+    const crossed: Crossing[] = [];
     for (const u of usage) {
       const periodStart = new Date(u.periodStart);
       const r = rows.get(rowKey(u.limitId, periodStart));
@@ -810,35 +802,9 @@ export function createLeases(opts: LeaseOptions) {
         });
       }
     }
-    if (crossed.length === 0) return results;
-    await db.transaction(async (tx) => {
-      for (const c of crossed) {
-        const inserted = await tx
-          .insert(budgetAlerts)
-          .values({
-            limitId: c.limitId,
-            periodStart: c.periodStart,
-            threshold: c.threshold,
-            spent: c.spent,
-          })
-          .onConflictDoNothing()
-          .returning({ limitId: budgetAlerts.limitId });
-        if (inserted.length === 0) continue;
-        const alert = {
-          limitId: c.limitId,
-          threshold: c.threshold,
-          spent: formatUsdc(c.spent),
-          amount: formatUsdc(c.amount),
-        };
-        await bus.publish({
-          topic: budgetTopic(c.projectId),
-          type: 'budget.alert',
-          payload: alert,
-          db: tx,
-        });
-        results[c.first]?.push({ projectId: c.projectId, alert });
-      }
-    });
+    for (const fired of await fireAlerts(db, bus, crossed)) {
+      results[fired.first]?.push({ projectId: fired.projectId, alert: fired.alert });
+    }
     return results;
   }
 
@@ -1165,6 +1131,104 @@ function settleStatement(plans: SettlePlan[]) {
         'periodStart', u.period_start, 'spent', u.spent::text, 'amount', u.amount::text,
         'alertAt', u.alert_at, 'projectId', u.project_id)) from u), '[]'::json) as usage`;
   return { query, rows };
+}
+
+/** A budget threshold a spend reached: its alert fires once (the alert row's key). */
+interface Crossing {
+  limitId: string;
+  periodStart: Date;
+  threshold: number;
+  spent: bigint;
+  amount: bigint;
+  projectId: string;
+  /** Which call of a batch crossed it (its settlement reports the alert). */
+  first: number;
+}
+
+/** Fires the alerts of `crossed` not fired yet: each an alert row and a budget.alert event. */
+async function fireAlerts(
+  db: Db,
+  bus: EventBus,
+  crossed: Crossing[],
+): Promise<Array<{ projectId: string; alert: BudgetAlert; first: number }>> {
+  if (crossed.length === 0) return [];
+  return db.transaction(async (tx) => {
+    const fired: Array<{ projectId: string; alert: BudgetAlert; first: number }> = [];
+    for (const c of crossed) {
+      const inserted = await tx
+        .insert(budgetAlerts)
+        .values({
+          limitId: c.limitId,
+          periodStart: c.periodStart,
+          threshold: c.threshold,
+          spent: c.spent,
+        })
+        .onConflictDoNothing()
+        .returning({ limitId: budgetAlerts.limitId });
+      if (inserted.length === 0) continue;
+      const alert = {
+        limitId: c.limitId,
+        threshold: c.threshold,
+        spent: formatUsdc(c.spent),
+        amount: formatUsdc(c.amount),
+      };
+      await bus.publish({
+        topic: budgetTopic(c.projectId),
+        type: 'budget.alert',
+        payload: alert,
+        db: tx,
+      });
+      fired.push({ projectId: c.projectId, alert, first: c.first });
+    }
+    return fired;
+  });
+}
+
+/**
+ * Alerts a settlement crossed but did not get to fire: they go out in a transaction after the
+ * settlement's statement, so a crash between the two would lose them. The sweeper fires every
+ * threshold the spend of a recent (or total) period has reached without its alert row.
+ */
+export async function catchUpAlerts(
+  db: Db,
+  bus: EventBus,
+): Promise<Array<{ projectId: string; alert: BudgetAlert }>> {
+  const missed = rowsOf<{
+    limitId: string;
+    periodStart: string;
+    threshold: number;
+    spent: string;
+    amount: string;
+    projectId: string;
+  }>(
+    await db.execute(sql`
+      select u.limit_id as "limitId", u.period_start as "periodStart", t.threshold,
+        u.spent::text as spent, l.amount::text as amount, l.project_id as "projectId"
+      from ${budgetUsage} u
+        join ${budgetLimits} l on l.id = u.limit_id
+        cross join lateral (select value::float4 as threshold
+          from jsonb_array_elements_text(l.alert_at)) t
+      where u.spent > 0
+        and (u.period_start >= now() - interval '35 days' or l.period = 'total')
+        and u.spent >= l.amount * round(t.threshold::float8 * 1000000)::bigint / 1000000
+        and not exists (select 1 from ${budgetAlerts} a where a.limit_id = u.limit_id
+          and a.period_start = u.period_start and a.threshold = t.threshold)
+      limit 100`),
+  );
+  const fired = await fireAlerts(
+    db,
+    bus,
+    missed.map((m) => ({
+      limitId: m.limitId,
+      periodStart: new Date(m.periodStart),
+      threshold: m.threshold,
+      spent: BigInt(m.spent),
+      amount: BigInt(m.amount),
+      projectId: m.projectId,
+      first: 0,
+    })),
+  );
+  return fired.map(({ projectId, alert }) => ({ projectId, alert }));
 }
 
 /**
