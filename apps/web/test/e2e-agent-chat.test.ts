@@ -1,11 +1,11 @@
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   ensureBuilt,
   launchBrowser,
   registerUser,
   type Server,
-  signInTab,
+  signedInContext,
   snapsIn,
   startServer,
   unnamedControlsOn,
@@ -21,7 +21,6 @@ const EMAIL = 'grace@example.com';
 
 let server: Server;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 const snap = snapsIn('agent-chat');
 
@@ -70,11 +69,12 @@ beforeAll(async () => {
     accessToken,
   ));
   browser = await launchBrowser();
-  context = await browser.newContext({
-    baseURL: server.origin,
-    viewport: { width: 1280, height: 800 },
-  });
-  page = await signInTab(context, EMAIL, PASSWORD);
+  ({ page } = await signedInContext(
+    browser,
+    server.origin,
+    { email: EMAIL, password: PASSWORD },
+    { viewport: { width: 1280, height: 800 } },
+  ));
 });
 
 afterAll(async () => {

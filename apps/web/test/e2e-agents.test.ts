@@ -2,10 +2,12 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
+  createProject,
   ensureBuilt,
   launchBrowser,
   registerUser,
   type Server,
+  signedInContext,
   signInTab,
   snapsIn,
   startServer,
@@ -36,16 +38,12 @@ beforeAll(async () => {
   browser = await launchBrowser();
   await registerUser(server.origin, { email: 'ada@example.com', name: 'Ada', password: PASSWORD });
   await registerUser(server.origin, { email: 'vic@example.com', name: 'Vic', password: PASSWORD });
-  context = await browser.newContext({
-    baseURL: server.origin,
-    viewport: { width: 1280, height: 900 },
-  });
-  page = await signInTab(context, 'ada@example.com', PASSWORD);
+  ({ context, page } = await signedInContext(browser, server.origin, {
+    email: 'ada@example.com',
+    password: PASSWORD,
+  }));
   page.on('dialog', (d) => void d.accept());
-  await page.getByRole('textbox', { name: 'Project name' }).fill('Agents');
-  await page.getByRole('button', { name: 'Create project' }).click();
-  await page.waitForURL(/\/chat$/);
-  projectUrl = new URL(page.url()).pathname.replace(/\/chat$/, '');
+  projectUrl = `/projects/${await createProject(page, 'Agents')}`;
 });
 
 afterAll(async () => {

@@ -1,11 +1,12 @@
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
+  createProject,
   ensureBuilt,
   launchBrowser,
   registerUser,
   type Server,
-  signInTab,
+  signedInContext,
   snapsIn,
   startServer,
   unnamedControlsOn,
@@ -18,7 +19,6 @@ const EMAIL = 'linus@example.com';
 
 let server: Server;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 const snap = snapsIn('keys');
 
@@ -27,11 +27,10 @@ beforeAll(async () => {
   server = await startServer();
   await registerUser(server.origin, { email: EMAIL, name: 'Linus', password: PASSWORD });
   browser = await launchBrowser();
-  context = await browser.newContext({
-    baseURL: server.origin,
-    viewport: { width: 1280, height: 900 },
-  });
-  page = await signInTab(context, EMAIL, PASSWORD);
+  ({ page } = await signedInContext(browser, server.origin, {
+    email: EMAIL,
+    password: PASSWORD,
+  }));
 });
 
 afterAll(async () => {
@@ -57,10 +56,7 @@ describe('keys and account, in Chromium', () => {
     await expect.poll(() => page.getByRole('link', { name: 'Linus T.' }).count()).toBe(1);
 
     await page.goto('/projects');
-    await page.getByRole('textbox', { name: 'Project name' }).fill('Tools');
-    await page.getByRole('button', { name: 'Create project' }).click();
-    await page.waitForURL(/\/projects\/([^/]+)\/chat$/);
-    const projectId = /\/projects\/([^/]+)\/chat$/.exec(page.url())?.[1] ?? '';
+    const projectId = await createProject(page, 'Tools');
     await page.goto(`/projects/${projectId}/settings`);
     const keys = page.getByRole('region', { name: 'API keys' });
     await keys.getByRole('textbox', { name: 'Key name' }).fill('ci-bot');

@@ -1,12 +1,13 @@
 import { startTestMcpServer, type TestMcpServer } from '@smartspace/api/testing/mcp';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
+  createProject,
   ensureBuilt,
   launchBrowser,
   registerUser,
   type Server,
-  signInTab,
+  signedInContext,
   snapsIn,
   startServer,
   unnamedControlsOn,
@@ -24,7 +25,6 @@ const EMAIL = 'ada.mcp@example.com';
 let server: Server;
 let mcp: TestMcpServer;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 const snap = snapsIn('mcp');
 
@@ -35,11 +35,10 @@ beforeAll(async () => {
   server = await startServer({ MCP_ALLOW_HTTP_LOOPBACK: 'true' });
   await registerUser(server.origin, { email: EMAIL, name: 'Ada', password: PASSWORD });
   browser = await launchBrowser();
-  context = await browser.newContext({
-    baseURL: server.origin,
-    viewport: { width: 1280, height: 900 },
-  });
-  page = await signInTab(context, EMAIL, PASSWORD);
+  ({ page } = await signedInContext(browser, server.origin, {
+    email: EMAIL,
+    password: PASSWORD,
+  }));
 });
 
 afterAll(async () => {
@@ -50,10 +49,7 @@ afterAll(async () => {
 
 describe('MCP tool servers, in Chromium', () => {
   test('add a server, give its tool to an agent, chat through it, remove it', async () => {
-    await page.getByRole('textbox', { name: 'Project name' }).fill('Tools');
-    await page.getByRole('button', { name: 'Create project' }).click();
-    await page.waitForURL(/\/projects\/([^/]+)\/chat$/);
-    const projectId = /\/projects\/([^/]+)\/chat$/.exec(page.url())?.[1] ?? '';
+    const projectId = await createProject(page, 'Tools');
 
     await page.goto(`/projects/${projectId}/agents`);
     const section = page.getByRole('region', { name: 'Tool servers' });

@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
+  createProject,
   ensureBuilt,
   launchBrowser,
   registerUser,
   type Server,
+  signedInContext,
   signInTab,
   snapsIn,
   startServer,
@@ -17,7 +19,6 @@ const PASSWORD = 'correct horse battery staple';
 
 let server: Server;
 let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 let projectUrl: string;
 const snap = snapsIn('usage');
@@ -33,17 +34,14 @@ beforeAll(async () => {
   browser = await launchBrowser();
   await registerUser(server.origin, { email: 'ada@example.com', name: 'Ada', password: PASSWORD });
   await registerUser(server.origin, { email: 'vic@example.com', name: 'Vic', password: PASSWORD });
-  context = await browser.newContext({
-    baseURL: server.origin,
-    viewport: { width: 1280, height: 900 },
-    acceptDownloads: true,
-  });
-  page = await signInTab(context, 'ada@example.com', PASSWORD);
+  ({ page } = await signedInContext(
+    browser,
+    server.origin,
+    { email: 'ada@example.com', password: PASSWORD },
+    { acceptDownloads: true },
+  ));
   page.on('dialog', (d) => void d.accept());
-  await page.getByRole('textbox', { name: 'Project name' }).fill('Ledger');
-  await page.getByRole('button', { name: 'Create project' }).click();
-  await page.waitForURL(/\/chat$/);
-  projectUrl = new URL(page.url()).pathname.replace(/\/chat$/, '');
+  projectUrl = `/projects/${await createProject(page, 'Ledger')}`;
 });
 
 afterAll(async () => {

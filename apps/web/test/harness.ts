@@ -184,6 +184,32 @@ export async function signInTab(
 }
 
 /**
+ * A browser context on `origin` (1280 × 900 unless told otherwise) with a tab signed in as
+ * `email`: how most browser tests begin.
+ */
+export async function signedInContext(
+  browser: Browser,
+  origin: string,
+  user: { email: string; password: string },
+  options: Parameters<Browser['newContext']>[0] = {},
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({
+    baseURL: origin,
+    viewport: { width: 1280, height: 900 },
+    ...options,
+  });
+  return { context, page: await signInTab(context, user.email, user.password) };
+}
+
+/** Creates a project from the projects page; resolves to its id, on its chat page. */
+export async function createProject(page: Page, name: string): Promise<string> {
+  await page.getByRole('textbox', { name: 'Project name' }).fill(name);
+  await page.getByRole('button', { name: 'Create project' }).click();
+  await page.waitForURL(/\/projects\/([^/]+)\/chat$/);
+  return /\/projects\/([^/]+)\/chat$/.exec(page.url())?.[1] ?? '';
+}
+
+/**
  * Controls on the page without an accessible name, as Chromium's accessibility tree computes
  * it (the same check as e2e.test.ts's, for the other test files).
  */
