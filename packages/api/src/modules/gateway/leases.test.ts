@@ -70,6 +70,15 @@ async function project(name: string) {
   return { c, projectId: id, userId: owner.user.id };
 }
 
+/** A project-wide daily limit of `amount` USDC. */
+function projectLimit(
+  c: Awaited<ReturnType<typeof project>>['c'],
+  projectId: string,
+  amount: string,
+) {
+  return c.budgets.setLimit({ projectId, scope: 'project', period: 'day', amount });
+}
+
 const columns = (projectId: string, userId: string): CallColumns => ({
   projectId,
   userId,
@@ -142,12 +151,7 @@ async function spend(
 describe('admission', () => {
   it('admits calls in arrival order against what is left: a later, smaller call may fit', async () => {
     const { c, projectId, userId } = await project('Order');
-    const limit = await c.budgets.setLimit({
-      projectId,
-      scope: 'project',
-      period: 'day',
-      amount: '0.010',
-    });
+    const limit = await projectLimit(c, projectId, '0.010');
     const leases = instance({ calls: 32 });
     const worst = [4000n, 4000n, 4000n, 2000n];
     const results = await Promise.allSettled(
@@ -180,12 +184,7 @@ describe('admission', () => {
   it('takes a chunk while the budget is far from its end, then call by call; other instances give theirs back', async () => {
     const { c, projectId, userId } = await project('Chunks');
     // 40 calls of 1000: chunks of 4 calls while at least 8 calls' worth is left.
-    const limit = await c.budgets.setLimit({
-      projectId,
-      scope: 'project',
-      period: 'day',
-      amount: '0.040',
-    });
+    const limit = await projectLimit(c, projectId, '0.040');
     const a = instance({ calls: 4, listen: true });
     const b = instance({ calls: 4, listen: true });
     expect(await spend(a, projectId, userId, 1000n)).toBe('ok');
@@ -343,12 +342,7 @@ describe('alerts a settlement did not live to fire', () => {
 describe('never more than the budget', () => {
   it('two instances admitting 200 calls at once on one budget: at most what it affords, all of it usable', async () => {
     const { c, projectId, userId } = await project('Two instances');
-    const limit = await c.budgets.setLimit({
-      projectId,
-      scope: 'project',
-      period: 'day',
-      amount: '0.020',
-    });
+    const limit = await projectLimit(c, projectId, '0.020');
     const a = instance({ calls: 4 });
     const b = instance({ calls: 4 });
     const outcomes = await Promise.all(
@@ -369,12 +363,7 @@ describe('never more than the budget', () => {
 
   it('an instance that dies holding a lease: the other never overspends, and the sweeper gives its lease back', async () => {
     const { c, projectId, userId } = await project('Crash');
-    const limit = await c.budgets.setLimit({
-      projectId,
-      scope: 'project',
-      period: 'day',
-      amount: '0.010',
-    });
+    const limit = await projectLimit(c, projectId, '0.010');
     await database.db.insert(projectBalances).values({ projectId, balance: 10_000n });
     const dying = instance({ calls: 4 });
     for (let i = 0; i < 3; i++) {
@@ -413,18 +402,13 @@ describe('never more than the budget', () => {
 
   it('a lowered limit: the lease taken under the old one goes back at the next call (NOTIFY from another instance)', async () => {
     const { c, projectId, userId } = await project('Lowered');
-    const limit = await c.budgets.setLimit({
-      projectId,
-      scope: 'project',
-      period: 'day',
-      amount: '1',
-    });
+    const limit = await projectLimit(c, projectId, '1');
     const leases = instance({ calls: 32, listen: true });
     expect(await spend(leases, projectId, userId, 1000n)).toBe('ok');
     // A big chunk is leased under the old limit.
     expect((await usageOf(limit.id)).reserved).toBeGreaterThanOrEqual(31_000n);
     // Lowered through the API (another "instance"): this one hears it by NOTIFY.
-    await c.budgets.setLimit({ projectId, scope: 'project', period: 'day', amount: '0.003' });
+    await projectLimit(c, projectId, '0.003');
     await expect
       .poll(async () => {
         const outcome = await spend(leases, projectId, userId, 1000n);
@@ -438,12 +422,7 @@ describe('never more than the budget', () => {
 
   it('a lease swept while its instance still used it (a long pause): its calls settle without it, nothing held twice', async () => {
     const { c, projectId, userId } = await project('Paused');
-    const limit = await c.budgets.setLimit({
-      projectId,
-      scope: 'project',
-      period: 'day',
-      amount: '0.010',
-    });
+    const limit = await projectLimit(c, projectId, '0.010');
     await database.db.insert(projectBalances).values({ projectId, balance: 10_000n });
     const leases = instance({ calls: 4, staleMs: 400 });
     const x = await leases.admit(columns(projectId, userId), 1000n, true);
@@ -469,12 +448,7 @@ describe('never more than the budget', () => {
 describe('leases go back', () => {
   it('by themselves once their project is idle', async () => {
     const { c, projectId, userId } = await project('Idle');
-    const limit = await c.budgets.setLimit({
-      projectId,
-      scope: 'project',
-      period: 'day',
-      amount: '1',
-    });
+    const limit = await projectLimit(c, projectId, '1');
     const leases = instance({ calls: 8, idleMs: 100 });
     expect(await spend(leases, projectId, userId, 1000n)).toBe('ok');
     expect((await usageOf(limit.id)).reserved).toBeGreaterThan(0n);
@@ -484,12 +458,7 @@ describe('leases go back', () => {
 
   it('on close; a call still in flight leaves its lease to the sweeper', async () => {
     const { c, projectId, userId } = await project('Close');
-    const limit = await c.budgets.setLimit({
-      projectId,
-      scope: 'project',
-      period: 'day',
-      amount: '1',
-    });
+    const limit = await projectLimit(c, projectId, '1');
     const first = await project('Close, busy');
     const busyLimit = await first.c.budgets.setLimit({
       projectId: first.projectId,
