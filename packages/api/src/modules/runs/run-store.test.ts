@@ -1,14 +1,17 @@
-import { asc, eq } from 'drizzle-orm';
+import { asc, eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApi, type TestApi } from '../../testing';
+import { agents as agentsTable } from '../agents/agents.table';
 import { loadRunAgents } from './run-agents';
-import { commitRound, finishRun, RunLost, type StepRow } from './run-store';
+import { claimRuns, commitRound, finishRun, RunLost, type StepRow } from './run-store';
 import { runSteps, runs } from './runs.table';
 import { events, projectWith } from './testing';
 
 let t: TestApi;
 beforeAll(async () => {
   t = await createTestApi({ MOCK_MODEL_ENABLED: 'true' });
+  // Only these tests claim: the api's own runner would take queued runs of any project.
+  await t.api.deps.runner.close();
 });
 afterAll(() => t.close());
 
@@ -144,5 +147,75 @@ describe('run store writes, all or none', () => {
     expect(row).toMatchObject({ status: 'succeeded', output: 'done', heartbeatAt: null });
     expect((await stepsOf(run.id)).map((s) => s.index)).toEqual([0]);
     expect((await events(t, run.id)).map((e) => e.type)).toEqual(['step.started', 'run.completed']);
+  });
+});
+
+describe('claiming queued runs', () => {
+  it('racing claimers never run more than the limit; each claim comes back as stored', async () => {
+    const { run: busy, agentId, projectId } = await runningRun('Claims');
+    // Another project's running run: its agent is not among those read with the claim.
+    const { agentId: elsewhere } = await runningRun('Claims elsewhere');
+    // Six queued runs, oldest first; the second was resumed (two steps stored already).
+    const base = Date.parse('2026-01-02T03:04:05.000Z');
+    const queued = await t.api.deps.db
+      .insert(runs)
+      .values(
+        Array.from({ length: 6 }, (_, i) => ({
+          projectId,
+          agentId,
+          activeAgentId: agentId,
+          input: `queued ${i}`,
+          status: 'queued' as const,
+          cost: 9_007_199_254_740_993n,
+          output: 'a JSON string',
+          transcript: [{ role: 'user' as const, content: `queued ${i}` }],
+          createdAt: new Date(base + i),
+        })),
+      )
+      .returning();
+    await t.api.deps.db
+      .insert(runSteps)
+      .values([step(queued[1]?.id ?? '', agentId, 0), step(queued[1]?.id ?? '', agentId, 1)]);
+    // Five claimers at once, each allowing two running: one runs already, so one more.
+    const rounds = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        claimRuns({ db: t.api.deps.db, maxConcurrent: 2, projectId }),
+      ),
+    );
+    const claimed = rounds.flat();
+    expect(claimed.map((r) => r.id)).toEqual([queued[0]?.id]);
+    const statuses = await t.api.deps.db
+      .select({ id: runs.id, status: runs.status })
+      .from(runs)
+      .where(eq(runs.projectId, projectId));
+    expect(
+      statuses
+        .filter((r) => r.status === 'running')
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual([busy.id, queued[0]?.id].sort());
+    // The claimed row is the stored row, decoded as a select decodes it.
+    const [stored] = await t.api.deps.db
+      .select()
+      .from(runs)
+      .where(eq(runs.id, queued[0]?.id ?? ''));
+    const { stepCount, agents: starting, ...row } = claimed[0] ?? { stepCount: -1, agents: [] };
+    expect(row).toEqual(stored);
+    expect(row).toMatchObject({ cost: 9_007_199_254_740_993n, output: 'a JSON string' });
+    expect(stepCount).toBe(0);
+    const agentRows = await t.api.deps.db
+      .select()
+      .from(agentsTable)
+      .where(inArray(agentsTable.id, [agentId, elsewhere]));
+    expect(starting).toEqual(agentRows.filter((a) => a.id === agentId));
+
+    // The running one ends: the next claim takes the resumed run, with its steps counted.
+    await t.api.deps.db.update(runs).set({ status: 'succeeded' }).where(eq(runs.id, busy.id));
+    const [resumed, ...more] = await claimRuns({ db: t.api.deps.db, maxConcurrent: 2, projectId });
+    expect(more).toEqual([]);
+    expect(resumed).toMatchObject({ id: queued[1]?.id, status: 'running', stepCount: 2 });
+    expect(resumed?.startedAt).toBeInstanceOf(Date);
+    // A project at its limit claims nothing.
+    expect(await claimRuns({ db: t.api.deps.db, maxConcurrent: 2, projectId })).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq, getTableColumns, lt, type SQL, sql } from 'drizzle-orm';
+import { and, eq, lt, type SQL, sql } from 'drizzle-orm';
 import type { ChatTurn } from '../../ai/provider';
-import type { Db } from '../../db/client';
+import { type Db, rowsOf } from '../../db/client';
+import { rowFromJson } from '../../db/json-row';
 import type { EventBus, StoredEvent } from '../../events/bus';
 import type { AgentRow } from '../agents/agents.service';
 import { agents } from '../agents/agents.table';
@@ -69,8 +70,8 @@ export async function publishRunEvent(
 }
 
 /**
- * Moves queued runs to 'running', per project up to `maxConcurrent` running at once. A
- * transaction under a per-project advisory lock, so the limit holds across instances.
+ * Moves queued runs to 'running', per project up to `maxConcurrent` running at once, under a
+ * per-project advisory lock, so the limit holds across instances.
  */
 export async function claimRuns(opts: {
   db: Db;
@@ -100,47 +101,37 @@ export async function claimRuns(opts: {
  */
 export type ClaimedRun = RunRow & { stepCount: number; agents: AgentRow[] };
 
-function claimInProject(db: Db, projectId: string, maxConcurrent: number): Promise<ClaimedRun[]> {
-  return db.transaction(async (tx) => {
-    // The lock first, in its own statement: the UPDATE's snapshot then sees every claim
-    // committed by the previous holder. Both are sent at once (one round trip); the
-    // connection runs them in the order issued, so the lock is held before the UPDATE starts.
-    const lock = tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`runs:${projectId}`}))`);
-    // Count, pick and claim in one statement (one round trip instead of three).
-    const free = sql`greatest(0, ${maxConcurrent}::int - (select count(*) from ${runs} r
-      where r.project_id = ${projectId} and r.status = 'running'))`;
-    const claim = tx
-      .update(runs)
-      .set({
-        status: 'running',
-        startedAt: sql`coalesce(${runs.startedAt}, now())`,
-        heartbeatAt: new Date(),
-      })
-      .where(
-        sql`${runs.id} in (select q.id from ${runs} q
-          where q.project_id = ${projectId} and q.status = 'queued'
-          order by q.created_at, q.id limit ${free})`,
-      )
-      .returning({
-        ...getTableColumns(runs),
-        // `${runs}.id`, qualified: drizzle writes an UPDATE's own columns bare ("id"), which
-        // inside this subquery would name run_steps.id.
-        stepCount:
-          sql<number>`(select count(*) from ${runSteps} s where s.run_id = ${runs}.id)`.mapWith(
-            Number,
-          ),
-      });
-    // The agents the claimed runs start with (their active and their own), read after the
-    // claim in the same round trip: the runs of the project now running name them, so a few
-    // more may come along, never fewer.
-    const running = sql`select r.active_agent_id from ${runs} r
-      where r.project_id = ${projectId} and r.status = 'running'
-      union select r.agent_id from ${runs} r
-      where r.project_id = ${projectId} and r.status = 'running'`;
-    const starting = tx.select().from(agents).where(sql`${agents.id} in (${running})`);
-    const [, claimed, agentRows] = await Promise.all([lock, claim, starting]);
-    return claimed.map((run) => ({ ...run, agents: agentRows }));
-  });
+/**
+ * One statement (smartspace_claim_runs, migration 0027): under the project's advisory lock,
+ * count the running, pick the queued in order, claim them, and read the agents the
+ * project's running runs start with (their active and their own: the claimed ones among
+ * them, maybe a few more, never fewer). One round trip and one commit.
+ */
+async function claimInProject(
+  db: Db,
+  projectId: string,
+  maxConcurrent: number,
+): Promise<ClaimedRun[]> {
+  const [row] = rowsOf<{ claim: ClaimJson }>(
+    await db.execute(
+      sql`select smartspace_claim_runs(${projectId}::uuid, ${maxConcurrent}::int,
+        ${new Date().toISOString()}::timestamptz) as claim`,
+    ),
+  );
+  if (!row) throw new Error('claiming runs returned no row');
+  const claim = typeof row.claim === 'string' ? (JSON.parse(row.claim) as ClaimJson) : row.claim;
+  if (claim.runs.length === 0) return [];
+  const agentRows = claim.agents.map((a) => rowFromJson(agents, a));
+  return claim.runs.map((r) => ({
+    ...rowFromJson(runs, r),
+    stepCount: Number(r.step_count),
+    agents: agentRows,
+  }));
+}
+
+interface ClaimJson {
+  runs: Array<Record<string, unknown>>;
+  agents: Array<Record<string, unknown>>;
 }
 
 /** Writes that end a run: its last steps and events, with its final state. */
