@@ -17,7 +17,7 @@ import type { RunsCase, RunsReport } from './runs';
 
 const RUNS = Number(process.env.BENCH_RUNS_COUNT ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_RUNS_CONCURRENCY ?? 50);
-const SEQUENTIAL = Number(process.env.BENCH_RUNS_SEQUENTIAL ?? 30);
+const SEQUENTIAL = Number(process.env.BENCH_RUNS_SEQUENTIAL ?? 200);
 /** Sequential runs finished before the clock starts: the backlog's INSERTs are over by then. */
 const SEQ_LEAD = 5;
 const DIRECT_PAIRS = 2000;
@@ -190,8 +190,10 @@ async function main(): Promise<void> {
   const stepMs = [0, 1, 2].map(
     (i) => measured.reduce((sum, r) => sum + (r.steps[i]?.durationMs ?? 0), 0) / measured.length,
   );
-  const gatewayRunMs =
-    measured.reduce((sum, r) => sum + (gatewayMs.get(r.id) ?? Number.NaN), 0) / measured.length;
+  const perRun = (m: Map<string, number>) =>
+    measured.reduce((sum, r) => sum + (m.get(r.id) ?? Number.NaN), 0) / measured.length;
+  const gatewayRunMs = perRun(gatewayMs.stream);
+  const settleRunMs = perRun(gatewayMs.settle);
 
   const events = await api.deps.bus.readAfter(`run:${seq.runs[0]?.id}`, 0, 1000);
   await api.close();
@@ -223,6 +225,7 @@ async function main(): Promise<void> {
     eventTypes: events.map((e) => e.type),
     stepMs,
     gatewayRunMs,
+    settleRunMs,
     cases,
   };
   process.send?.(report);
@@ -241,29 +244,40 @@ async function main(): Promise<void> {
 }
 
 /**
- * Wall time each run spends inside the gateway's stream (its policy read, reservation and
- * settlement, and the provider call), per run id: the runner's consumer time between events
- * is left out. The runner and the Api share the one gateway object, so wrapping its method
- * here times exactly the calls the runner makes.
+ * Per run id: wall time inside the gateway's stream (`stream`: its policy read, admission and
+ * the provider call; the runner's consumer time between events left out) and the time its
+ * settlements took to land once handed over (`settle`: written while the run goes on, so it
+ * overlaps the runner's work). The runner and the Api share the one gateway object, so
+ * wrapping its method here times exactly the calls the runner makes.
  */
-function timeGateway(api: Api): Map<string, number> {
-  const spent = new Map<string, number>();
+function timeGateway(api: Api): { stream: Map<string, number>; settle: Map<string, number> } {
+  const stream = new Map<string, number>();
+  const settle = new Map<string, number>();
+  const add = (m: Map<string, number>, runId: string | null | undefined, ms: number) => {
+    if (runId) m.set(runId, (m.get(runId) ?? 0) + ms);
+  };
   const gateway = api.deps.gateway;
   const inner = gateway.stream.bind(gateway);
   gateway.stream = async function* timed(call) {
-    const events = inner(call);
-    const add = (ms: number) => {
-      if (call.runId) spent.set(call.runId, (spent.get(call.runId) ?? 0) + ms);
-    };
+    const handOver = call.settled;
+    const events = inner({
+      ...call,
+      settled: handOver
+        ? (settling) => {
+            const t0 = performance.now();
+            handOver(settling.then(() => add(settle, call.runId, performance.now() - t0)));
+          }
+        : undefined,
+    });
     for (;;) {
       const t0 = performance.now();
       const next = await events.next();
-      add(performance.now() - t0);
+      add(stream, call.runId, performance.now() - t0);
       if (next.done) return;
       yield next.value;
     }
   };
-  return spent;
+  return { stream, settle };
 }
 
 main().catch((err: unknown) => {

@@ -47,6 +47,14 @@ export interface GatewayCall extends Omit<ModelRequest, 'signal'> {
   /** 'api': a call through the provider-compatible endpoints (/v1/messages, /v1/chat/completions). */
   source: 'chat' | 'run' | 'api';
   signal?: AbortSignal | undefined;
+  /**
+   * When given, each attempt's settlement (its usage row, spend and charge) is handed here
+   * instead of awaited: the stream ends with the provider's, and the caller overlaps the
+   * settlement with its own writes. The promise never rejects (a failed settlement is
+   * logged). The call's worst case stays held until it lands, so the caller awaits it before
+   * its next call on the same budget and before anything that must show the call's usage.
+   */
+  settled?: ((settling: Promise<void>) => void) | undefined;
 }
 
 /** Counting a prompt's tokens for a project (the compatible endpoints' count_tokens). */
@@ -386,7 +394,8 @@ export function createGateway(deps: GatewayDeps) {
     let errorCode: string | null = null;
     let fallBackFrom: ModelError | null = null;
     try {
-      const req = { ...call, model: p.model, maxOutputTokens: p.maxOutputTokens };
+      const { settled: _handedOver, ...request } = call;
+      const req = { ...request, model: p.model, maxOutputTokens: p.maxOutputTokens };
       for await (const ev of provider.stream({ ...req, signal: call.signal })) {
         if (ev.type === 'delta') text += ev.text;
         else if (ev.type === 'done') usage = ev.usage;
@@ -423,7 +432,7 @@ export function createGateway(deps: GatewayDeps) {
         'smartspace.outcome': status,
       });
       if (errorCode) failSpan(span, { code: errorCode });
-      await settle({
+      const settling = settle({
         call: { ...call, model: p.model },
         admission: reserved,
         usage: final,
@@ -431,10 +440,13 @@ export function createGateway(deps: GatewayDeps) {
         status,
         errorCode,
         startedAt,
-      }).catch((err: unknown) =>
-        deps.log.error({ err, requestId: reserved.requestId }, 'settlement failed'),
-      );
-      span.end();
+      })
+        .catch((err: unknown) =>
+          deps.log.error({ err, requestId: reserved.requestId }, 'settlement failed'),
+        )
+        .finally(() => span.end());
+      if (call.settled) call.settled(settling);
+      else await settling;
     }
     return fallBackFrom;
   }

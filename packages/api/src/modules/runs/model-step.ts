@@ -100,7 +100,10 @@ async function streamTurn(ctx: RunContext, call: GatewayCall) {
   let text = '';
   const toolUses: ToolUse[] = [];
   let usage: Usage = { inputTokens: 0, outputTokens: 0 };
-  for await (const ev of ctx.deps.gateway.stream({ ...call, signal: ctx.signal })) {
+  // The previous call's worst case is held until its settlement lands.
+  await ctx.settled();
+  const settled = (settling: Promise<void>) => ctx.settling(settling);
+  for await (const ev of ctx.deps.gateway.stream({ ...call, signal: ctx.signal, settled })) {
     if (ev.type === 'delta') {
       text += ev.text;
       // Published in the background, in order, deltas of a few ms batched together.
@@ -117,7 +120,8 @@ async function streamTurn(ctx: RunContext, call: GatewayCall) {
 /**
  * One model step: streamed and priced. Its usage event and its row are stored with its round
  * (run-loop.ts); step.started goes out while the model is called (or with the round, if that
- * is quicker).
+ * is quicker). The gateway's settlement of the call is written alongside the round's commit
+ * (RunContext.settling).
  */
 export async function modelStep(
   ctx: RunContext,

@@ -43,6 +43,17 @@ export interface RunContext {
   recordStep(step: StepRecord): void;
   /** Removes and returns the current round's steps, for the transaction that stores them. */
   takeSteps(): StepRow[];
+  /**
+   * Takes a model call's settlement, written while the run goes on (gateway `settled`): it
+   * overlaps the round's commit.
+   */
+  settling(settlement: Promise<void>): void;
+  /**
+   * Resolves once every settlement taken so far has landed: before the next model call
+   * (whose admission must see what the last one really cost) and before the run's last
+   * write (a finished run's usage is recorded).
+   */
+  settled(): Promise<void>;
 }
 
 export function openRunContext(
@@ -52,6 +63,7 @@ export function openRunContext(
 ): RunContext {
   let nextStep = run.stepCount;
   let steps: StepRow[] = [];
+  let settlements: Promise<void>[] = [];
   return {
     deps,
     run,
@@ -74,6 +86,16 @@ export function openRunContext(
       const taken = steps;
       steps = [];
       return taken;
+    },
+    settling(settlement) {
+      settlements.push(settlement);
+    },
+    async settled() {
+      while (settlements.length > 0) {
+        const pending = settlements;
+        settlements = [];
+        await Promise.all(pending);
+      }
     },
   };
 }

@@ -160,7 +160,7 @@ async function driveRun(ctx: RunContext) {
     const verdict = finalOutput(agent, outcome.text);
     if (verdict.ok) {
       const { output } = verdict;
-      await ctx.events.settle();
+      await Promise.all([ctx.events.settle(), ctx.settled()]);
       await finishRun(
         deps,
         run.id,
@@ -345,7 +345,7 @@ function rejected(ctx: RunContext, agent: AgentRow, use: ToolUse, note: string |
  */
 async function pause(ctx: RunContext, requests: ApprovalRequest[], settings: ApprovalSettings) {
   const { deps, run } = ctx;
-  await ctx.events.settle();
+  await Promise.all([ctx.events.settle(), ctx.settled()]);
   const stored = await pauseForApproval(deps, {
     runId: run.id,
     projectId: run.projectId,
@@ -359,8 +359,9 @@ async function pause(ctx: RunContext, requests: ApprovalRequest[], settings: App
 
 async function settleFailure(ctx: RunContext, err: unknown) {
   const { deps, run, signal, progress } = ctx;
-  // Whatever is in flight lands before the run's last writes (or is dropped with the round).
-  await ctx.events.idle();
+  // Whatever is in flight lands before the run's last writes (or is dropped with the round),
+  // the settlements of its model calls included.
+  await Promise.all([ctx.events.idle(), ctx.settled()]);
   if (err instanceof RunLost) {
     // A sweeper took the run (its heartbeat looked stale): whoever has it now finishes it.
     deps.log.warn({ runId: run.id }, 'run taken over elsewhere; this execution stops');

@@ -1,6 +1,9 @@
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FakeAnthropic } from '../../ai/testing/fake-anthropic';
+import { formatUsdc } from '../../lib/money';
 import type { TestApi } from '../../testing';
+import { apiRequests, usageDaily } from '../usage/usage.table';
 import { events, MODEL, projectWith, settled, startWithFakeAnthropic } from './testing';
 
 let fake: FakeAnthropic;
@@ -222,5 +225,44 @@ describe('failures and control', () => {
     expect(new Set(runs.map((r) => r.id)).size).toBe(1);
     await settled(c, runs[0]?.id ?? '');
     expect((await c.runs.list({ projectId: runs[0]?.projectId ?? '' })).items).toHaveLength(1);
+  });
+});
+
+describe.runIf(Boolean(process.env.TEST_DATABASE_URL))('model calls settle beside the run', () => {
+  it('a settlement that has not landed holds the next model call and the run end, not the round', async () => {
+    const { c, projectId, a } = await twoAgents('Settling');
+    // A first run writes the project's usage_daily rows, which a settlement then updates.
+    fake.script({ kind: 'reply', chunks: ['warm'] });
+    await settled(c, (await c.runs.start({ agentId: a.id, input: 'warm up' })).id);
+    fake.reset();
+    fake.script(
+      { kind: 'tool-use', calls: [{ name: 'calculator', input: { expression: '2 + 3' } }] },
+      { kind: 'reply', chunks: ['five'] },
+    );
+    let runId = '';
+    // Holding those rows stalls the first model call's settlement (on another connection).
+    await t.api.deps.db.transaction(async (tx) => {
+      await tx.select().from(usageDaily).where(eq(usageDaily.projectId, projectId)).for('update');
+      runId = (await c.runs.start({ agentId: a.id, input: 'add' })).id;
+      // The round (model step and tool step) commits while its settlement waits...
+      await expect
+        .poll(async () => (await c.runs.get({ runId })).steps.map((s) => s.kind), {
+          timeout: 5000,
+        })
+        .toEqual(['model', 'tool']);
+      // ...but the next model call waits for it: its admission must see what the first cost.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(fake.requests).toHaveLength(1);
+      expect((await c.runs.get({ runId })).status).toBe('running');
+    });
+    const run = await settled(c, runId);
+    expect(run).toMatchObject({ status: 'succeeded', output: 'five' });
+    // Finished, its usage is recorded: both calls, the run's cost to the micro-USDC.
+    const calls = await t.api.deps.db
+      .select({ status: apiRequests.status, cost: apiRequests.cost })
+      .from(apiRequests)
+      .where(eq(apiRequests.runId, runId));
+    expect(calls.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
+    expect(formatUsdc(calls.reduce((sum, r) => sum + r.cost, 0n))).toBe(run.cost);
   });
 });
