@@ -81,21 +81,26 @@ export function createDeadlines(run: (conn: SocketConnection, kind: DeadlineKind
       let bucket = buckets.get(slot);
       if (!bucket) {
         const conns = new Set<SocketConnection>();
-        const timer = setTimeout(
-          () => {
-            buckets.delete(slot);
-            for (const c of conns) {
-              // Moved to another deadline meanwhile: that one's bucket serves it.
-              const kind = c.deadline;
-              if (kind === null || Math.ceil(c.deadlineAt / DEADLINE_SLICE_MS) !== slot) continue;
-              c.deadline = null;
-              run(c, kind);
-            }
-          },
-          Math.max(0, slot * DEADLINE_SLICE_MS - Date.now()),
-        );
-        timer.unref();
-        bucket = { conns, timer };
+        const due = slot * DEADLINE_SLICE_MS;
+        const arm = () => setTimeout(fire, Math.max(0, due - Date.now())).unref();
+        const fire = () => {
+          // A timer runs on the event loop's clock, which may lag the wall clock by a
+          // millisecond or so: one that comes early waits out the rest.
+          if (Date.now() < due) {
+            created.timer = arm();
+            return;
+          }
+          buckets.delete(slot);
+          for (const c of conns) {
+            // Moved to another deadline meanwhile: that one's bucket serves it.
+            const kind = c.deadline;
+            if (kind === null || Math.ceil(c.deadlineAt / DEADLINE_SLICE_MS) !== slot) continue;
+            c.deadline = null;
+            run(c, kind);
+          }
+        };
+        const created = { conns, timer: arm() };
+        bucket = created;
         buckets.set(slot, bucket);
       }
       bucket.conns.add(conn);
