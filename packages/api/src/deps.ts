@@ -38,6 +38,7 @@ export function openConfiguredDatabase(config: Config): Promise<DatabaseHandle> 
     poolSize: config.databasePoolSize,
     connectTimeoutMs: config.databaseConnectTimeoutMs,
     statementTimeoutMs: config.databaseStatementTimeoutMs,
+    preparedStatements: config.databasePreparedStatements,
   });
 }
 

@@ -15,7 +15,8 @@ import { traceStatement, tracingEnabled } from '../lib/tracing';
  * A permit is held until postgres.js settles the work, not until the caller gives up: work
  * still stuck on a dead connection keeps its permit, so new work waits here (bounded) rather
  * than queueing inside postgres.js (unbounded). Only the calls drizzle makes are bounded
- * (`unsafe`, `begin` and `savepoint` inside it); tagged-template calls pass through.
+ * (`unsafe`, `begin` and `savepoint` inside it); tagged-template calls pass through. With
+ * `prepare`, the statements drizzle sends with parameters are also prepared (see `prepare`).
  */
 export interface Bounds {
   /** Statements and transactions in flight at once: the pool size. */
@@ -27,6 +28,16 @@ export interface Bounds {
    * issued: the wait for a permit and for connecting included.
    */
   answerMs: number;
+  /**
+   * Whether the statements drizzle sends with parameters are prepared. drizzle asks
+   * postgres.js for unprepared ones, and postgres.js then sends an unprepared statement with
+   * parameters in two round trips: Parse and Describe first, to learn the parameters' types,
+   * and Bind and Execute once they come back. Prepared, a statement is parsed once per
+   * connection (those round trips, the first time) and then sent in one round trip. postgres.js
+   * keeps them per connection, and connections are recycled (max_lifetime), so statements
+   * built with a varying number of parameters do not pile up for long.
+   */
+  prepare?: boolean;
 }
 
 export class DatabaseTimeoutError extends Error {
@@ -211,6 +222,13 @@ class Deferred implements PendingLike {
 
 type Unsafe = (...args: unknown[]) => PendingLike;
 
+/** `unsafe`'s arguments with `prepare: true` when the statement has parameters. */
+function preparing(args: unknown[]): unknown[] {
+  const [query, params, options] = args;
+  if (!Array.isArray(params) || params.length === 0) return args;
+  return [query, params, { ...(options as object | undefined), prepare: true }];
+}
+
 /**
  * Inside a transaction the connection is already held: statements are bounded by
  * `answerMs` only, and the first one that times out fails the whole transaction at once
@@ -221,6 +239,7 @@ function boundScope(
   sql: TransactionSql,
   answerMs: number,
   onTimeout: (e: unknown) => void,
+  prepare: boolean,
 ): TransactionSql {
   const run = (q: PendingLike) =>
     within(q, answerMs).catch((e: unknown) => {
@@ -229,14 +248,14 @@ function boundScope(
     });
   const unsafe: Unsafe = (...args) =>
     new Deferred(
-      (sql.unsafe as unknown as Unsafe)(...args),
+      (sql.unsafe as unknown as Unsafe)(...(prepare ? preparing(args) : args)),
       tracingEnabled() ? (q) => traceStatement(args[0], run(q)) : run,
     );
   const savepoint = (...args: unknown[]) => {
     const fn = args.pop() as (inner: TransactionSql) => unknown;
     return (sql.savepoint as unknown as (...a: unknown[]) => unknown)(
       ...args,
-      (inner: TransactionSql) => fn(boundScope(inner, answerMs, onTimeout)),
+      (inner: TransactionSql) => fn(boundScope(inner, answerMs, onTimeout, prepare)),
     );
   };
   return new Proxy(sql, {
@@ -274,7 +293,7 @@ function boundedBegin(sql: Sql, gate: ReturnType<typeof createGate>, bounds: Bou
           clearTimeout(notStarted);
           // The caller was already told it failed: run nothing late.
           if (failed) throw new DatabaseTimeoutError('QUERY_TIMEOUT', 'transaction started late');
-          return fn(boundScope(tx, bounds.answerMs, fail));
+          return fn(boundScope(tx, bounds.answerMs, fail, bounds.prepare ?? false));
         },
       );
       work.then(
@@ -311,7 +330,7 @@ export function withBounds(sql: Sql, bounds: Bounds): Sql {
   };
   const unsafe: Unsafe = (...args) =>
     new Deferred(
-      (sql.unsafe as unknown as Unsafe)(...args),
+      (sql.unsafe as unknown as Unsafe)(...(bounds.prepare ? preparing(args) : args)),
       tracingEnabled() ? (q) => traceStatement(args[0], run(q)) : run,
     );
   const begin = boundedBegin(sql, gate, bounds);

@@ -74,10 +74,15 @@ export interface OpenDatabaseOptions {
   connectTimeoutMs?: number;
   /** PostgreSQL: statement_timeout of pool connections. */
   statementTimeoutMs?: number;
+  /** PostgreSQL: prepare statements with parameters (see bounds.ts); default true. */
+  preparedStatements?: boolean;
 }
 
 type PostgresLimits = Required<
-  Pick<OpenDatabaseOptions, 'poolSize' | 'connectTimeoutMs' | 'statementTimeoutMs'>
+  Pick<
+    OpenDatabaseOptions,
+    'poolSize' | 'connectTimeoutMs' | 'statementTimeoutMs' | 'preparedStatements'
+  >
 >;
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseHandle> {
@@ -86,6 +91,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     poolSize: opts.poolSize ?? 10,
     connectTimeoutMs: opts.connectTimeoutMs ?? 5_000,
     statementTimeoutMs: opts.statementTimeoutMs ?? 15_000,
+    preparedStatements: opts.preparedStatements ?? true,
   });
 }
 
@@ -120,6 +126,7 @@ async function openPostgres(url: string, limits: PostgresLimits): Promise<Databa
     size: limits.poolSize,
     acquireMs: limits.connectTimeoutMs,
     answerMs,
+    prepare: limits.preparedStatements,
   });
   const db = drizzle(bounded, { schema }) as unknown as Db;
   return {

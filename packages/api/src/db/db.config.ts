@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { int, setting } from '../lib/settings';
+import { bool, int, setting } from '../lib/settings';
 
 export const databaseConfig = {
   databaseUrl: setting({
@@ -27,5 +27,11 @@ export const databaseConfig = {
     schema: int(100, 3_600_000),
     default: '15000',
     doc: 'statement_timeout of pool connections; a query without an answer within the connect timeout + this + 0.5 s is given up client-side',
+  }),
+  databasePreparedStatements: setting({
+    env: 'DATABASE_PREPARED_STATEMENTS',
+    schema: bool,
+    default: 'true',
+    doc: 'statements with parameters are prepared once per connection and then sent in one round trip (unprepared, the driver asks the server for the parameter types first: two); false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21)',
   }),
 };

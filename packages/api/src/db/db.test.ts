@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { withDatabase } from '../testing';
-import { openDatabase } from './client';
+import { openDatabase, rowsOf } from './client';
 import { users } from './schema';
 
 // These run on PGlite even when TEST_DATABASE_URL is set, so CI covers both paths.
@@ -70,5 +71,38 @@ describe.runIf(url)('PostgreSQL', () => {
       await admin.unsafe(`drop database if exists "${name}" with (force)`);
       await admin.end();
     }
+  });
+
+  it('statements with parameters are prepared once per connection, in transactions too', async () => {
+    if (!url) return;
+    const prepared = async (preparedStatements: boolean) => {
+      // One connection: the statements prepared are that session's.
+      const handle = await openDatabase({
+        url,
+        dataDir: 'unused',
+        poolSize: 1,
+        preparedStatements,
+      });
+      try {
+        const probe = (db: typeof handle.db, n: number) =>
+          db.execute(sql`select ${n}::int + 1 as v /* prepared-probe */`);
+        for (const n of [1, 2, 3])
+          expect(rowsOf(await probe(handle.db, n))).toEqual([{ v: n + 1 }]);
+        await handle.db.transaction(async (tx) => {
+          await probe(tx as unknown as typeof handle.db, 4);
+          await tx.execute(sql`select ${'x'}::text as w /* prepared-in-tx */`);
+        });
+        const rows = rowsOf<{ statement: string }>(
+          await handle.db.execute(sql`select statement from pg_prepared_statements`),
+        );
+        return rows.map((r) => r.statement.match(/prepared-(probe|in-tx)/)?.[1]).filter(Boolean);
+      } finally {
+        await handle.close();
+      }
+    };
+    // Prepared: each text once (reused after), whether in a transaction or not.
+    expect((await prepared(true)).sort()).toEqual(['in-tx', 'probe']);
+    // Switched off (a pooler that cannot keep them): none.
+    expect(await prepared(false)).toEqual([]);
   });
 });
