@@ -313,3 +313,38 @@ describe('cross-tenant matrix', () => {
     expect(msgs.items.map((m) => m.id)).toEqual([sent.message.id, replyId]);
   });
 });
+
+describe('project checks come before the input', () => {
+  it('a non-member learns nothing of the input rules; a malformed project id reaches no handler', async () => {
+    const owner = await t.signUp('Rules Owner');
+    const stranger = await t.signUp('Rules Stranger');
+    const o = t.caller(owner.accessToken);
+    const s = t.caller(stranger.accessToken);
+    const { id: projectId } = await o.projects.create({ name: 'Rules' });
+    await o.projects.members.add({ projectId, email: stranger.user.email, role: 'viewer' });
+    const tooLong = 'x'.repeat(10_000);
+    // A member below the role: refused for the role, whatever else the input holds.
+    expect(await failure(s.projects.update({ projectId, name: tooLong }))).toMatchObject({
+      code: 'FORBIDDEN',
+      appCode: 'projects.role_insufficient',
+    });
+    await o.projects.members.remove({ projectId, userId: stranger.user.id });
+    // No longer a member: NOT_FOUND, as for a project that does not exist, not the rule.
+    expect(await failure(s.projects.update({ projectId, name: tooLong }))).toEqual(
+      await failure(s.projects.update({ projectId: crypto.randomUUID(), name: tooLong })),
+    );
+    expect(await failure(s.projects.update({ projectId, name: tooLong }))).toMatchObject({
+      code: 'NOT_FOUND',
+      appCode: 'projects.not_found',
+    });
+    // The member with the role gets the input's own error.
+    expect(await failure(o.projects.update({ projectId, name: tooLong }))).toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    // Not a project id at all: refused as input, and nothing ran.
+    expect(await failure(o.projects.update({ projectId: 'nope', name: 'Renamed' }))).toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    expect((await o.projects.get({ projectId })).name).toBe('Rules');
+  });
+});

@@ -254,31 +254,51 @@ function rawProjectId(raw: unknown): string | null {
 }
 
 /**
- * admitUser for project-scoped procedures: when the raw input names a project, the session
- * check also reads the caller's membership and the project in the same query
- * (`projectAccess`), and projectProcedure uses that instead of reading them again.
+ * admitUser for project-scoped procedures, and the project check in the same link (tRPC
+ * copies the call's options and context at every link): when the raw input names a project,
+ * the session check also reads the caller's membership and the project in the same query
+ * (`projectAccess`), and the membership and role are checked here, before the input is parsed.
+ * Without a projectId of that form no check is made, and the input, which requires one, is
+ * refused next: no handler runs without its membership.
  */
-const admitUserInProject = t.middleware(({ ctx, meta, path, type, getRawInput, next }) =>
-  traced(ctx, path, type, async () => {
-    let caller: ReturnType<typeof callerContext> & { projectAccess: ProjectAccess | null };
-    try {
-      const projectId = rawProjectId(await admit(ctx, getRawInput));
-      const { auth, access } = projectId
-        ? await ctx.authenticateInProject(projectId)
-        : { auth: await ctx.authenticate(), access: undefined };
-      const principal = callerOf(auth, meta);
-      caller = {
-        user: principal.user,
-        principal,
-        actor: actorOf(principal, ctx.req),
-        projectAccess: access ?? null,
+function admitUserInProject(minRole: ProjectRole) {
+  return t.middleware(({ ctx, meta, path, type, getRawInput, next }) =>
+    traced(ctx, path, type, async () => {
+      let caller: ReturnType<typeof callerContext> & {
+        membership: Membership;
+        project: ProjectRow | undefined;
       };
-    } catch (e) {
-      throw mapAppError(e);
-    }
-    return mapAppErrors(await next({ ctx: caller }));
-  }),
-);
+      try {
+        const projectId = rawProjectId(await admit(ctx, getRawInput));
+        const { auth, access } = projectId
+          ? await ctx.authenticateInProject(projectId)
+          : { auth: await ctx.authenticate(), access: undefined };
+        const principal = callerOf(auth, meta);
+        const scope = projectId
+          ? await membershipOf({ db: ctx.db, principal, projectAccess: access ?? null }, projectId)
+          : null;
+        if (scope && !roleAtLeast(scope.membership.role, minRole)) {
+          throw new AppError(
+            'projects.role_insufficient',
+            `This needs the ${minRole} role or higher`,
+          );
+        }
+        caller = {
+          user: principal.user,
+          principal,
+          actor: actorOf(principal, ctx.req),
+          // Only absent when the input is refused before any handler runs (see above).
+          membership: scope?.membership as Membership,
+          // The row read with the session check, when it was (projects.get uses it).
+          project: scope?.project,
+        };
+      } catch (e) {
+        throw mapAppError(e);
+      }
+      return mapAppErrors(await next({ ctx: caller }));
+    }),
+  );
+}
 
 /** The person and session behind a call; for procedures keys may not call (meta `keys`). */
 export function sessionUser(principal: Principal): AuthUser {
@@ -334,19 +354,8 @@ export const adminProcedure = authedProcedure.meta({ auth: 'admin' }).use(async 
 export function projectProcedure(minRole: ProjectRole) {
   return t.procedure
     .meta({ auth: { project: minRole } })
-    .use(admitUserInProject)
-    .input(z.object({ projectId: z.uuid() }))
-    .use(async ({ ctx, input, next }) => {
-      const { membership, project } = await membershipOf(ctx, input.projectId);
-      if (!roleAtLeast(membership.role, minRole)) {
-        throw new AppError(
-          'projects.role_insufficient',
-          `This needs the ${minRole} role or higher`,
-        );
-      }
-      // `project`: the row read with the session check, when it was (projects.get uses it).
-      return next({ ctx: { membership, project } });
-    });
+    .use(admitUserInProject(minRole))
+    .input(z.object({ projectId: z.uuid() }));
 }
 
 /**
