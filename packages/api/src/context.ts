@@ -23,6 +23,7 @@ import {
 } from './modules/auth/auth.service';
 import type { ReplyRunner } from './modules/chat/replies';
 import type { Gateway } from './modules/gateway/gateway';
+import type { SessionCache } from './modules/auth/session-cache';
 import type { Runner } from './modules/runs/runner';
 import type { User } from './modules/users/users.dto';
 import type { SocketConnection } from './realtime/connections';
@@ -50,6 +51,8 @@ export interface Deps {
   storage: BlobStorage;
   /** Throttled writes of API keys' last-used time. */
   keyUsage: KeyUsageRecorder;
+  /** Session checks that stood, kept in this process (modules/auth/session-cache.ts). */
+  sessions: SessionCache;
 }
 
 /** What the transport knows about the caller. */
@@ -219,6 +222,7 @@ export function createContextInner(
     mail: deps.mail,
     storage: deps.storage,
     keyUsage: deps.keyUsage,
+    sessions: deps.sessions,
     req,
     connection,
     authenticate,
@@ -234,6 +238,11 @@ async function verifyToken(deps: Deps, token: string): Promise<Authentication> {
     void deps.keyUsage.touch(result.key.keyId);
     return { ok: true, principal: { kind: 'key', user: result.user, key: result.key } };
   }
-  const user = await authenticate({ db: deps.db, config: deps.config, token });
+  const user = await authenticate({
+    db: deps.db,
+    config: deps.config,
+    token,
+    cache: deps.sessions,
+  });
   return user ? { ok: true, principal: { kind: 'session', user } } : NO_CREDENTIAL;
 }

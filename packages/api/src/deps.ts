@@ -23,6 +23,7 @@ import {
   type GatewayDeps,
 } from './modules/gateway/gateway';
 import { mcpRuntime } from './modules/mcp/runtime';
+import { createSessionCache } from './modules/auth/session-cache';
 import { createPolicyCache } from './modules/policies/policies.cache';
 import type { RunObservers } from './modules/runs/run-context';
 import { createRunner } from './modules/runs/runner';
@@ -158,6 +159,11 @@ export async function buildDeps(opts: {
   const models = createModelRegistry(config, { mockChunkDelayMs: opts.mockChunkDelayMs });
   const policies = await createPolicyCache({ db, listen: database.listen.bind(database) });
   life.defer('policy cache', () => policies.close());
+  const sessions = await createSessionCache({
+    ttlMs: config.sessionCacheMs,
+    listen: database.listen.bind(database),
+  });
+  life.defer('session cache', () => sessions.close());
   const gateway = buildGateway(config, db, {
     bus,
     models,
@@ -192,6 +198,7 @@ export async function buildDeps(opts: {
     mail,
     chain,
     storage,
+    sessions,
     keyUsage: createKeyUsageRecorder({
       db,
       onError: (err) => log.warn({ err }, 'could not record when an API key was last used'),

@@ -18,8 +18,16 @@ export interface DatabaseHandle {
   migrate(): Promise<void>;
   /** Number of committed migrations not yet applied to this database. */
   pendingMigrations(): Promise<number>;
-  /** LISTEN on a channel (a dedicated connection on PostgreSQL); resolves to unlisten. */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * LISTEN on a channel (a dedicated connection on PostgreSQL); resolves to unlisten.
+   * `onListen` runs each time the LISTEN is (re)established: notifications sent while that
+   * connection was down are lost, so whatever they keep fresh is stale from then on.
+   */
+  listen(
+    channel: string,
+    onPayload: (payload: string) => void,
+    onListen?: () => void,
+  ): Promise<() => Promise<void>>;
   /**
    * Tries to take a session-level advisory lock on a dedicated connection and keep it until
    * `release()` (or until that connection dies); null when another holder has it. Used to
@@ -148,8 +156,8 @@ async function openPostgres(url: string, limits: PostgresLimits): Promise<Databa
     async pendingMigrations() {
       return Math.max(0, journalEntries() - (await countApplied(db)));
     },
-    async listen(channel, onPayload) {
-      const sub = await client.listen(channel, onPayload);
+    async listen(channel, onPayload, onListen) {
+      const sub = await client.listen(channel, onPayload, onListen);
       return () => sub.unlisten();
     },
     async tryAdvisoryLock(key) {

@@ -38,6 +38,12 @@ export const authConfig = {
     default: '30',
     doc: 'absolute lifetime of a sign-in; rotation never extends it',
   }),
+  sessionCacheMs: setting({
+    env: 'SESSION_CACHE_MS',
+    schema: int(0, 60_000),
+    default: '5000',
+    doc: 'a session check that stood is kept this long in the process (ended sessions and changed users are forgotten at once, on every instance, by NOTIFY); 0: every call checks in the database',
+  }),
   loginAttemptsPer15Minutes: setting({
     env: 'LOGIN_ATTEMPTS_PER_15_MINUTES',
     schema: int(1, 10_000),

@@ -17,6 +17,7 @@ import { normaliseEmail, toUser, type User } from '../users/users.dto';
 import { users } from '../users/users.table';
 import type { Session } from './auth.dto';
 import { burnPasswordCheck, hashPassword, needsRehash, verifyPassword } from './password';
+import { forgetSessions, type SessionCache } from './session-cache';
 import { refreshTokens, sessions } from './sessions.table';
 import { hashToken, newRefreshToken, signAccessToken, verifyAccessToken } from './tokens';
 
@@ -126,6 +127,7 @@ export async function login(opts: {
         .set({ ...patch, updatedAt: new Date() })
         .where(eq(users.id, user.id))
         .returning();
+      if (patch.role) forgetSessions({ userId: user.id });
       if (updated && patch.role) {
         await recordAudit({
           db: tx,
@@ -300,6 +302,8 @@ export async function endSessions(opts: {
   if (opts.userId) conditions.push(eq(sessions.userId, opts.userId));
   if (opts.exceptSessionId) conditions.push(ne(sessions.id, opts.exceptSessionId));
   if (!opts.sessionId && !opts.userId) throw new Error('endSessions needs a session or a user');
+  // Forgotten here at once; the sessions trigger's NOTIFY tells every instance on commit.
+  forgetSessions(opts);
   const ended = await opts.db
     .update(sessions)
     .set({ revokedAt: new Date(), revokedReason: opts.reason })
@@ -384,7 +388,7 @@ const sessionStands = and(
  */
 function prepareSessionQuery(db: Db) {
   return db
-    .select(sessionUserColumns)
+    .select({ ...sessionUserColumns, expiresAt: sessions.expiresAt })
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(sessionStands)
@@ -509,12 +513,25 @@ export async function authenticate(opts: {
   db: Db;
   config: Config;
   token: string;
+  /** Session checks that stood, kept in this process (session-cache.ts). */
+  cache?: SessionCache | undefined;
 }): Promise<AuthUser | null> {
   const claims = await verifyAccessToken(opts.config.jwt, opts.token);
   if (!claims) return null;
+  const { cache } = opts;
+  const kept = cache?.get(claims.sessionId, claims.userId);
+  if (kept) return sessionUser(kept, claims.sessionId);
+  const generation = cache?.generation ?? 0;
   const query = preparedFor(sessionQueries, opts.db, prepareSessionQuery);
   const [row] = await query.execute({ sessionId: claims.sessionId, userId: claims.userId });
-  return row ? sessionUser(row, claims.sessionId) : null;
+  if (!row) return null;
+  cache?.set(
+    claims.sessionId,
+    claims.userId,
+    { ...row, expiresAt: row.expiresAt.getTime() },
+    generation,
+  );
+  return sessionUser(row, claims.sessionId);
 }
 
 /** What a session check read about one project: the caller's role there and the project. */

@@ -5,6 +5,7 @@ import { AppError } from '../../lib/errors';
 import { keyset, type Page, toPage } from '../../lib/pagination';
 import { recordAudit } from '../audit/audit.service';
 import { endSessions } from '../auth/auth.service';
+import { forgetSessions } from '../auth/session-cache';
 import { toUser, type User } from './users.dto';
 import { users } from './users.table';
 
@@ -25,6 +26,8 @@ export async function updateProfile(opts: {
     .set({ name: opts.name, updatedAt: new Date() })
     .where(eq(users.id, opts.userId))
     .returning();
+  // The session checks kept here hold the name (the users trigger tells the other instances).
+  forgetSessions({ userId: opts.userId });
   if (!row) throw new AppError('users.not_found', 'No such user');
   return toUser(row);
 }
@@ -85,6 +88,7 @@ export async function setRole(opts: {
       .set({ role: opts.role, updatedAt: new Date() })
       .where(eq(users.id, opts.userId))
       .returning();
+    forgetSessions({ userId: opts.userId });
     if (!before || !row) throw new AppError('users.not_found', 'No such user');
     await recordAudit({
       db: tx,
@@ -110,6 +114,7 @@ export async function setActive(opts: {
       .set({ active: opts.active, updatedAt: new Date() })
       .where(eq(users.id, opts.userId))
       .returning();
+    forgetSessions({ userId: opts.userId });
     if (!row) throw new AppError('users.not_found', 'No such user');
     const ended = opts.active
       ? 0
