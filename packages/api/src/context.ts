@@ -21,9 +21,9 @@ import {
   type ResourceAccess,
   type ResourceOwner,
 } from './modules/auth/auth.service';
+import type { SessionCache } from './modules/auth/session-cache';
 import type { ReplyRunner } from './modules/chat/replies';
 import type { Gateway } from './modules/gateway/gateway';
-import type { SessionCache } from './modules/auth/session-cache';
 import type { Runner } from './modules/runs/runner';
 import type { User } from './modules/users/users.dto';
 import type { SocketConnection } from './realtime/connections';

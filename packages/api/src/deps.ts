@@ -16,6 +16,7 @@ import {
 import { createMailer, createMailTransport } from './mail/mail';
 import { createKeyUsageRecorder } from './modules/api-keys/api-keys.service';
 import { recordAudit } from './modules/audit/audit.service';
+import { createSessionCache } from './modules/auth/session-cache';
 import { createReplyRunner } from './modules/chat/replies';
 import {
   createGateway,
@@ -23,7 +24,6 @@ import {
   type GatewayDeps,
 } from './modules/gateway/gateway';
 import { mcpRuntime } from './modules/mcp/runtime';
-import { createSessionCache } from './modules/auth/session-cache';
 import { createPolicyCache } from './modules/policies/policies.cache';
 import type { RunObservers } from './modules/runs/run-context';
 import { createRunner } from './modules/runs/runner';
