@@ -11,7 +11,7 @@ import { type Db, rowsOf } from './db/client';
 import { type Actor, keyActor, userActor } from './lib/actor';
 import { AppError, type AppErrorCode, appErrorCodes, genericAppCodes } from './lib/errors';
 import { rawInputIssues } from './lib/input';
-import { failSpan, tracer } from './lib/tracing';
+import { failSpan, tracer, tracingEnabled } from './lib/tracing';
 import { isServiceUnavailable, serviceUnavailable } from './lib/unavailable';
 import type {
   AuthUser,
@@ -185,6 +185,8 @@ function traced<R extends { ok: boolean }>(
   type: string,
   run: () => Promise<R>,
 ): Promise<R> {
+  // Tracing off: no span (the no-op tracer still costs a span object and a context switch).
+  if (!tracingEnabled()) return run();
   return tracer().startActiveSpan(
     `trpc ${path}`,
     {
