@@ -2,6 +2,7 @@ import { and, eq, gt, isNull, ne, type SQL, sql } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { Config } from '../../config';
 import type { Db } from '../../db/client';
+import { directSelect } from '../../db/direct';
 import { type Actor, auditedBy } from '../../lib/actor';
 import { isUniqueViolation } from '../../lib/db-errors';
 import { AppError } from '../../lib/errors';
@@ -402,18 +403,17 @@ function prepareSessionQuery(db: Db) {
  * no role) and the caller learns the same as before: signed in, but no such project.
  */
 function prepareSessionProjectQuery(db: Db) {
-  return db
-    .select({
-      ...sessionUserColumns,
-      memberRole: projectMembers.role,
-      project: {
-        id: projects.id,
-        name: projects.name,
-        description: projects.description,
-        createdAt: projects.createdAt,
-        updatedAt: projects.updatedAt,
-      },
-    })
+  const selection = {
+    ...sessionUserColumns,
+    memberRole: projectMembers.role,
+    projectId: projects.id,
+    projectName: projects.name,
+    projectDescription: projects.description,
+    projectCreatedAt: projects.createdAt,
+    projectUpdatedAt: projects.updatedAt,
+  };
+  const query = db
+    .select(selection)
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
     .leftJoin(
@@ -424,8 +424,28 @@ function prepareSessionProjectQuery(db: Db) {
       ),
     )
     .leftJoin(projects, eq(projects.id, projectMembers.projectId))
-    .where(sessionStands)
-    .prepare('auth_session_project');
+    .where(sessionStands);
+  return directSelect(db, query, 'auth_session_project', Object.values(selection), (v) => {
+    const [id, email, name, role, createdAt, memberRole, projectId] = v as [
+      string,
+      string,
+      string,
+      AuthUser['role'],
+      Date,
+      ProjectRole | null,
+      string | null,
+    ];
+    const project: ProjectRow | null = projectId
+      ? {
+          id: projectId,
+          name: v[7] as string,
+          description: v[8] as string | null,
+          createdAt: v[9] as Date,
+          updatedAt: v[10] as Date,
+        }
+      : null;
+    return { id, email, name, role, createdAt, memberRole, project };
+  });
 }
 
 /**
@@ -458,12 +478,13 @@ export function ownedBy(
  * join: a live session answers whether or not the resource exists or the caller is a member.
  */
 function prepareSessionResourceQuery(db: Db, owner: ResourceOwner) {
-  return db
-    .select({
-      ...sessionUserColumns,
-      memberRole: projectMembers.role,
-      memberProjectId: projectMembers.projectId,
-    })
+  const selection = {
+    ...sessionUserColumns,
+    memberRole: projectMembers.role,
+    memberProjectId: projectMembers.projectId,
+  };
+  const query = db
+    .select(selection)
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
     .leftJoin(
@@ -473,8 +494,19 @@ function prepareSessionResourceQuery(db: Db, owner: ResourceOwner) {
         eq(projectMembers.userId, sessions.userId),
       ),
     )
-    .where(sessionStands)
-    .prepare(`auth_session_${owner.name}`);
+    .where(sessionStands);
+  return directSelect(db, query, `auth_session_${owner.name}`, Object.values(selection), (v) => {
+    const [id, email, name, role, createdAt, memberRole, memberProjectId] = v as [
+      string,
+      string,
+      string,
+      AuthUser['role'],
+      Date,
+      ProjectRole | null,
+      string | null,
+    ];
+    return { id, email, name, role, createdAt, memberRole, memberProjectId };
+  });
 }
 
 /** Prepared statements per database (a test process opens several). */
