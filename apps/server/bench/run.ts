@@ -125,7 +125,7 @@ async function runHttp(): Promise<boolean> {
         opts: get('/trpc/users.me', auth),
       },
       {
-        name: 'tRPC projects.get (session + membership + PK)',
+        name: 'tRPC projects.get (membership + project PK)',
         queries: '1',
         ratio: true,
         opts: get(`/trpc/projects.get?input=${input({ projectId: project.id })}`, auth),
@@ -220,7 +220,7 @@ autocannon: ${DURATION} s per case after a ${WARMUP} s warm-up; server and load 
 ${table(rows, baseline)}
 
 - vs raw: req/s divided by the raw Fastify JSON route's (${Math.round(baseline)} req/s) on the same server; baseline routes also pass the app's global hooks (request id, CORS). The repeat of the baseline shows run-to-run drift: read ratios within that margin.
-- users.me: the session check (a prepared sessions ⋈ users primary-key join) returns the user, and a check that stood is kept in the process for SESSION_CACHE_MS (5 s; forgotten at once, on every instance, when the session ends or the user changes), so under load it makes no query; projects.get is 1 query: the session, the caller's membership and the project row in one prepared query (left joins), never from the cache.
+- users.me: the session check (a prepared sessions ⋈ users primary-key join) returns the user, and a check that stood is kept in the process for SESSION_CACHE_MS (5 s; forgotten at once, on every instance, when the session ends or the user changes), so under load it makes no query; projects.get is 1 query: with a kept session check, the caller's membership and the project row (two primary-key lookups); without one, the session, the membership and the project in one prepared query (left joins).
 - the driver read is prepared, as postgres.js prepares its tagged templates (one round trip); every statement the app sends with parameters is prepared too (DATABASE_PREPARED_STATEMENTS).
 - the batch makes 10 calls per HTTP request (${Math.round((batchRow?.result.requests.average ?? 0) * 10)} calls/s); the session check runs once per request and answers all ten.
 - login: user lookup, argon2id verify on the libuv pool, then one transaction inserting the session and its refresh token.

@@ -172,6 +172,7 @@ export function createContextInner(
       config: deps.config,
       token,
       projectId,
+      cache: deps.sessions,
     });
     if (!found) return { auth: NO_CREDENTIAL };
     if (trail) {
@@ -194,6 +195,7 @@ export function createContextInner(
       token,
       owner,
       resourceId,
+      cache: deps.sessions,
     });
     if (!found) return { auth: NO_CREDENTIAL };
     if (trail) {

@@ -411,6 +411,7 @@ function prepareSessionProjectQuery(db: Db) {
     projectDescription: projects.description,
     projectCreatedAt: projects.createdAt,
     projectUpdatedAt: projects.updatedAt,
+    expiresAt: sessions.expiresAt,
   };
   const query = db
     .select(selection)
@@ -444,8 +445,44 @@ function prepareSessionProjectQuery(db: Db) {
           updatedAt: v[10] as Date,
         }
       : null;
-    return { id, email, name, role, createdAt, memberRole, project };
+    const expiresAt = v[11] as Date;
+    return { id, email, name, role, createdAt, memberRole, project, expiresAt };
   });
+}
+
+/**
+ * The membership and project part of the check alone, for a caller whose session check is
+ * kept (session-cache.ts): two primary-key lookups, read on every call.
+ */
+function prepareMemberProjectQuery(db: Db) {
+  const selection = {
+    memberRole: projectMembers.role,
+    projectId: projects.id,
+    projectName: projects.name,
+    projectDescription: projects.description,
+    projectCreatedAt: projects.createdAt,
+    projectUpdatedAt: projects.updatedAt,
+  };
+  const query = db
+    .select(selection)
+    .from(projectMembers)
+    .innerJoin(projects, eq(projects.id, projectMembers.projectId))
+    .where(
+      and(
+        eq(projectMembers.projectId, sql.placeholder('projectId')),
+        eq(projectMembers.userId, sql.placeholder('userId')),
+      ),
+    );
+  return directSelect(db, query, 'auth_member_project', Object.values(selection), (v) => ({
+    role: v[0] as ProjectRole,
+    project: {
+      id: v[1] as string,
+      name: v[2] as string,
+      description: v[3] as string | null,
+      createdAt: v[4] as Date,
+      updatedAt: v[5] as Date,
+    } satisfies ProjectRow,
+  }));
 }
 
 /**
@@ -482,6 +519,7 @@ function prepareSessionResourceQuery(db: Db, owner: ResourceOwner) {
     ...sessionUserColumns,
     memberRole: projectMembers.role,
     memberProjectId: projectMembers.projectId,
+    expiresAt: sessions.expiresAt,
   };
   const query = db
     .select(selection)
@@ -505,8 +543,27 @@ function prepareSessionResourceQuery(db: Db, owner: ResourceOwner) {
       ProjectRole | null,
       string | null,
     ];
-    return { id, email, name, role, createdAt, memberRole, memberProjectId };
+    const expiresAt = v[7] as Date;
+    return { id, email, name, role, createdAt, memberRole, memberProjectId, expiresAt };
   });
+}
+
+/** The membership part of the resource check alone, for a caller whose session check is kept. */
+function prepareMemberResourceQuery(db: Db, owner: ResourceOwner) {
+  const selection = { role: projectMembers.role, projectId: projectMembers.projectId };
+  const query = db
+    .select(selection)
+    .from(projectMembers)
+    .where(
+      and(
+        eq(projectMembers.projectId, owner.project(sql`${sql.placeholder('resourceId')}`)),
+        eq(projectMembers.userId, sql.placeholder('userId')),
+      ),
+    );
+  return directSelect(db, query, `auth_member_${owner.name}`, Object.values(selection), (v) => ({
+    role: v[0] as ProjectRole,
+    projectId: v[1] as string,
+  }));
 }
 
 /** Prepared statements per database (a test process opens several). */
@@ -524,6 +581,27 @@ const sessionResourceQueries = new WeakMap<
   Db,
   Map<string, ReturnType<typeof prepareSessionResourceQuery>>
 >();
+const memberProjectQueries = new WeakMap<Db, ReturnType<typeof prepareMemberProjectQuery>>();
+const memberResourceQueries = new WeakMap<
+  Db,
+  Map<string, ReturnType<typeof prepareMemberResourceQuery>>
+>();
+
+/** The prepared statement of `owner` in `cache`, made on first use. */
+function perOwner<T>(
+  cache: WeakMap<Db, Map<string, T>>,
+  db: Db,
+  owner: ResourceOwner,
+  prepare: (db: Db, owner: ResourceOwner) => T,
+): T {
+  const perDb = preparedFor(cache, db, () => new Map<string, T>());
+  let query = perDb.get(owner.name);
+  if (!query) {
+    query = prepare(db, owner);
+    perDb.set(owner.name, query);
+  }
+  return query;
+}
 
 /** toUser plus the session, written out: a spread here cost more than the rest of it. */
 function sessionUser(
@@ -583,9 +661,23 @@ export async function authenticateInProject(opts: {
   config: Config;
   token: string;
   projectId: string;
+  /** Session checks that stood, kept in this process (session-cache.ts). */
+  cache?: SessionCache | undefined;
 }): Promise<{ user: AuthUser; access: ProjectAccess } | null> {
   const claims = await verifyAccessToken(opts.config.jwt, opts.token);
   if (!claims) return null;
+  const { cache } = opts;
+  const kept = cache?.get(claims.sessionId, claims.userId);
+  if (kept) {
+    // The session as kept; the membership and the project read now, as always.
+    const query = preparedFor(memberProjectQueries, opts.db, prepareMemberProjectQuery);
+    const [member] = await query.execute({ projectId: opts.projectId, userId: claims.userId });
+    return {
+      user: sessionUser(kept, claims.sessionId),
+      access: { projectId: opts.projectId, member: member ?? null },
+    };
+  }
+  const generation = cache?.generation ?? 0;
   const query = preparedFor(sessionProjectQueries, opts.db, prepareSessionProjectQuery);
   const [row] = await query.execute({
     sessionId: claims.sessionId,
@@ -593,6 +685,12 @@ export async function authenticateInProject(opts: {
     projectId: opts.projectId,
   });
   if (!row) return null;
+  cache?.set(
+    claims.sessionId,
+    claims.userId,
+    { ...row, expiresAt: row.expiresAt.getTime() },
+    generation,
+  );
   const user = sessionUser(row, claims.sessionId);
   const member =
     row.memberRole && row.project ? { role: row.memberRole, project: row.project } : null;
@@ -617,21 +715,36 @@ export async function authenticateInResource(opts: {
   token: string;
   owner: ResourceOwner;
   resourceId: string;
+  /** Session checks that stood, kept in this process (session-cache.ts). */
+  cache?: SessionCache | undefined;
 }): Promise<{ user: AuthUser; access: ResourceAccess } | null> {
   const claims = await verifyAccessToken(opts.config.jwt, opts.token);
   if (!claims) return null;
-  const perDb = preparedFor(sessionResourceQueries, opts.db, () => new Map());
-  let query = perDb.get(opts.owner.name);
-  if (!query) {
-    query = prepareSessionResourceQuery(opts.db, opts.owner);
-    perDb.set(opts.owner.name, query);
+  const { cache } = opts;
+  const kept = cache?.get(claims.sessionId, claims.userId);
+  if (kept) {
+    // The session as kept; the membership of the resource's project read now, as always.
+    const query = perOwner(memberResourceQueries, opts.db, opts.owner, prepareMemberResourceQuery);
+    const [member] = await query.execute({ resourceId: opts.resourceId, userId: claims.userId });
+    return {
+      user: sessionUser(kept, claims.sessionId),
+      access: { resourceId: opts.resourceId, member: member ?? null },
+    };
   }
+  const generation = cache?.generation ?? 0;
+  const query = perOwner(sessionResourceQueries, opts.db, opts.owner, prepareSessionResourceQuery);
   const [row] = await query.execute({
     sessionId: claims.sessionId,
     userId: claims.userId,
     resourceId: opts.resourceId,
   });
   if (!row) return null;
+  cache?.set(
+    claims.sessionId,
+    claims.userId,
+    { ...row, expiresAt: row.expiresAt.getTime() },
+    generation,
+  );
   const member =
     row.memberRole && row.memberProjectId
       ? { projectId: row.memberProjectId, role: row.memberRole }

@@ -85,8 +85,14 @@ describe('on one instance, what ends or changes a session shows on the next call
     expect(await failure(u().users.list({}))).toMatchObject({ code: 'FORBIDDEN' });
     await u().users.update({ name: 'Renamed' });
     expect((await u().users.me()).name).toBe('Renamed');
+    // Calls addressed to a project use the kept check too (the membership is read each time).
+    const { id: projectId } = await u().projects.create({ name: 'Kept' });
+    expect((await u().projects.get({ projectId })).myRole).toBe('owner');
     await t.caller().auth.logout({ refreshToken: user.refreshToken });
     expect(await failure(u().users.me())).toMatchObject({ code: 'UNAUTHORIZED' });
+    expect(await failure(u().projects.get({ projectId }))).toMatchObject({
+      code: 'UNAUTHORIZED',
+    });
 
     const other = await t.signUp('Cache Other');
     await t.caller(other.accessToken).users.me();
@@ -159,8 +165,15 @@ describe.runIf(Boolean(process.env.TEST_DATABASE_URL))('across instances', () =>
     await db.execute(sql`update users set name = 'Member Renamed' where id = ${user.user.id}`);
     await within(1000, async () => (await userOnB().users.me()).name === 'Member Renamed');
 
+    // Project-addressed calls: the kept session, the membership read each time.
+    const { id: projectId } = await caller(a, user.accessToken).projects.create({ name: 'B' });
+    expect(await outcome(userOnB().projects.get({ projectId }))).toBe('ok');
+    await db.execute(sql`delete from project_members where user_id = ${user.user.id}`);
+    expect(await outcome(userOnB().projects.get({ projectId }))).toBe('NOT_FOUND');
+
     await db.execute(sql`update sessions set revoked_at = now() where user_id = ${user.user.id}`);
     await within(1000, async () => (await outcome(userOnB().users.me())) === 'UNAUTHORIZED');
+    expect(await outcome(userOnB().projects.get({ projectId }))).toBe('UNAUTHORIZED');
   });
 
   it('a notification that never comes: the TTL bounds it', async () => {
