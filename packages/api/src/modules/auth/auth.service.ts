@@ -396,6 +396,40 @@ function prepareSessionQuery(db: Db) {
     .prepare('auth_session');
 }
 
+/** The project's columns as the checks select them (read back by `projectAt`). */
+const projectColumns = {
+  projectId: projects.id,
+  projectName: projects.name,
+  projectDescription: projects.description,
+  projectCreatedAt: projects.createdAt,
+  projectUpdatedAt: projects.updatedAt,
+};
+
+/** The project row from `projectColumns` selected from position `at`; null when absent. */
+function projectAt(v: unknown[], at: number): ProjectRow | null {
+  const id = v[at] as string | null;
+  return id
+    ? {
+        id,
+        name: v[at + 1] as string,
+        description: v[at + 2] as string | null,
+        createdAt: v[at + 3] as Date,
+        updatedAt: v[at + 4] as Date,
+      }
+    : null;
+}
+
+/** The user from `sessionUserColumns`, selected first. */
+function userAt(v: unknown[]) {
+  return {
+    id: v[0] as string,
+    email: v[1] as string,
+    name: v[2] as string,
+    role: v[3] as AuthUser['role'],
+    createdAt: v[4] as Date,
+  };
+}
+
 /**
  * The same check plus the caller's membership of one project and that project's row, in one
  * round trip: project-scoped calls used to make three (session, membership, project). The
@@ -406,11 +440,7 @@ function prepareSessionProjectQuery(db: Db) {
   const selection = {
     ...sessionUserColumns,
     memberRole: projectMembers.role,
-    projectId: projects.id,
-    projectName: projects.name,
-    projectDescription: projects.description,
-    projectCreatedAt: projects.createdAt,
-    projectUpdatedAt: projects.updatedAt,
+    ...projectColumns,
     expiresAt: sessions.expiresAt,
   };
   const query = db
@@ -426,28 +456,12 @@ function prepareSessionProjectQuery(db: Db) {
     )
     .leftJoin(projects, eq(projects.id, projectMembers.projectId))
     .where(sessionStands);
-  return directSelect(db, query, 'auth_session_project', Object.values(selection), (v) => {
-    const [id, email, name, role, createdAt, memberRole, projectId] = v as [
-      string,
-      string,
-      string,
-      AuthUser['role'],
-      Date,
-      ProjectRole | null,
-      string | null,
-    ];
-    const project: ProjectRow | null = projectId
-      ? {
-          id: projectId,
-          name: v[7] as string,
-          description: v[8] as string | null,
-          createdAt: v[9] as Date,
-          updatedAt: v[10] as Date,
-        }
-      : null;
-    const expiresAt = v[11] as Date;
-    return { id, email, name, role, createdAt, memberRole, project, expiresAt };
-  });
+  return directSelect(db, query, 'auth_session_project', Object.values(selection), (v) => ({
+    ...userAt(v),
+    memberRole: v[5] as ProjectRole | null,
+    project: projectAt(v, 6),
+    expiresAt: v[11] as Date,
+  }));
 }
 
 /**
@@ -455,14 +469,7 @@ function prepareSessionProjectQuery(db: Db) {
  * kept (session-cache.ts): two primary-key lookups, read on every call.
  */
 function prepareMemberProjectQuery(db: Db) {
-  const selection = {
-    memberRole: projectMembers.role,
-    projectId: projects.id,
-    projectName: projects.name,
-    projectDescription: projects.description,
-    projectCreatedAt: projects.createdAt,
-    projectUpdatedAt: projects.updatedAt,
-  };
+  const selection = { memberRole: projectMembers.role, ...projectColumns };
   const query = db
     .select(selection)
     .from(projectMembers)
@@ -475,13 +482,8 @@ function prepareMemberProjectQuery(db: Db) {
     );
   return directSelect(db, query, 'auth_member_project', Object.values(selection), (v) => ({
     role: v[0] as ProjectRole,
-    project: {
-      id: v[1] as string,
-      name: v[2] as string,
-      description: v[3] as string | null,
-      createdAt: v[4] as Date,
-      updatedAt: v[5] as Date,
-    } satisfies ProjectRow,
+    // An inner join: the project is there.
+    project: projectAt(v, 1) as ProjectRow,
   }));
 }
 
@@ -533,19 +535,12 @@ function prepareSessionResourceQuery(db: Db, owner: ResourceOwner) {
       ),
     )
     .where(sessionStands);
-  return directSelect(db, query, `auth_session_${owner.name}`, Object.values(selection), (v) => {
-    const [id, email, name, role, createdAt, memberRole, memberProjectId] = v as [
-      string,
-      string,
-      string,
-      AuthUser['role'],
-      Date,
-      ProjectRole | null,
-      string | null,
-    ];
-    const expiresAt = v[7] as Date;
-    return { id, email, name, role, createdAt, memberRole, memberProjectId, expiresAt };
-  });
+  return directSelect(db, query, `auth_session_${owner.name}`, Object.values(selection), (v) => ({
+    ...userAt(v),
+    memberRole: v[5] as ProjectRole | null,
+    memberProjectId: v[6] as string | null,
+    expiresAt: v[7] as Date,
+  }));
 }
 
 /** The membership part of the resource check alone, for a caller whose session check is kept. */
