@@ -18,7 +18,7 @@ import { normaliseEmail, toUser, type User } from '../users/users.dto';
 import { users } from '../users/users.table';
 import type { Session } from './auth.dto';
 import { burnPasswordCheck, hashPassword, needsRehash, verifyPassword } from './password';
-import { forgetSessions, type SessionCache } from './session-cache';
+import { forgetSessions, type SessionCache, type SessionRow } from './session-cache';
 import { refreshTokens, sessions } from './sessions.table';
 import { hashToken, newRefreshToken, signAccessToken, verifyAccessToken } from './tokens';
 
@@ -613,6 +613,21 @@ function sessionUser(
   };
 }
 
+/** Keeps a session check that stood (see SessionCache.set for `generation`). */
+function keep(
+  cache: SessionCache | undefined,
+  claims: { sessionId: string; userId: string },
+  row: Omit<SessionRow, 'expiresAt'> & { expiresAt: Date },
+  generation: number,
+): void {
+  cache?.set(
+    claims.sessionId,
+    claims.userId,
+    { ...row, expiresAt: row.expiresAt.getTime() },
+    generation,
+  );
+}
+
 /** Resolves an access token to its user: valid signature and claims, live session, active user. */
 export async function authenticate(opts: {
   db: Db;
@@ -630,12 +645,7 @@ export async function authenticate(opts: {
   const query = preparedFor(sessionQueries, opts.db, prepareSessionQuery);
   const [row] = await query.execute({ sessionId: claims.sessionId, userId: claims.userId });
   if (!row) return null;
-  cache?.set(
-    claims.sessionId,
-    claims.userId,
-    { ...row, expiresAt: row.expiresAt.getTime() },
-    generation,
-  );
+  keep(cache, claims, row, generation);
   return sessionUser(row, claims.sessionId);
 }
 
@@ -680,12 +690,7 @@ export async function authenticateInProject(opts: {
     projectId: opts.projectId,
   });
   if (!row) return null;
-  cache?.set(
-    claims.sessionId,
-    claims.userId,
-    { ...row, expiresAt: row.expiresAt.getTime() },
-    generation,
-  );
+  keep(cache, claims, row, generation);
   const user = sessionUser(row, claims.sessionId);
   const member =
     row.memberRole && row.project ? { role: row.memberRole, project: row.project } : null;
@@ -734,12 +739,7 @@ export async function authenticateInResource(opts: {
     resourceId: opts.resourceId,
   });
   if (!row) return null;
-  cache?.set(
-    claims.sessionId,
-    claims.userId,
-    { ...row, expiresAt: row.expiresAt.getTime() },
-    generation,
-  );
+  keep(cache, claims, row, generation);
   const member =
     row.memberRole && row.memberProjectId
       ? { projectId: row.memberProjectId, role: row.memberRole }
